@@ -1,0 +1,44 @@
+# Two commands: `make run` (install what is missing, build, start on the dev default) and
+# `make test` (build and run every test). Everything else here serves those two.
+SHELL := /bin/bash
+CONFIG ?= config/switchyard.yaml
+SWIFT ?= swift
+
+# Debian packages: the C libraries of the design, and the real peers the tests talk to.
+APT_RUN  := libssl-dev libnghttp2-dev libsqlite3-dev
+APT_TEST := curl slowhttptest
+APT_BENCH := nginx-light haproxy wrk nghttp2-client valgrind hyperfine
+
+.PHONY: run test build release deps deps-test deps-bench bench clean check-config
+
+deps:
+	@./scripts/apt-ensure.sh $(APT_RUN)
+
+deps-test: deps
+	@./scripts/apt-ensure.sh $(APT_TEST)
+
+deps-bench: deps
+	@./scripts/apt-ensure.sh $(APT_BENCH)
+
+build: deps
+	$(SWIFT) build
+
+release: deps
+	$(SWIFT) build -c release
+
+run: release
+	@mkdir -p var
+	./.build/release/switchyard serve --config $(CONFIG)
+
+check-config: build
+	./.build/debug/switchyard check --config $(CONFIG)
+
+test: deps-test
+	$(SWIFT) build --build-tests
+	$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
+
+bench: deps-bench release
+	./bench/http1.sh
+
+clean:
+	rm -rf .build var

@@ -1,0 +1,37 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+// Dependencies point one way: switchyard -> ProxyEngine -> RouteResolver; C targets at the bottom.
+// ProxyEngine is built without Foundation (see STYLE.md, point 9).
+let package = Package(
+    name: "Switchyard",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "switchyard", targets: ["switchyard"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        .target(name: "CLinux"),
+        .target(name: "RouteResolver"),
+        .target(
+            name: "ProxyEngine",
+            dependencies: ["CLinux", "RouteResolver"],
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"])]
+        ),
+        .executableTarget(
+            name: "switchyard",
+            dependencies: [
+                "ProxyEngine", "RouteResolver",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .testTarget(name: "ProxyEngineTests", dependencies: ["ProxyEngine"]),
+        .testTarget(name: "RouteResolverTests", dependencies: ["RouteResolver"]),
+        .testTarget(name: "SwitchyardTests", dependencies: ["switchyard"]),
+        .testTarget(name: "IntegrationTests", dependencies: []),
+    ]
+)

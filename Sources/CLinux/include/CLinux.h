@@ -1,0 +1,45 @@
+// Thin C door to the Linux calls Glibc's Swift module does not expose (epoll, eventfd,
+// accept4 flags, splice). Only plain functions here: _GNU_SOURCE is defined in the .c file,
+// never in this header, because defining it here breaks the Glibc module import.
+#ifndef CLINUX_H
+#define CLINUX_H
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+typedef struct cl_event {
+    uint32_t events;
+    uint64_t data;
+} cl_event;
+
+
+int cl_epoll_create(void);
+/// Registers fd with the given interest and 64-bit user data (EPOLL_CTL_ADD).
+int cl_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+int cl_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
+int cl_epoll_del(int epfd, int fd);
+/// Waits for events; fills `out` (an array of cl_event of length max). Returns the count or -1.
+int cl_epoll_wait(int epfd, cl_event *out, int max, int timeout_ms);
+
+int cl_eventfd(void);
+int cl_accept4(int fd, struct sockaddr *addr, socklen_t *len);
+int cl_socket_stream(int family);
+int cl_set_reuseport(int fd);
+int cl_set_nodelay(int fd);
+int cl_so_error(int fd);
+/// Milliseconds from CLOCK_MONOTONIC_COARSE (cheap; a few ms of resolution is enough for timeouts).
+uint64_t cl_monotonic_ms(void);
+/// Microseconds from CLOCK_MONOTONIC.
+uint64_t cl_monotonic_us(void);
+/// Wall clock: seconds and milliseconds since the epoch.
+void cl_wall_clock(int64_t *sec, int32_t *msec);
+int cl_getrandom(void *buf, size_t len);
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGPIPE in the calling thread (threads created later inherit it).
+void cl_block_signals(void);
+/// Waits for SIGINT, SIGTERM or SIGHUP (blocked beforehand); returns the signal number.
+int cl_wait_signal(void);
+/// Process user + system CPU time in microseconds (for metrics and benches).
+uint64_t cl_process_cpu_us(void);
+
+#endif

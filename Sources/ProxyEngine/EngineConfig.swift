@@ -1,0 +1,69 @@
+import RouteResolver
+
+/// Everything the engine needs, already validated and resolved (addresses parsed, durations in
+/// milliseconds). Built by the executable from YAML; immutable and shared by all workers.
+public struct EngineConfig: Sendable {
+    public struct Listener: Sendable {
+        public var name: String
+        public var address: SocketAddress
+        public var backlog: Int32
+        public init(name: String, address: SocketAddress, backlog: Int32 = 4096) {
+            self.name = name
+            self.address = address
+            self.backlog = backlog
+        }
+    }
+
+    public struct Limits: Sendable {
+        public var maxRequestLine = 8192
+        public var maxHeaderBytes = 32768
+        public var maxHeaders = 100
+        public init() {}
+    }
+
+    /// All in milliseconds.
+    public struct Timeouts: Sendable {
+        public var clientHeader: UInt64 = 10_000
+        public var clientBody: UInt64 = 60_000
+        public var clientIdle: UInt64 = 75_000
+        public var upstreamConnect: UInt64 = 5_000
+        public var upstreamFirstByte: UInt64 = 60_000
+        public var upstreamRead: UInt64 = 60_000
+        public var send: UInt64 = 60_000
+        public var drain: UInt64 = 30_000
+        public init() {}
+    }
+
+    public struct UpstreamPool: Sendable {
+        public var idlePerAddress = 64
+        public var idleTimeout: UInt64 = 60_000
+        public init() {}
+    }
+
+    public enum LogTarget: Sendable, Equatable {
+        case off, stdout, stderr
+        case file(String)
+    }
+
+    public var workers: Int
+    public var listeners: [Listener]
+    public var limits = Limits()
+    public var timeouts = Timeouts()
+    public var upstreamPool = UpstreamPool()
+    public var accessLog: LogTarget = .stdout
+    public var errorLog: LogTarget = .stderr
+    public var routes: RouteTable
+    /// Every distinct upstream address of every route; pools are kept per entry.
+    public var upstreamAddresses: [SocketAddress]
+    /// For each route, the indices of its upstreams in `upstreamAddresses`.
+    public var routeUpstreams: [[Int]]
+
+    public init(workers: Int, listeners: [Listener], routes: RouteTable,
+                upstreamAddresses: [SocketAddress], routeUpstreams: [[Int]]) {
+        self.workers = workers
+        self.listeners = listeners
+        self.routes = routes
+        self.upstreamAddresses = upstreamAddresses
+        self.routeUpstreams = routeUpstreams
+    }
+}

@@ -1,0 +1,92 @@
+import Glibc
+
+/// Finds the end of a message head as bytes arrive, enforcing the size limits before the whole
+/// head is in memory (so an oversized head costs one buffer, not more).
+///
+/// It keeps only offsets relative to the first byte of the head, so it survives the buffer being
+/// compacted or moved to a larger one. Feed it the same growing region each time; it resumes where
+/// it stopped. Lines must end in CRLF: a bare LF is refused here (RFC 9112 §2.2 allows refusing it,
+/// and accepting it is how request smuggling starts).
+public struct HeadScanner {
+    public enum Outcome: Equatable {
+        case needMore
+        /// The head is complete; `length` bytes (through the blank line's LF) belong to it.
+        case complete(length: Int)
+        case failed(HTTPError)
+    }
+
+    public let maxFirstLine: Int
+    public let maxHeaderBytes: Int
+    public let maxHeaders: Int
+    /// Requests may be preceded by empty lines (RFC 9112 §2.2); at most this many are skipped.
+    public let leadingEmptyLines: Int
+
+    /// Offset of the first byte not yet examined.
+    private var scanned = 0
+    private var lineStart = 0
+    /// Offset of the first header line (after the start line); -1 until the start line ended.
+    private var headersStart = -1
+    private var headerLines = 0
+    private var skippedEmpty = 0
+    /// Where the head really starts (after skipped empty lines).
+    public private(set) var headStart = 0
+
+    public init(maxFirstLine: Int, maxHeaderBytes: Int, maxHeaders: Int, leadingEmptyLines: Int = 0) {
+        self.maxFirstLine = maxFirstLine
+        self.maxHeaderBytes = maxHeaderBytes
+        self.maxHeaders = maxHeaders
+        self.leadingEmptyLines = leadingEmptyLines
+    }
+
+    public mutating func reset() {
+        scanned = 0; lineStart = 0; headersStart = -1; headerLines = 0; skippedEmpty = 0; headStart = 0
+    }
+
+    /// True once any byte of a head has been seen (used to tell an idle connection from a slow one).
+    public var started: Bool { scanned > 0 }
+
+    /// Scans `p[0..<count]`, where `p` is the first byte of the head and earlier calls saw a prefix.
+    public mutating func scan(_ p: UnsafePointer<UInt8>, count: Int) -> Outcome {
+        while scanned < count {
+            let rest = count - scanned
+            guard let hit = memchr(p + scanned, 0x0A, rest) else {
+                scanned = count
+                return checkPartialLine(count: count)
+            }
+            let lf = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - p
+            scanned = lf + 1
+            if lf == lineStart || p[lf - 1] != 0x0D { return .failed(.bareLF) }
+            let lineLength = lf - 1 - lineStart
+            if lineLength == 0 {
+                if headersStart < 0 {
+                    // Empty line before the start line.
+                    if skippedEmpty >= leadingEmptyLines { return .failed(.badRequestLine) }
+                    skippedEmpty += 1
+                    lineStart = scanned
+                    headStart = scanned
+                    continue
+                }
+                return .complete(length: scanned)
+            }
+            if headersStart < 0 {
+                if lineLength > maxFirstLine { return .failed(.uriTooLong) }
+                headersStart = scanned
+            } else {
+                headerLines += 1
+                if headerLines > maxHeaders { return .failed(.tooManyHeaders) }
+                if scanned - headersStart > maxHeaderBytes { return .failed(.headersTooLarge) }
+            }
+            lineStart = scanned
+        }
+        return .needMore
+    }
+
+    private func checkPartialLine(count: Int) -> Outcome {
+        if headersStart < 0 {
+            if count - lineStart > maxFirstLine + 1 { return .failed(.uriTooLong) }
+        } else if count - headersStart > maxHeaderBytes + 2 {
+            return .failed(.headersTooLarge)
+        }
+        return .needMore
+    }
+}

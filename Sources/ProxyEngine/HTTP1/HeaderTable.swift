@@ -1,0 +1,160 @@
+/// The header fields the gateway itself looks at; everything else is `.other` and passes through.
+public enum HeaderKind: UInt8, Sendable {
+    case other
+    case host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, upgrade
+    case expect, xForwardedFor, xForwardedProto, xForwardedHost, via, xRequestID, trailer
+
+    /// Classifies a field name (case-insensitive) by length first, so most names cost one compare.
+    @inline(__always)
+    static func classify(_ p: UnsafePointer<UInt8>, _ n: Int) -> HeaderKind {
+        switch n {
+        case 2: return ByteClass.equalsLower(p, n, "te") ? .te : .other
+        case 3: return ByteClass.equalsLower(p, n, "via") ? .via : .other
+        case 4: return ByteClass.equalsLower(p, n, "host") ? .host : .other
+        case 6: return ByteClass.equalsLower(p, n, "expect") ? .expect : .other
+        case 7:
+            if ByteClass.equalsLower(p, n, "upgrade") { return .upgrade }
+            return ByteClass.equalsLower(p, n, "trailer") ? .trailer : .other
+        case 10:
+            if ByteClass.equalsLower(p, n, "connection") { return .connection }
+            return ByteClass.equalsLower(p, n, "keep-alive") ? .keepAlive : .other
+        case 12: return ByteClass.equalsLower(p, n, "x-request-id") ? .xRequestID : .other
+        case 14: return ByteClass.equalsLower(p, n, "content-length") ? .contentLength : .other
+        case 15: return ByteClass.equalsLower(p, n, "x-forwarded-for") ? .xForwardedFor : .other
+        case 16:
+            if ByteClass.equalsLower(p, n, "x-forwarded-host") { return .xForwardedHost }
+            return ByteClass.equalsLower(p, n, "proxy-connection") ? .proxyConnection : .other
+        case 17:
+            if ByteClass.equalsLower(p, n, "transfer-encoding") { return .transferEncoding }
+            return ByteClass.equalsLower(p, n, "x-forwarded-proto") ? .xForwardedProto : .other
+        default: return .other
+        }
+    }
+
+    /// Hop-by-hop fields (RFC 9110 §7.6.1) never go to the next hop as received.
+    var isHopByHop: Bool {
+        switch self {
+        case .connection, .keepAlive, .proxyConnection, .te, .upgrade: return true
+        default: return false
+        }
+    }
+}
+
+/// One header field as offsets into the buffer the head was parsed from.
+public struct HeaderField {
+    public var nameStart: Int32
+    public var nameLength: Int32
+    public var valueStart: Int32
+    public var valueLength: Int32
+    public var kind: HeaderKind
+    /// Set when a `Connection` option names this field, so it is dropped like a hop-by-hop field.
+    public var dropped: Bool
+}
+
+/// A fixed-capacity table of header fields, owned by a worker and reused for every head it parses.
+public final class HeaderTable {
+    public let capacity: Int
+    public let fields: UnsafeMutablePointer<HeaderField>
+    public var count = 0
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        fields = .allocate(capacity: max(capacity, 1))
+    }
+
+    deinit { fields.deallocate() }
+
+    @inline(__always) subscript(i: Int) -> HeaderField {
+        get { fields[i] }
+        set { fields[i] = newValue }
+    }
+
+    /// Parses the field lines in `p[from..<to]` (each ending in CRLF, the blank line excluded).
+    /// Throws the reason for the first bad line.
+    func parse(_ p: UnsafePointer<UInt8>, from: Int, to: Int) throws(HTTPError) {
+        count = 0
+        var i = from
+        while i < to {
+            let c = p[i]
+            // obs-fold (RFC 9112 §5.2): a line starting with whitespace continues the previous one.
+            if c == 0x20 || c == 0x09 { throw .obsFold }
+            let nameStart = i
+            while i < to && ByteClass.isToken(p[i]) { i += 1 }
+            if i == to { throw .badHeaderName }
+            if p[i] != 0x3A {  // ':'
+                if p[i] == 0x20 || p[i] == 0x09 { throw .spaceBeforeColon }
+                throw .badHeaderName
+            }
+            let nameLength = i - nameStart
+            if nameLength == 0 { throw .badHeaderName }
+            i += 1
+            while i < to && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
+            var valueStart = i
+            var valueEnd = i
+            while i < to {
+                let b = p[i]
+                if b == 0x0D { break }
+                if !ByteClass.isFieldValue(b) { throw .badHeaderValue }
+                i += 1
+                if b != 0x20 && b != 0x09 { valueEnd = i }
+            }
+            // The scanner guaranteed every LF has a CR before it; a CR must be followed by LF.
+            if i >= to { throw .bareCR }
+            if p[i + 1] != 0x0A { throw .bareCR }
+            if valueEnd < valueStart { valueStart = valueEnd }
+            if count == capacity { throw .tooManyHeaders }
+            fields[count] = HeaderField(
+                nameStart: Int32(nameStart), nameLength: Int32(nameLength),
+                valueStart: Int32(valueStart), valueLength: Int32(valueEnd - valueStart),
+                kind: HeaderKind.classify(p + nameStart, nameLength), dropped: false)
+            count += 1
+            i += 2
+        }
+    }
+
+    /// Marks fields named by `Connection` options as dropped (RFC 9110 §7.6.1). Framing fields and
+    /// the ones we rewrite anyway are never dropped this way: naming them in Connection is an attack
+    /// on the next hop, not a request.
+    /// Returns the options the gateway itself acts on.
+    func applyConnectionOptions(_ p: UnsafePointer<UInt8>) -> (close: Bool, keepAlive: Bool) {
+        var close = false
+        var keepAlive = false
+        for c in 0..<count where fields[c].kind == .connection {
+            let f = fields[c]
+            forEachListElement(p, Int(f.valueStart), Int(f.valueLength)) { s, n in
+                if ByteClass.equalsLower(p + s, n, "close") { close = true; return }
+                if ByteClass.equalsLower(p + s, n, "keep-alive") { keepAlive = true; return }
+                for j in 0..<count where fields[j].kind == .other && Int(fields[j].nameLength) == n {
+                    if equalsIgnoringCase(p + Int(fields[j].nameStart), p + s, n) { fields[j].dropped = true }
+                }
+            }
+        }
+        return (close, keepAlive)
+    }
+}
+
+/// Calls `body(start, length)` for each non-empty element of a comma-separated list, trimmed.
+@inline(__always)
+func forEachListElement(_ p: UnsafePointer<UInt8>, _ start: Int, _ length: Int, _ body: (Int, Int) -> Void) {
+    var i = start
+    let end = start + length
+    while i < end {
+        while i < end && (p[i] == 0x20 || p[i] == 0x09 || p[i] == 0x2C) { i += 1 }
+        let s = i
+        while i < end && p[i] != 0x2C { i += 1 }
+        var e = i
+        while e > s && (p[e - 1] == 0x20 || p[e - 1] == 0x09) { e -= 1 }
+        if e > s { body(s, e - s) }
+    }
+}
+
+@inline(__always)
+func equalsIgnoringCase(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+    for i in 0..<n {
+        var x = a[i], y = b[i]
+        if x >= 0x41 && x <= 0x5A { x |= 0x20 }
+        if y >= 0x41 && y <= 0x5A { y |= 0x20 }
+        if x != y { return false }
+    }
+    return true
+}

@@ -1,0 +1,207 @@
+import Glibc
+
+/// Request methods the gateway treats specially; the rest pass through as `.other`.
+public enum Method: UInt8, Sendable {
+    case get, head, post, put, delete, options, trace, patch, connect, other
+
+    /// RFC 9110 §9.2.2: a retry of these cannot change the outcome.
+    public var isIdempotent: Bool {
+        switch self {
+        case .get, .head, .put, .delete, .options, .trace: return true
+        default: return false
+        }
+    }
+
+    static func classify(_ p: UnsafePointer<UInt8>, _ n: Int) -> Method {
+        // Methods are case-sensitive (RFC 9110 §9.1).
+        @inline(__always) func eq(_ s: StaticString) -> Bool {
+            n == s.utf8CodeUnitCount && memcmp(p, s.utf8Start, n) == 0
+        }
+        switch n {
+        case 3: return eq("GET") ? .get : eq("PUT") ? .put : .other
+        case 4: return eq("HEAD") ? .head : eq("POST") ? .post : .other
+        case 5: return eq("PATCH") ? .patch : eq("TRACE") ? .trace : .other
+        case 6: return eq("DELETE") ? .delete : .other
+        case 7: return eq("OPTIONS") ? .options : eq("CONNECT") ? .connect : .other
+        default: return .other
+        }
+    }
+}
+
+/// A parsed request head: offsets into the buffer it was parsed from, plus what the gateway
+/// decided about framing and connection handling. Header fields are in the worker's HeaderTable.
+public struct RequestHead {
+    public var method: Method = .other
+    public var methodStart = 0, methodLength = 0
+    /// The path and query to send upstream (origin-form). Empty means "/".
+    public var pathStart = 0, pathLength = 0
+    /// Host used for routing and X-Forwarded-Host: the absolute-form authority, else Host. -1: none.
+    public var hostStart = -1, hostLength = 0
+    /// Host without its port, for route matching.
+    public var hostNameLength = 0
+    /// 10 or 11.
+    public var version: UInt8 = 11
+    public var framing: BodyFraming = .none
+    /// The client wants the connection closed after this exchange.
+    public var close = false
+    /// HTTP/1.0 client asked for keep-alive.
+    public var keepAlive10 = false
+    public var expectContinue = false
+    /// A valid client X-Request-Id to keep; -1: none.
+    public var requestIDStart = -1, requestIDLength = 0
+
+    public init() {}
+
+    /// Parses a complete head `p[start..<end]` (ending with the blank line's CRLF).
+    public static func parse(_ p: UnsafePointer<UInt8>, start: Int, end: Int,
+                             headers: HeaderTable) throws(HTTPError) -> RequestHead {
+        var h = RequestHead()
+        var i = start
+        // method SP
+        while i < end && ByteClass.isToken(p[i]) { i += 1 }
+        if i == start || i >= end || p[i] != 0x20 { throw i == start ? .badRequestLine : .badMethod }
+        h.methodStart = start
+        h.methodLength = i - start
+        h.method = Method.classify(p + start, h.methodLength)
+        i += 1
+        // request-target SP
+        let targetStart = i
+        while i < end && ByteClass.isTarget(p[i]) { i += 1 }
+        let targetLength = i - targetStart
+        if targetLength == 0 || i >= end || p[i] != 0x20 { throw .badTarget }
+        i += 1
+        // HTTP-version CRLF
+        guard end - i >= 10,
+              p[i] == 0x48, p[i + 1] == 0x54, p[i + 2] == 0x54, p[i + 3] == 0x50, p[i + 4] == 0x2F,
+              p[i + 6] == 0x2E, p[i + 8] == 0x0D, p[i + 9] == 0x0A else { throw .badVersion }
+        let major = p[i + 5], minor = p[i + 7]
+        guard major >= 0x30 && major <= 0x39 && minor >= 0x30 && minor <= 0x39 else { throw .badVersion }
+        if major != 0x31 || (minor != 0x31 && minor != 0x30) { throw .versionNotSupported }
+        h.version = minor == 0x31 ? 11 : 10
+        i += 10
+
+        if h.method == .connect { throw .methodNotImplemented }
+        try h.parseTarget(p, targetStart, targetLength)
+
+        let headersEnd = end - 2
+        try headers.parse(p, from: i, to: headersEnd)
+        try h.interpretFields(p, headers)
+        return h
+    }
+
+    private mutating func parseTarget(_ p: UnsafePointer<UInt8>, _ s: Int, _ n: Int) throws(HTTPError) {
+        if p[s] == 0x2F {  // origin-form
+            pathStart = s; pathLength = n
+            return
+        }
+        if n == 1 && p[s] == 0x2A {  // asterisk-form, OPTIONS only (RFC 9112 §3.2.4)
+            if method != .options { throw .badTarget }
+            pathStart = s; pathLength = 1
+            return
+        }
+        // absolute-form (RFC 9112 §3.2.2): scheme "://" authority [path-abempty] [ "?" query ]
+        var i = s
+        let end = s + n
+        let schemeLength: Int
+        if n > 7 && ByteClass.equalsLower(p + s, 7, "http://") { schemeLength = 7 }
+        else if n > 8 && ByteClass.equalsLower(p + s, 8, "https://") { schemeLength = 8 }
+        else { throw .badTarget }
+        i += schemeLength
+        let authority = i
+        while i < end && p[i] != 0x2F && p[i] != 0x3F { i += 1 }
+        if i == authority { throw .badTarget }
+        for j in authority..<i where !isHostByte(p[j]) { throw .badTarget }
+        hostStart = authority
+        hostLength = i - authority
+        pathStart = i
+        pathLength = end - i
+    }
+
+    private mutating func interpretFields(_ p: UnsafePointer<UInt8>, _ headers: HeaderTable) throws(HTTPError) {
+        var hostField = -1
+        var requestIDs = 0
+        for i in 0..<headers.count {
+            let f = headers[i]
+            switch f.kind {
+            case .host:
+                if hostField >= 0 { throw .duplicateHost }
+                hostField = i
+            case .expect:
+                guard ByteClass.equalsLower(p + Int(f.valueStart), Int(f.valueLength), "100-continue")
+                else { throw .expectationFailed }
+                // RFC 9110 §10.1.1: a 1.0 client cannot expect 100-continue; ignore it there.
+                expectContinue = version == 11
+            case .xRequestID:
+                requestIDs += 1
+                requestIDStart = Int(f.valueStart)
+                requestIDLength = Int(f.valueLength)
+            default:
+                continue
+            }
+        }
+        if hostField < 0 {
+            if version == 11 { throw .missingHost }
+        } else {
+            let f = headers[hostField]
+            for j in Int(f.valueStart)..<Int(f.valueStart + f.valueLength) where !isHostByte(p[j]) { throw .badHost }
+            if hostStart < 0 {
+                hostStart = Int(f.valueStart)
+                hostLength = Int(f.valueLength)
+            }
+        }
+        hostNameLength = hostLength
+        if hostLength > 0 {
+            // Strip ":port", but not the colons inside an IPv6 literal.
+            let e = hostStart + hostLength
+            var j = e - 1
+            if p[hostStart] == 0x5B {
+                while j > hostStart && p[j] != 0x5D { j -= 1 }
+                if p[j] != 0x5D { throw .badHost }
+                hostNameLength = j + 1 - hostStart
+            } else {
+                while j > hostStart && p[j] != 0x3A { j -= 1 }
+                if p[j] == 0x3A { hostNameLength = j - hostStart }
+            }
+        }
+        if requestIDs != 1 || !Self.validRequestID(p + requestIDStart, requestIDLength) {
+            requestIDStart = -1; requestIDLength = 0
+        }
+
+        let framingFields = try FramingRules.scan(p, headers)
+        if framingFields.te {
+            if framingFields.length != nil { throw .contentLengthWithTransferEncoding }
+            if version == 10 { throw .transferEncodingInHTTP10 }
+            // RFC 9112 §6.1: chunked not final (or twice) -> 400; a final chunked behind codings
+            // we do not forward -> 501.
+            if !framingFields.chunked { throw .badTransferEncoding }
+            if framingFields.other { throw .unsupportedTransferEncoding }
+            framing = .chunked
+        } else if let n = framingFields.length {
+            framing = n == 0 ? .none : .length(n)
+        } else {
+            framing = .none
+        }
+
+        let options = headers.applyConnectionOptions(p)
+        keepAlive10 = version == 10 && options.keepAlive && !options.close
+        close = options.close || (version == 10 && !options.keepAlive)
+    }
+
+    static func validRequestID(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+        guard n >= 1 && n <= 128 else { return false }
+        for i in 0..<n where !ByteClass.isRequestID(p[i]) { return false }
+        return true
+    }
+}
+
+/// Bytes allowed in a Host value or authority: reg-name, IP literals and a port (RFC 3986 §3.2.2).
+@inline(__always)
+func isHostByte(_ b: UInt8) -> Bool {
+    if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) { return true }
+    switch b {
+    case 0x2D, 0x2E, 0x5F, 0x7E, 0x3A, 0x5B, 0x5D, 0x25, 0x21, 0x24, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C, 0x3B, 0x3D:
+        return true
+    default:
+        return false
+    }
+}

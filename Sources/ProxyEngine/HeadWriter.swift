@@ -1,0 +1,151 @@
+/// Writes the heads the gateway sends: the rewritten request to the upstream, the rewritten
+/// response to the client, and its own JSON error responses. Everything is appended into a pooled
+/// buffer straight from the offsets of the parsed head; no String is built.
+enum HeadWriter {
+    /// Bytes a rewritten head may add to the original (Via, X-Forwarded-*, X-Request-Id, ...).
+    static let overhead = 512
+
+    /// Request to the upstream: origin-form target, Host kept, hop-by-hop fields and fields named
+    /// in Connection dropped, X-Forwarded-For/Proto/Host, Via and X-Request-Id set.
+    static func request(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ req: RequestHead,
+                        _ headers: HeaderTable, clientIP: UnsafePointer<UInt8>, clientIPLength: Int,
+                        requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
+        b.append(p + req.methodStart, req.methodLength)
+        b.append(byte: 0x20)
+        if req.pathLength == 0 {
+            b.append(byte: 0x2F)
+        } else {
+            if p[req.pathStart] == 0x3F { b.append(byte: 0x2F) }  // "http://h?q" -> "/?q"
+            b.append(p + req.pathStart, req.pathLength)
+        }
+        b.append(" HTTP/1.1\r\n")
+        if req.hostStart >= 0 {
+            b.append("Host: ")
+            b.append(p + req.hostStart, req.hostLength)
+            b.append("\r\n")
+        }
+        copyFields(into: &b, p, headers) { kind in
+            switch kind {
+            case .other, .contentLength, .transferEncoding, .trailer: return true
+            default: return false
+            }
+        }
+        b.append("X-Forwarded-For: ")
+        appendValues(into: &b, p, headers, .xForwardedFor)
+        b.append(clientIP, clientIPLength)
+        b.append("\r\nX-Forwarded-Proto: http\r\n")
+        if req.hostStart >= 0 {
+            b.append("X-Forwarded-Host: ")
+            b.append(p + req.hostStart, req.hostLength)
+            b.append("\r\n")
+        }
+        b.append("Via: ")
+        appendValues(into: &b, p, headers, .via)
+        b.append(req.version == 10 ? "1.0 switchyard\r\nX-Request-Id: " : "1.1 switchyard\r\nX-Request-Id: ")
+        b.append(requestID, requestIDLength)
+        b.append("\r\n\r\n")
+    }
+
+    /// Response to the client, from the upstream's head.
+    static func response(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ resp: ResponseHead,
+                         _ headers: HeaderTable, dechunk: Bool, close: Bool, keepAlive10: Bool,
+                         requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
+        b.append("HTTP/1.1 ")
+        b.append(decimal: UInt64(resp.status))
+        b.append(byte: 0x20)
+        b.append(p + resp.reasonStart, resp.reasonLength)
+        b.append("\r\n")
+        var sawRequestID = false
+        copyFields(into: &b, p, headers) { kind in
+            switch kind {
+            case .other, .contentLength, .trailer, .xForwardedFor, .xForwardedProto, .xForwardedHost, .expect, .host:
+                return true
+            case .xRequestID:
+                sawRequestID = true
+                return true
+            case .transferEncoding:
+                return !dechunk
+            default:
+                return false
+            }
+        }
+        b.append("Via: ")
+        appendValues(into: &b, p, headers, .via)
+        b.append(resp.version == 10 ? "1.0 switchyard\r\n" : "1.1 switchyard\r\n")
+        if !sawRequestID {
+            b.append("X-Request-Id: ")
+            b.append(requestID, requestIDLength)
+            b.append("\r\n")
+        }
+        if close {
+            b.append("Connection: close\r\n")
+        } else if keepAlive10 {
+            b.append("Connection: keep-alive\r\n")
+        }
+        b.append("\r\n")
+    }
+
+    /// The gateway's own error: a short JSON body naming the reason and the request id.
+    static func error(into b: inout IOBuffer, status: Int, code: StaticString, close: Bool,
+                      requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
+        b.append("HTTP/1.1 ")
+        b.append(decimal: UInt64(status))
+        b.append(byte: 0x20)
+        b.append(reason(status))
+        b.append("\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ")
+        // {"error":"<code>","request_id":"<id>"}\n
+        let bodyLength = 10 + code.utf8CodeUnitCount + 16 + requestIDLength + 3
+        b.append(decimal: UInt64(bodyLength))
+        b.append("\r\nX-Request-Id: ")
+        b.append(requestID, requestIDLength)
+        b.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+        b.append("{\"error\":\"")
+        b.append(code)
+        b.append("\",\"request_id\":\"")
+        b.append(requestID, requestIDLength)
+        b.append("\"}\n")
+    }
+
+    static func reason(_ status: Int) -> StaticString {
+        switch status {
+        case 400: return "Bad Request"
+        case 404: return "Not Found"
+        case 408: return "Request Timeout"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 417: return "Expectation Failed"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 502: return "Bad Gateway"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
+        default: return "Error"
+        }
+    }
+
+    @inline(__always)
+    private static func copyFields(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable,
+                                   _ keep: (HeaderKind) -> Bool) {
+        for i in 0..<headers.count {
+            let f = headers.fields[i]
+            if f.dropped || !keep(f.kind) { continue }
+            b.append(p + Int(f.nameStart), Int(f.nameLength))
+            b.append(": ")
+            b.append(p + Int(f.valueStart), Int(f.valueLength))
+            b.append("\r\n")
+        }
+    }
+
+    /// Appends every value of the fields of `kind`, each followed by ", " (for list fields we extend).
+    @inline(__always)
+    private static func appendValues(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable,
+                                     _ kind: HeaderKind) {
+        for i in 0..<headers.count where headers.fields[i].kind == kind && headers.fields[i].valueLength > 0 {
+            let f = headers.fields[i]
+            b.append(p + Int(f.valueStart), Int(f.valueLength))
+            b.append(", ")
+        }
+    }
+}

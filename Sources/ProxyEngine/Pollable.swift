@@ -1,0 +1,49 @@
+/// What every epoll registration of a worker has: its fd, its slot and generation (the epoll user
+/// data, STYLE.md point 4) and its place in the timer wheel.
+class Pollable {
+    var fd: Int32 = -1
+    var slot: UInt32 = 0
+    var generation: UInt32 = 0
+    /// Absolute monotonic ms when this owner's timeout fires; 0: none.
+    var deadline: UInt64 = 0
+    /// The wheel tick this owner is queued at; 0: not queued.
+    var queuedTick: UInt64 = 0
+
+    @inline(__always) var token: UInt64 { UInt64(generation) << 32 | UInt64(slot) }
+}
+
+/// Who owns a slot. Dispatch is a switch over concrete final classes: no protocol witness, no
+/// closure per event (STYLE.md point 9).
+enum SlotOwner {
+    case free
+    case wake
+    case listener(Int)
+    case session(Session)
+    case upstream(UpstreamConnection)
+}
+
+/// Readiness of one socket, tracked for edge-triggered epoll: a flag stays set until a call
+/// reports would-block (or a short read/write), and epoll reports the next edge.
+struct Readiness {
+    var readable = false
+    var writable = false
+    /// The peer closed its sending side (EPOLLRDHUP) or the socket errored (EPOLLHUP/ERR).
+    var hangup = false
+
+    @inline(__always) mutating func apply(_ events: UInt32) {
+        // An error or hang-up makes both directions "ready", so the next call reports it.
+        if events & (Epoll.input | Epoll.readHangup | Epoll.error | Epoll.hangup) != 0 { readable = true }
+        if events & (Epoll.output | Epoll.error | Epoll.hangup) != 0 { writable = true }
+        if events & (Epoll.readHangup | Epoll.hangup) != 0 { hangup = true }
+    }
+}
+
+/// epoll event bits (<sys/epoll.h>), as Swift constants.
+enum Epoll {
+    static let input: UInt32 = 0x001
+    static let output: UInt32 = 0x004
+    static let error: UInt32 = 0x008
+    static let hangup: UInt32 = 0x010
+    static let readHangup: UInt32 = 0x2000
+    static let edgeTriggered: UInt32 = 0x8000_0000
+}

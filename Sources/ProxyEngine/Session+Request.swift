@@ -1,0 +1,311 @@
+import CLinux
+import Glibc
+
+/// The request side of a session: reading and parsing the head, routing, choosing an upstream
+/// connection, and streaming the rewritten head and the body to it.
+extension Session {
+    func stepHead() -> Bool {
+        if let b = inBuf, b.count > 0 {
+            switch scanner.scan(b.readPointer, count: b.count) {
+            case .complete(let length):
+                beginExchange(headLength: length)
+                return true
+            case .failed(let e):
+                copyRequestLine(b.readPointer, b.count)
+                respondError(e.status, e.code)
+                return true
+            case .needMore:
+                if b.writableCount == 0 && !makeRoomForHead() { return true }
+            }
+        }
+        guard io.readable else { return false }
+        let wasEmpty = inBuf?.isEmpty ?? true
+        guard readClient() else {
+            if phase == .head, let b = inBuf, b.isEmpty { worker.buffers.give(b); inBuf = nil }
+            return false
+        }
+        if wasEmpty && !scanner.started && requestsServed > 0 { headStartMs = worker.now }
+        return true
+    }
+
+    /// The head does not fit yet: compact, or move to a large buffer. The scanner has already
+    /// refused heads over the limits, so a full large buffer cannot happen with sane limits.
+    private func makeRoomForHead() -> Bool {
+        if inBuf!.start > 0 { inBuf!.compact(); return true }
+        if inBuf!.capacity < BufferPool.largeSize {
+            var large = worker.buffers.takeLarge()
+            large.append(inBuf!.readPointer, inBuf!.count)
+            worker.buffers.give(inBuf!)
+            inBuf = large
+            return true
+        }
+        respondError(431, HTTPError.headersTooLarge.code)
+        return false
+    }
+
+    /// Reads from the client into `inBuf`. True when bytes arrived; on EOF or error the session
+    /// is closed (a client that leaves mid-request gets nothing more).
+    func readClient() -> Bool {
+        if inBuf == nil { inBuf = worker.buffers.take() }
+        if inBuf!.writableCount == 0 {
+            inBuf!.compact()
+            if inBuf!.writableCount == 0 { return false }
+        }
+        let want = inBuf!.writableCount
+        let r: IOResult
+        do { r = try Sys.read(fd, inBuf!.writePointer, want) } catch {
+            abort(reason: "client read failed")
+            return false
+        }
+        switch r {
+        case .bytes(let n):
+            inBuf!.end += n
+            if n < want { io.readable = false }
+            return true
+        case .wouldBlock:
+            io.readable = false
+            return false
+        case .eof:
+            if phase == .head && !scanner.started { close() } else { abort(reason: "client closed mid-request") }
+            return false
+        }
+    }
+
+    private func beginExchange(headLength: Int) {
+        let b = inBuf!
+        let base = UnsafePointer(b.base)
+        let start = b.start + scanner.headStart
+        let end = b.start + headLength
+        startUs = cl_monotonic_us()
+        bytesIn = UInt64(headLength)
+        do {
+            req = try RequestHead.parse(base, start: start, end: end, headers: worker.headers)
+        } catch {
+            copyRequestLine(base + start, end - start)
+            respondError(error.status, error.code)
+            return
+        }
+        copyRequestLine(base + start, end - start)
+        if req.requestIDStart >= 0 {
+            requestID.update(from: base + req.requestIDStart, count: req.requestIDLength)
+            requestIDLength = req.requestIDLength
+        } else {
+            generateRequestID()
+        }
+        closeAfter = req.close || worker.draining
+        switch req.framing {
+        case .length(let n): reqRemaining = n; reqAllSeen = false
+        case .chunked: reqChunk = ChunkedDecoder(); reqAllSeen = false
+        default: reqAllSeen = true
+        }
+
+        let host = UnsafeRawBufferPointer(start: req.hostStart >= 0 ? base + req.hostStart : base, count: req.hostStart >= 0 ? req.hostNameLength : 0)
+        let path = UnsafeRawBufferPointer(start: base + req.pathStart, count: req.pathLength)
+        guard let route = worker.config.routes.match(host: host, path: path) else {
+            inBuf!.consume(headLength)
+            scanner.reset()
+            phase = .exchange
+            respondError(404, "no route")
+            return
+        }
+        let list = worker.config.routeUpstreams[route]
+        let k = worker.roundRobin[route] % list.count
+        worker.roundRobin[route] = k + 1
+        addressIndex = list[k]
+
+        let need = (end - start) + HeadWriter.overhead + clientIPLength + requestIDLength
+        var out = need <= BufferPool.standardSize ? worker.buffers.take() : worker.buffers.takeLarge()
+        HeadWriter.request(into: &out, base, req, worker.headers, clientIP: clientIP, clientIPLength: clientIPLength,
+                           requestID: requestID, requestIDLength: requestIDLength)
+        upOut = out
+        upOutSent = 0
+        inBuf!.consume(headLength)
+        scanner.reset()
+        phase = .exchange
+        if req.expectContinue && !reqAllSeen {
+            // We read the body ourselves, so we answer the expectation (as nginx does); the
+            // upstream gets no Expect field.
+            var c = worker.buffers.take()
+            c.append("HTTP/1.1 100 Continue\r\n\r\n")
+            clientOut = c
+        }
+        attempts = 0
+        acquireUpstream(fresh: false)
+    }
+
+    /// Copies "METHOD target" (the request line up to the version, truncated) for the access log.
+    func copyRequestLine(_ p: UnsafePointer<UInt8>, _ n: Int) {
+        var i = 0
+        var spaces = 0
+        let cap = Session.requestLineCapacity
+        while i < n && i < cap {
+            let c = p[i]
+            if c == 0x0D || c == 0x0A { break }
+            if c == 0x20 { spaces += 1; if spaces == 2 { break } }
+            requestLine[i] = c < 0x20 || c == 0x7F || c == 0x22 ? 0x3F : c
+            i += 1
+        }
+        requestLineLength = i
+    }
+
+    /// Takes an idle pooled connection (unless `fresh`) or starts a new connect.
+    func acquireUpstream(fresh: Bool) {
+        let pool = worker.pools[addressIndex]
+        connectStartMs = worker.now
+        upstreamStartUs = cl_monotonic_us()
+        if !fresh, let u = pool.take() {
+            u.reused = true
+            u.session = self
+            u.deadline = 0
+            upstream = u
+            return
+        }
+        let u = worker.makeUpstream()
+        do {
+            try u.connect(to: addressIndex)
+        } catch {
+            worker.recycleUnused(u)
+            worker.log.error("upstream_connect", error.description)
+            respondError(502, "upstream connect failed")
+            return
+        }
+        u.session = self
+        upstream = u
+    }
+
+    /// Streams the rewritten head and then the body to the upstream, while both sides can move.
+    func pumpRequest(_ u: UpstreamConnection) -> Bool {
+        guard u.connected, !requestBroken else { return false }
+        var progress = false
+        while true {
+            if reqPending == 0 && !reqAllSeen, let b = inBuf, b.count > 0 {
+                guard validateRequestBody() else { return true }
+            }
+            let headLeft = upOut.map { $0.end - upOutSent } ?? 0
+            if headLeft == 0 && reqPending == 0 {
+                if reqAllSeen || !io.readable { break }
+                guard readClient() else { break }
+                progress = true
+                continue
+            }
+            guard u.io.writable else { break }
+            let total = headLeft + reqPending
+            let r: IOResult
+            do {
+                if headLeft > 0 {
+                    r = try Sys.writev2(u.fd, upOut!.base + upOutSent, headLeft,
+                                        reqPending > 0 ? UnsafeRawPointer(inBuf!.readPointer) : nil, reqPending)
+                } else {
+                    r = try Sys.write(u.fd, inBuf!.readPointer, reqPending)
+                }
+            } catch {
+                if respHeadDone {
+                    // The upstream has answered and stopped reading: finish the response, then close.
+                    requestBroken = true
+                    closeAfter = true
+                    return true
+                }
+                upstreamFailed(status: 502, "upstream write failed", retryable: true)
+                return true
+            }
+            guard case .bytes(let n) = r else { u.io.writable = false; break }
+            progress = true
+            let h = min(n, headLeft)
+            upOutSent += h
+            let k = n - h
+            if k > 0 {
+                inBuf!.consume(k)
+                reqPending -= k
+                bytesIn += UInt64(k)
+            }
+            if n < total { u.io.writable = false; break }
+        }
+        if requestSentMs == 0 && reqAllSeen && reqPending == 0 && (upOut.map { upOutSent == $0.end } ?? true) {
+            requestSentMs = worker.now
+        }
+        return progress
+    }
+
+    /// Marks the body bytes at the front of `inBuf` as ready to forward, checking chunked framing.
+    /// False when the framing is bad (the session has then answered or aborted).
+    private func validateRequestBody() -> Bool {
+        let b = inBuf!
+        switch req.framing {
+        case .length:
+            let take = min(UInt64(b.count), reqRemaining)
+            reqPending = Int(take)
+            reqRemaining -= take
+            if reqRemaining == 0 { reqAllSeen = true }
+        case .chunked:
+            var i = 0
+            let p = UnsafePointer(b.readPointer)
+            let n = b.count
+            do {
+                while i < n && !reqChunk.isDone { i += try reqChunk.step(p + i, n - i).count }
+            } catch {
+                reqPending = 0
+                respondError(error.status, error.code)
+                return false
+            }
+            reqPending = i
+            if reqChunk.isDone { reqAllSeen = true }
+        default:
+            reqAllSeen = true
+        }
+        return true
+    }
+
+    /// An upstream failure before or during the response. A reused connection that failed before
+    /// any response byte is retried once on a fresh connection when the request is idempotent and
+    /// has no body (the server may have closed it just as we sent: RFC 9112 §9.3.1).
+    func upstreamFailed(status: Int, _ code: StaticString, retryable: Bool) {
+        guard let u = upstream else { respondError(status, code); return }
+        if respStarted { abort(reason: code); return }
+        if retryable && u.reused && attempts == 0 && req.method.isIdempotent && req.framing == .none
+            && !respScanner.started && (u.inBuf?.isEmpty ?? true) {
+            attempts += 1
+            dropUpstream()
+            upOutSent = 0
+            acquireUpstream(fresh: true)
+            return
+        }
+        respondError(status, code)
+    }
+
+    /// Clears the per-exchange state and returns its buffers.
+    func resetExchange() {
+        if let b = upOut { worker.buffers.give(b); upOut = nil }
+        if let b = clientOut { worker.buffers.give(b); clientOut = nil }
+        upOutSent = 0
+        reqPending = 0
+        reqRemaining = 0
+        reqAllSeen = true
+        requestBroken = false
+        respScanner.reset()
+        respHeadDone = false
+        respStarted = false
+        respPending = 0
+        respRemaining = 0
+        respAllSeen = false
+        dechunk = false
+        closeAfter = false
+        status = 0
+        bytesIn = 0
+        bytesOut = 0
+        startUs = 0
+        upstreamUs = 0
+        requestSentMs = 0
+        requestIDLength = 0
+        requestLineLength = 0
+    }
+
+    /// After a response: wait for the next request on this connection (maybe already buffered).
+    func nextRequest() {
+        resetExchange()
+        phase = .head
+        scanner.reset()
+        idleSinceMs = worker.now
+        headStartMs = worker.now
+        if let b = inBuf, b.isEmpty { worker.buffers.give(b); inBuf = nil }
+    }
+}

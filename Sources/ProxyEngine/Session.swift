@@ -1,0 +1,329 @@
+import CLinux
+import Glibc
+
+/// One client connection and, while a request is in flight, its exchange with an upstream.
+///
+/// Phases: `.head` (waiting for / reading a request head), `.exchange` (request forwarded,
+/// response streaming back), `.responding` (the gateway's own response is being written),
+/// `.lingering` (our side is shut; draining what the client still sends before closing, so the
+/// kernel does not turn our last response into a RST). Bytes move only when both sides can take
+/// them: a reader stops when the buffer it fills is full and the writer behind it is blocked.
+final class Session: Pollable {
+    enum Phase { case head, exchange, responding, lingering, closed }
+    enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger }
+
+    unowned(unsafe) let worker: Worker
+    var phase: Phase = .closed
+    var io = Readiness()
+    var inBuf: IOBuffer?
+    var scanner: HeadScanner
+    var requestsServed = 0
+    var headStartMs: UInt64 = 0
+    var idleSinceMs: UInt64 = 0
+    var lastProgressMs: UInt64 = 0
+    var timerKind: TimerKind = .header
+
+    // The current exchange.
+    var req = RequestHead()
+    var upstream: UpstreamConnection?
+    var addressIndex = 0
+    var attempts = 0
+    var connectStartMs: UInt64 = 0
+    var requestSentMs: UInt64 = 0
+    /// The rewritten request head; kept until the response head arrives so it can be replayed.
+    var upOut: IOBuffer?
+    var upOutSent = 0
+    /// Validated request body bytes at the front of `inBuf`, ready to forward.
+    var reqPending = 0
+    var reqRemaining: UInt64 = 0
+    var reqChunk = ChunkedDecoder()
+    var reqAllSeen = true
+    /// Output to the client that is not body: 100 Continue, the response head, an error.
+    var clientOut: IOBuffer?
+    var respScanner: HeadScanner
+    var resp = ResponseHead()
+    var respHeadDone = false
+    var respStarted = false
+    var respPending = 0
+    var respRemaining: UInt64 = 0
+    var respChunk = ChunkedDecoder()
+    var dechunk = false
+    var respAllSeen = false
+    var closeAfter = false
+    /// The upstream stopped taking the request body after answering; the rest is not sent.
+    var requestBroken = false
+
+    // Accounting for the access log.
+    var status = 0
+    var bytesIn: UInt64 = 0
+    var bytesOut: UInt64 = 0
+    var startUs: UInt64 = 0
+    var upstreamStartUs: UInt64 = 0
+    var upstreamUs: UInt64 = 0
+    let requestID = UnsafeMutablePointer<UInt8>.allocate(capacity: 128)
+    var requestIDLength = 0
+    let clientIP = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
+    var clientIPLength = 0
+    /// "METHOD path" copied from the head (truncated), for the access log.
+    let requestLine = UnsafeMutablePointer<UInt8>.allocate(capacity: Session.requestLineCapacity)
+    var requestLineLength = 0
+    static let requestLineCapacity = 512
+
+    init(worker: Worker) {
+        self.worker = worker
+        let l = worker.config.limits
+        scanner = HeadScanner(maxFirstLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes,
+                              maxHeaders: l.maxHeaders, leadingEmptyLines: 2)
+        respScanner = HeadScanner(maxFirstLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes,
+                                  maxHeaders: l.maxHeaders)
+    }
+
+    deinit {
+        requestID.deallocate()
+        clientIP.deallocate()
+        requestLine.deallocate()
+    }
+
+    func open(fd: Int32, peer: UnsafePointer<sockaddr_storage>) {
+        self.fd = fd
+        clientIPLength = SocketAddress.formatHost(peer, into: clientIP, capacity: 64)
+        io = Readiness()
+        requestsServed = 0
+        deadline = 0
+        queuedTick = 0
+        phase = .head
+        scanner.reset()
+    }
+
+    func start() {
+        headStartMs = worker.now
+        lastProgressMs = worker.now
+        resetExchange()
+        updateTimer()
+    }
+
+    @inline(__always)
+    func handle(_ events: UInt32) {
+        io.apply(events)
+        drive()
+    }
+
+    /// Runs every step that can make progress, then re-arms the timer for what we wait on now.
+    func drive() {
+        var progressed = false
+        while true {
+            let progress: Bool
+            switch phase {
+            case .head: progress = stepHead()
+            case .exchange: progress = stepExchange()
+            case .responding: progress = stepResponding()
+            case .lingering: progress = stepLingering()
+            case .closed: return
+            }
+            if !progress { break }
+            progressed = true
+        }
+        if progressed { lastProgressMs = worker.now }
+        updateTimer()
+    }
+
+    // MARK: timers
+
+    private func updateTimer() {
+        let t = worker.config.timeouts
+        let clientBlocked = (clientOut != nil || respPending > 0) && !io.writable
+        switch phase {
+        case .head:
+            if scanner.started || requestsServed == 0 || inBuf != nil {
+                timerKind = .header
+                worker.arm(self, deadline: headStartMs + t.clientHeader)
+            } else {
+                timerKind = .idle
+                worker.arm(self, deadline: idleSinceMs + t.clientIdle)
+            }
+        case .exchange:
+            if clientBlocked {
+                timerKind = .send
+                worker.arm(self, deadline: lastProgressMs + t.send)
+            } else if let u = upstream, !u.connected {
+                timerKind = .connect
+                worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
+            } else if !respHeadDone {
+                if reqAllSeen && reqPending == 0 && upOut.map({ upOutSent == $0.end }) ?? true {
+                    timerKind = .firstByte
+                    worker.arm(self, deadline: requestSentMs + t.upstreamFirstByte)
+                } else if upstream?.io.writable == false && (reqPending > 0 || upOut != nil) {
+                    timerKind = .send
+                    worker.arm(self, deadline: lastProgressMs + t.send)
+                } else {
+                    timerKind = .body
+                    worker.arm(self, deadline: lastProgressMs + t.clientBody)
+                }
+            } else {
+                timerKind = .upstreamRead
+                worker.arm(self, deadline: lastProgressMs + t.upstreamRead)
+            }
+        case .responding:
+            timerKind = .send
+            worker.arm(self, deadline: lastProgressMs + t.send)
+        case .lingering:
+            timerKind = .linger
+            worker.arm(self, deadline: lastProgressMs + 2_000)
+        case .closed:
+            deadline = 0
+        }
+    }
+
+    /// The wheel says our deadline passed.
+    func timeout() {
+        switch timerKind {
+        case .idle, .linger:
+            close()
+        case .header:
+            if scanner.started || inBuf != nil {
+                respondError(408, "request head timeout")
+            } else {
+                close()
+            }
+        case .body:
+            if respStarted { abort(reason: "client body timeout") } else {
+                dropUpstream()
+                respondError(408, "request body timeout")
+            }
+        case .connect:
+            upstreamFailed(status: 502, "upstream connect timeout", retryable: false)
+        case .firstByte, .upstreamRead:
+            upstreamFailed(status: 504, "upstream timeout", retryable: false)
+        case .send:
+            abort(reason: "send timeout")
+        }
+        if phase != .closed { drive() }
+    }
+
+    // MARK: errors and closing
+
+    /// Answers with the gateway's own JSON error. Anything half-sent is abandoned.
+    func respondError(_ status: Int, _ code: StaticString) {
+        if respStarted { abort(reason: code); return }
+        dropUpstream()
+        self.status = status
+        if requestIDLength == 0 { generateRequestID() }
+        if startUs == 0 { startUs = cl_monotonic_us() }
+        // Keep the connection only when framing is sound (no route, or an upstream failure) and the
+        // request body, if any, was read to its end.
+        let framingSound = status == 404 || status >= 500
+        closeAfter = closeAfter || !framingSound || !(reqAllSeen && reqPending == 0) || worker.draining
+        var b = clientOut ?? worker.buffers.take()
+        b.clear()
+        HeadWriter.error(into: &b, status: status, code: code, close: closeAfter,
+                         requestID: requestID, requestIDLength: requestIDLength)
+        clientOut = b
+        respStarted = true
+        worker.log.error(code, status: status, requestID: requestID, requestIDLength: requestIDLength,
+                         client: clientIP, clientLength: clientIPLength)
+        phase = .responding
+    }
+
+    /// Writes the gateway's own response; then logs and either goes on or closes.
+    private func stepResponding() -> Bool {
+        if let b = clientOut {
+            guard io.writable else { return false }
+            let r: IOResult
+            do { r = try Sys.write(fd, b.readPointer, b.count) } catch { abort(reason: "client write failed"); return false }
+            guard case .bytes(let n) = r else { io.writable = false; return false }
+            bytesOut += UInt64(n)
+            clientOut!.consume(n)
+            if n < b.count { io.writable = false; return true }
+            worker.buffers.give(clientOut!)
+            clientOut = nil
+        }
+        worker.log.access(self)
+        requestsServed += 1
+        if closeAfter {
+            beginLingering()
+        } else {
+            nextRequest()
+        }
+        return true
+    }
+
+    /// Shuts our sending side and reads until the client closes (or the linger timer ends), so
+    /// bytes the client already sent do not make the kernel reset the connection (RFC 9112 §9.6).
+    func beginLingering() {
+        resetExchange()
+        if let b = inBuf { worker.buffers.give(b); inBuf = nil }
+        // Nothing more waiting from the client: close at once.
+        if !io.readable && !io.hangup { close(); return }
+        Sys.shutdownWrite(fd)
+        phase = .lingering
+    }
+
+    private func stepLingering() -> Bool {
+        guard io.readable else { return false }
+        var scratch = worker.buffers.take()
+        defer { worker.buffers.give(scratch) }
+        for _ in 0..<4 {
+            let r: IOResult
+            do { r = try Sys.read(fd, scratch.base, scratch.capacity) } catch { close(); return false }
+            switch r {
+            case .bytes: scratch.clear(); continue
+            case .eof: close(); return false
+            case .wouldBlock: io.readable = false; return false
+            }
+        }
+        return false
+    }
+
+    /// Ends the connection now (both sides), logging the exchange if one was under way.
+    func abort(reason: StaticString) {
+        if phase == .exchange || phase == .responding {
+            if status == 0 { status = 499 }
+            worker.log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
+                             client: clientIP, clientLength: clientIPLength)
+            worker.log.access(self)
+        }
+        dropUpstream()
+        close()
+    }
+
+    /// Detaches and closes the upstream connection of the current exchange, if any.
+    func dropUpstream() {
+        if let u = upstream {
+            u.session = nil
+            u.close()
+            upstream = nil
+        }
+    }
+
+    func close() {
+        guard phase != .closed else { return }
+        dropUpstream()
+        resetExchange()
+        phase = .closed
+        Sys.close(fd)
+        fd = -1
+        if let b = inBuf { worker.buffers.give(b); inBuf = nil }
+        deadline = 0
+        worker.sessionClosed(self)
+    }
+
+    /// Called when the worker starts draining: an idle keep-alive connection closes now; one in
+    /// the middle of a request closes after its response.
+    func drainIfIdle() {
+        switch phase {
+        case .head where !scanner.started && inBuf == nil:
+            close()
+        case .head, .exchange, .responding:
+            closeAfter = true
+        default:
+            break
+        }
+    }
+
+    func generateRequestID() {
+        var b = IOBuffer(base: requestID, capacity: 128)
+        b.append(hex: worker.requestIDs.next(), width: 16)
+        b.append(hex: worker.requestIDs.next(), width: 16)
+        requestIDLength = 32
+    }
+}

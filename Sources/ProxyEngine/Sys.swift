@@ -1,0 +1,140 @@
+import CLinux
+import Glibc
+
+/// A failed system call: the operation and its errno. Would-block is never an error (see `IOResult`).
+public struct SysError: Error, CustomStringConvertible, Sendable {
+    public let op: StaticString
+    public let errno: Int32
+    public init(_ op: StaticString, _ errno: Int32) {
+        self.op = op
+        self.errno = errno
+    }
+    public var description: String {
+        "\(op): \(String(cString: strerror(errno))) (errno \(errno))"
+    }
+}
+
+/// The outcome of a non-blocking read or write.
+public enum IOResult: Equatable {
+    case bytes(Int)
+    case wouldBlock
+    /// Read only: the peer closed its side.
+    case eof
+}
+
+/// The one door to the kernel (STYLE.md point 1): EINTR is retried, EAGAIN comes back as
+/// `.wouldBlock`, EBADF/EFAULT trap (only our own bug can cause them), everything else throws.
+public enum Sys {
+    @inline(__always)
+    static func trapIfOurBug(_ e: Int32, _ op: StaticString) {
+        if e == EBADF || e == EFAULT { fatalError("\(op): \(e == EBADF ? "EBADF" : "EFAULT") — a bug in Switchyard") }
+    }
+
+    @inline(__always)
+    public static func read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) throws(SysError) -> IOResult {
+        while true {
+            let r = Glibc.read(fd, p, n)
+            if r > 0 { return .bytes(r) }
+            if r == 0 { return .eof }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+            trapIfOurBug(e, "read")
+            throw SysError("read", e)
+        }
+    }
+
+    @inline(__always)
+    public static func write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) throws(SysError) -> IOResult {
+        while true {
+            let r = Glibc.write(fd, p, n)
+            if r >= 0 { return .bytes(r) }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+            trapIfOurBug(e, "write")
+            throw SysError("write", e)
+        }
+    }
+
+    /// Writes two buffers with one writev (a rewritten head and the body bytes behind it).
+    @inline(__always)
+    public static func writev2(_ fd: Int32, _ a: UnsafeRawPointer, _ na: Int,
+                               _ b: UnsafeRawPointer?, _ nb: Int) throws(SysError) -> IOResult {
+        if nb == 0 || b == nil { return try write(fd, a, na) }
+        var iov = (iovec(iov_base: UnsafeMutableRawPointer(mutating: a), iov_len: na),
+                   iovec(iov_base: UnsafeMutableRawPointer(mutating: b), iov_len: nb))
+        while true {
+            let r = withUnsafeMutablePointer(to: &iov) {
+                $0.withMemoryRebound(to: iovec.self, capacity: 2) { Glibc.writev(fd, $0, 2) }
+            }
+            if r >= 0 { return .bytes(r) }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+            trapIfOurBug(e, "writev")
+            throw SysError("writev", e)
+        }
+    }
+
+    /// accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC. Returns nil when the backlog is empty.
+    /// ECONNABORTED and EPROTO (a peer that gave up in the backlog) are skipped like EAGAIN's cousins.
+    public static func accept(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr_storage>) throws(SysError) -> Int32? {
+        while true {
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let r = addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { cl_accept4(fd, $0, &len) }
+            if r >= 0 { return r }
+            let e = errno
+            if e == EINTR || e == ECONNABORTED || e == EPROTO { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return nil }
+            trapIfOurBug(e, "accept4")
+            throw SysError("accept4", e)
+        }
+    }
+
+    /// Starts a non-blocking connect. Returns true when already connected, false when in progress.
+    public static func connect(_ fd: Int32, _ addr: SocketAddress) throws(SysError) -> Bool {
+        var storage = addr.storage
+        let r = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, addr.length) }
+        }
+        if r == 0 { return true }
+        let e = errno
+        if e == EINPROGRESS || e == EINTR { return false }
+        trapIfOurBug(e, "connect")
+        throw SysError("connect", e)
+    }
+
+    public static func socket(family: Int32) throws(SysError) -> Int32 {
+        let fd = cl_socket_stream(family)
+        if fd < 0 { throw SysError("socket", errno) }
+        return fd
+    }
+
+    public static func close(_ fd: Int32) {
+        // Linux closes the fd even when close reports EINTR; never retry.
+        _ = Glibc.close(fd)
+    }
+
+    public static func shutdownWrite(_ fd: Int32) {
+        _ = Glibc.shutdown(fd, Int32(SHUT_WR))
+    }
+
+    /// Makes the next close send RST instead of FIN (SO_LINGER 0): for connections whose framing is broken.
+    public static func setLingerZero(_ fd: Int32) {
+        var l = linger(l_onoff: 1, l_linger: 0)
+        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+    }
+
+    public static func listen(_ address: SocketAddress, backlog: Int32) throws(SysError) -> Int32 {
+        let fd = try socket(family: Int32(address.storage.ss_family))
+        if cl_set_reuseport(fd) != 0 { let e = errno; close(fd); throw SysError("setsockopt(SO_REUSEPORT)", e) }
+        var storage = address.storage
+        let b = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, address.length) }
+        }
+        if b != 0 { let e = errno; close(fd); throw SysError("bind", e) }
+        if Glibc.listen(fd, backlog) != 0 { let e = errno; close(fd); throw SysError("listen", e) }
+        return fd
+    }
+}

@@ -1,0 +1,130 @@
+import CLinux
+import Glibc
+
+/// One TCP connection to an upstream address. While an exchange uses it, `session` is set and its
+/// events drive that session; while idle it sits in its address's pool, watched for close.
+final class UpstreamConnection: Pollable {
+    unowned(unsafe) let worker: Worker
+    var addressIndex = 0
+    var inBuf: IOBuffer?
+    var io = Readiness()
+    var connected = false
+    /// True when the connection came from the idle pool (a failure before any response byte may
+    /// then be the server's keep-alive race, so an idempotent request is retried once).
+    var reused = false
+    var session: Session?
+    /// Index in the pool's idle list; -1 when not idle.
+    var poolPosition = -1
+
+    init(worker: Worker) {
+        self.worker = worker
+    }
+
+    /// Starts a non-blocking connect and registers the socket. Throws when the kernel refuses at once.
+    func connect(to index: Int) throws(SysError) {
+        let address = worker.config.upstreamAddresses[index]
+        let s = try Sys.socket(family: Int32(address.storage.ss_family))
+        _ = cl_set_nodelay(s)
+        do {
+            connected = try Sys.connect(s, address)
+        } catch {
+            Sys.close(s)
+            throw error
+        }
+        fd = s
+        addressIndex = index
+        io = Readiness()
+        reused = false
+        poolPosition = -1
+        deadline = 0
+        queuedTick = 0
+        let (slot, gen) = worker.register(.upstream(self), fd: s, events: Worker.connectionEvents)
+        self.slot = slot
+        generation = gen
+    }
+
+    /// Completes a connect once the socket is writable; returns the pending socket error (0: ok).
+    func finishConnect() -> Int32 {
+        let err = cl_so_error(fd)
+        if err == 0 { connected = true }
+        return err
+    }
+
+    @inline(__always)
+    func handle(_ events: UInt32) {
+        io.apply(events)
+        if let s = session {
+            s.drive()
+        } else {
+            // Idle in the pool: any readable event is a close (or junk) from the server.
+            worker.pools[addressIndex].remove(self)
+            close()
+        }
+    }
+
+    /// Idle timeout (attached connections are timed by their session).
+    func timeout() {
+        guard session == nil else { return }
+        worker.pools[addressIndex].remove(self)
+        close()
+    }
+
+    func close() {
+        guard fd >= 0 else { return }
+        Sys.close(fd)
+        fd = -1
+        connected = false
+        session = nil
+        if let b = inBuf { worker.buffers.give(b); inBuf = nil }
+        deadline = 0
+        worker.upstreamClosed(self)
+    }
+}
+
+/// Idle keep-alive connections to one upstream address, per worker. LIFO: the most recently used
+/// connection is the least likely to have been closed by the server.
+final class UpstreamPool {
+    let address: SocketAddress
+    /// The address as bytes, for access log lines.
+    let addressText: [UInt8]
+    private var idle: [UpstreamConnection] = []
+
+    init(address: SocketAddress) {
+        self.address = address
+        addressText = Array(address.text.utf8)
+    }
+
+    var idleCount: Int { idle.count }
+
+    func take() -> UpstreamConnection? {
+        guard let u = idle.popLast() else { return nil }
+        u.poolPosition = -1
+        return u
+    }
+
+    /// Returns a connection to the pool; false (caller closes it) when the pool is full.
+    func put(_ u: UpstreamConnection, limit: Int) -> Bool {
+        guard idle.count < limit else { return false }
+        u.poolPosition = idle.count
+        idle.append(u)
+        return true
+    }
+
+    func remove(_ u: UpstreamConnection) {
+        let i = u.poolPosition
+        guard i >= 0, i < idle.count, idle[i] === u else { return }
+        let last = idle.removeLast()
+        if i < idle.count {
+            idle[i] = last
+            last.poolPosition = i
+        }
+        u.poolPosition = -1
+    }
+
+    func closeAll() {
+        while let u = idle.popLast() {
+            u.poolPosition = -1
+            u.close()
+        }
+    }
+}

@@ -1,0 +1,297 @@
+import CLinux
+import Glibc
+import RouteResolver
+import Synchronization
+
+/// One event-loop thread: its own epoll instance, its own SO_REUSEPORT listeners, its own
+/// connections, buffers, upstream pools and timers. A connection never leaves its worker.
+final class Worker {
+    let id: Int
+    let config: EngineConfig
+    let epfd: Int32
+    let wakeFD: Int32
+    let control: WorkerControl
+
+    var now: UInt64
+    var timers: TimerWheel
+    let buffers = BufferPool()
+    let headers: HeaderTable
+    let log: WorkerLog
+    var pools: [UpstreamPool]
+    /// Per route: the next upstream index for round robin.
+    var roundRobin: [Int]
+    var requestIDs: RequestIDGenerator
+
+    private var owners: [SlotOwner] = []
+    private var generations: [UInt32] = []
+    private var freeSlots: [UInt32] = []
+    private var listenerFDs: [Int32] = []
+    private var listenerReadable: [Bool] = []
+    private var sessionCache: [Session] = []
+    private var upstreamCache: [UpstreamConnection] = []
+    private let events: UnsafeMutablePointer<cl_event>
+    private static let maxEvents = 256
+
+    private(set) var sessionCount = 0
+    private(set) var draining = false
+    private var drainDeadline: UInt64 = 0
+    private var running = true
+    private let acceptAddress = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
+
+    init(id: Int, config: EngineConfig, control: WorkerControl, sinks: LogSinks) throws(SysError) {
+        self.id = id
+        self.config = config
+        self.control = control
+        wakeFD = control.wakeFD
+        epfd = cl_epoll_create()
+        if epfd < 0 { throw SysError("epoll_create1", errno) }
+        now = cl_monotonic_ms()
+        timers = TimerWheel(now: now)
+        headers = HeaderTable(capacity: config.limits.maxHeaders + 1)
+        log = WorkerLog(sinks: sinks)
+        pools = config.upstreamAddresses.map { UpstreamPool(address: $0) }
+        roundRobin = Array(repeating: id, count: config.routes.routes.count)
+        requestIDs = RequestIDGenerator()
+        events = .allocate(capacity: Self.maxEvents)
+
+        _ = register(.wake, fd: wakeFD, events: Epoll.input)
+        for (i, l) in config.listeners.enumerated() {
+            let fd = try Sys.listen(l.address, backlog: l.backlog)
+            listenerFDs.append(fd)
+            listenerReadable.append(false)
+            _ = register(.listener(i), fd: fd, events: Epoll.input | Epoll.edgeTriggered)
+        }
+    }
+
+    deinit {
+        events.deallocate()
+        acceptAddress.deallocate()
+        Sys.close(epfd)
+    }
+
+    // MARK: slots
+
+    /// Registers `fd` for `owner`; returns (slot, generation). Interest is fixed at registration:
+    /// edge-triggered IN|OUT|RDHUP needs no epoll_ctl(MOD) for the life of the connection, which is
+    /// the limit case of batching interest changes (STYLE.md point 5).
+    func register(_ owner: SlotOwner, fd: Int32, events: UInt32) -> (UInt32, UInt32) {
+        let slot: UInt32
+        if let s = freeSlots.popLast() {
+            slot = s
+            owners[Int(s)] = owner
+        } else {
+            slot = UInt32(owners.count)
+            owners.append(owner)
+            generations.append(1)
+        }
+        let gen = generations[Int(slot)]
+        if cl_epoll_add(epfd, fd, events, UInt64(gen) << 32 | UInt64(slot)) != 0 {
+            fatalError("epoll_ctl(ADD) fd \(fd): errno \(errno)")
+        }
+        return (slot, gen)
+    }
+
+    static let connectionEvents = Epoll.input | Epoll.output | Epoll.readHangup | Epoll.edgeTriggered
+
+    /// Frees a slot; closing the fd removes it from epoll. Stale events for it are dropped by the
+    /// generation check.
+    func unregister(slot: UInt32) {
+        owners[Int(slot)] = .free
+        generations[Int(slot)] &+= 1
+        if generations[Int(slot)] == 0 { generations[Int(slot)] = 1 }
+        freeSlots.append(slot)
+    }
+
+    // MARK: timers
+
+    /// Sets an owner's deadline (0 clears it), queuing it in the wheel only when it moves earlier.
+    @inline(__always)
+    func arm(_ p: Pollable, deadline: UInt64) {
+        p.deadline = deadline
+        if deadline == 0 { return }
+        let tick = TimerWheel.tick(for: deadline)
+        if p.queuedTick == 0 || tick < p.queuedTick {
+            p.queuedTick = timers.insert(p.token, tick: tick)
+        }
+    }
+
+    private func fireTimers() {
+        timers.advance(now: now) { token, tick in
+            let slot = Int(token & 0xFFFF_FFFF)
+            guard slot < owners.count, generations[slot] == UInt32(token >> 32) else { return }
+            switch owners[slot] {
+            case .session(let s): timerEntryDue(s, tick) { s.timeout() }
+            case .upstream(let u): timerEntryDue(u, tick) { u.timeout() }
+            default: return
+            }
+        }
+    }
+
+    @inline(__always)
+    private func timerEntryDue(_ p: Pollable, _ tick: UInt64, _ fire: () -> Void) {
+        guard p.queuedTick == tick else { return }  // a newer entry stands for this owner
+        p.queuedTick = 0
+        if p.deadline == 0 { return }
+        if p.deadline > now {
+            p.queuedTick = timers.insert(p.token, tick: TimerWheel.tick(for: p.deadline))
+        } else {
+            fire()
+        }
+    }
+
+    // MARK: loop
+
+    func run() {
+        while running {
+            let timeout = draining ? min(Int32(TimerWheel.tickMs), timers.timeoutMs(now: now) < 0 ? 50 : timers.timeoutMs(now: now))
+                                   : log.pendingFlush ? min(100, timers.timeoutMs(now: now) < 0 ? 100 : timers.timeoutMs(now: now))
+                                   : timers.timeoutMs(now: now)
+            let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
+            now = cl_monotonic_ms()
+            if n < 0 && errno != EINTR { fatalError("epoll_wait: errno \(errno)") }
+            var i = 0
+            while i < Int(n) {
+                dispatch(events[i])
+                i += 1
+            }
+            fireTimers()
+            log.tick(now: now)
+            if draining { checkDrained() }
+        }
+        log.flush()
+        for fd in listenerFDs where fd >= 0 { Sys.close(fd) }
+    }
+
+    @inline(__always)
+    private func dispatch(_ ev: cl_event) {
+        let slot = Int(ev.data & 0xFFFF_FFFF)
+        guard generations[slot] == UInt32(ev.data >> 32) else { return }
+        switch owners[slot] {
+        case .session(let s): s.handle(ev.events)
+        case .upstream(let u): u.handle(ev.events)
+        case .listener(let i): listenerReadable[i] = true; acceptLoop(i)
+        case .wake: handleWake()
+        case .free: return
+        }
+    }
+
+    private func acceptLoop(_ i: Int) {
+        let fd = listenerFDs[i]
+        guard fd >= 0 else { return }
+        while listenerReadable[i] {
+            let client: Int32?
+            do {
+                client = try Sys.accept(fd, acceptAddress)
+            } catch {
+                // EMFILE/ENFILE/ENOBUFS: leave the rest in the backlog and try again next edge.
+                log.error("accept_failed", error.description)
+                listenerReadable[i] = false
+                return
+            }
+            guard let c = client else { listenerReadable[i] = false; return }
+            _ = cl_set_nodelay(c)
+            let s = sessionCache.popLast() ?? Session(worker: self)
+            s.open(fd: c, peer: acceptAddress)
+            let (slot, gen) = register(.session(s), fd: c, events: Self.connectionEvents)
+            s.slot = slot
+            s.generation = gen
+            sessionCount += 1
+            s.start()
+        }
+    }
+
+    /// Called by a session when its socket is closed.
+    func sessionClosed(_ s: Session) {
+        unregister(slot: s.slot)
+        sessionCount -= 1
+        if sessionCache.count < 1024 { sessionCache.append(s) }
+    }
+
+    func makeUpstream() -> UpstreamConnection {
+        upstreamCache.popLast() ?? UpstreamConnection(worker: self)
+    }
+
+    /// A connection object whose connect failed before registration.
+    func recycleUnused(_ u: UpstreamConnection) {
+        if upstreamCache.count < 1024 { upstreamCache.append(u) }
+    }
+
+    func upstreamClosed(_ u: UpstreamConnection) {
+        unregister(slot: u.slot)
+        if upstreamCache.count < 1024 { upstreamCache.append(u) }
+    }
+
+    // MARK: shutdown
+
+    private func handleWake() {
+        var v: UInt64 = 0
+        _ = Glibc.read(wakeFD, &v, 8)
+        if control.drainRequested.load(ordering: .acquiring) && !draining { beginDrain() }
+    }
+
+    /// Stops accepting, closes idle connections, lets in-flight exchanges finish (each then closes),
+    /// and ends the loop when none are left or the drain timeout passes.
+    private func beginDrain() {
+        draining = true
+        drainDeadline = now + config.timeouts.drain
+        for i in listenerFDs.indices where listenerFDs[i] >= 0 {
+            Sys.close(listenerFDs[i])
+            listenerFDs[i] = -1
+        }
+        forEachSession { $0.drainIfIdle() }
+        for pool in pools { pool.closeAll() }
+        checkDrained()
+    }
+
+    private func checkDrained() {
+        if sessionCount == 0 { running = false; return }
+        if now >= drainDeadline {
+            forEachSession { $0.abort(reason: "drain_timeout") }
+            running = false
+        }
+    }
+
+    private func forEachSession(_ body: (Session) -> Void) {
+        for i in owners.indices {
+            if case .session(let s) = owners[i] { body(s) }
+        }
+    }
+}
+
+/// What the engine's main thread shares with one worker: the eventfd that wakes it and the flag
+/// that asks it to drain.
+final class WorkerControl: Sendable {
+    let wakeFD: Int32
+    let drainRequested = Atomic<Bool>(false)
+
+    init() throws(SysError) {
+        let fd = cl_eventfd()
+        if fd < 0 { throw SysError("eventfd", errno) }
+        wakeFD = fd
+    }
+
+    func requestDrain() {
+        drainRequested.store(true, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+}
+
+/// Request ids: 128 bits from a per-worker SplitMix64 stream seeded by getrandom, as 32 hex digits.
+struct RequestIDGenerator {
+    private var state: UInt64
+
+    init() {
+        var seed: UInt64 = 0
+        _ = cl_getrandom(&seed, 8)
+        state = seed ^ cl_monotonic_us()
+    }
+
+    @inline(__always) mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,90 @@
+/// Which hosts a route answers for.
+public enum HostPattern: Sendable, Equatable {
+    /// Exact name, lowercase ("example.com").
+    case exact([UInt8])
+    /// "*.example.com": any name ending in ".example.com" (stored lowercase, with the dot).
+    case suffix([UInt8])
+
+    /// Parses "example.com" or "*.example.com"; nil for an empty or malformed pattern.
+    public init?(_ text: String) {
+        let lower = Array(text.lowercased().utf8)
+        guard !lower.isEmpty, lower.allSatisfy({ $0 > 0x20 && $0 < 0x7F && $0 != 0x2F }) else { return nil }
+        if lower.starts(with: [0x2A, 0x2E]) {  // "*."
+            guard lower.count > 2, !lower.dropFirst().contains(0x2A) else { return nil }
+            self = .suffix(Array(lower.dropFirst()))
+        } else {
+            guard !lower.contains(0x2A) else { return nil }
+            self = .exact(lower)
+        }
+    }
+
+    func matches(_ host: UnsafeRawBufferPointer) -> Bool {
+        switch self {
+        case .exact(let name):
+            return host.count == name.count && equalsLowercased(host, 0, name)
+        case .suffix(let tail):
+            return host.count > tail.count && equalsLowercased(host, host.count - tail.count, tail)
+        }
+    }
+}
+
+/// Where a matched request goes. Later issues add keyed (sticky) targets here.
+public enum RouteTarget: Sendable, Equatable {
+    /// A static list of upstream addresses ("host:port"), used round robin.
+    case upstreams([String])
+}
+
+/// One routing rule: a host pattern (optional), a path prefix and a target.
+public struct Route: Sendable, Equatable {
+    public let name: String
+    public let host: HostPattern?
+    /// Matches the path itself and anything below it: "/api" matches "/api", "/api/x" and
+    /// "/api?q", not "/apix". A prefix ending in "/" matches plainly.
+    public let pathPrefix: [UInt8]
+    public let target: RouteTarget
+
+    public init(name: String, host: HostPattern?, pathPrefix: String, target: RouteTarget) {
+        self.name = name
+        self.host = host
+        self.pathPrefix = Array(pathPrefix.utf8)
+        self.target = target
+    }
+
+    func matches(host h: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer) -> Bool {
+        if let host, !host.matches(h) { return false }
+        let n = pathPrefix.count
+        if n == 0 || (n == 1 && pathPrefix[0] == 0x2F) { return true }
+        guard path.count >= n else { return false }
+        for i in 0..<n where path[i] != pathPrefix[i] { return false }
+        if path.count == n || pathPrefix[n - 1] == 0x2F { return true }
+        let next = path[n]
+        return next == 0x2F || next == 0x3F
+    }
+}
+
+/// The ordered rule list; the first matching rule wins. Immutable: a routing change builds a new
+/// table and publishes it, so lookups never lock.
+public final class RouteTable: Sendable {
+    public let routes: [Route]
+
+    public init(routes: [Route]) {
+        self.routes = routes
+    }
+
+    /// Index of the first route matching `host` (without port, any case) and `path` (origin-form
+    /// path and query), or nil when none does.
+    public func match(host: UnsafeRawBufferPointer, path: UnsafeRawBufferPointer) -> Int? {
+        for i in routes.indices where routes[i].matches(host: host, path: path) { return i }
+        return nil
+    }
+}
+
+@inline(__always)
+func equalsLowercased(_ a: UnsafeRawBufferPointer, _ offset: Int, _ lower: [UInt8]) -> Bool {
+    for i in 0..<lower.count {
+        var c = a[offset + i]
+        if c >= 0x41 && c <= 0x5A { c |= 0x20 }
+        if c != lower[i] { return false }
+    }
+    return true
+}

@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import ProxyEngine
+import RouteResolver
+
+@main
+struct Switchyard: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchyard",
+        abstract: "A Layer-7 gateway: sticky routing, HTTP/1.1, WebSocket and TLS in one process.",
+        subcommands: [Serve.self, Check.self],
+        defaultSubcommand: Serve.self
+    )
+}
+
+struct ConfigOption: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The YAML configuration file.")
+    var config: String = "config/switchyard.yaml"
+
+    func load() throws -> EngineConfig {
+        do {
+            return try ConfigLoader.load(path: config)
+        } catch {
+            FileHandle.standardError.write(Data("switchyard: \(config): \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+    }
+}
+
+struct Serve: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the gateway in the foreground until SIGTERM or SIGINT.")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let config = try options.load()
+        let engine = Engine(config: config)
+        do {
+            try engine.run {
+                let addresses = config.listeners.map { $0.address.text }.joined(separator: ", ")
+                FileHandle.standardError.write(Data("switchyard: serving on \(addresses) with \(config.workers) worker(s)\n".utf8))
+            }
+        } catch {
+            FileHandle.standardError.write(Data("switchyard: cannot start: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        FileHandle.standardError.write(Data("switchyard: stopped\n".utf8))
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Validate a configuration file and print a summary.")
+    @OptionGroup var options: ConfigOption
+
+    func run() throws {
+        let c = try options.load()
+        print(ConfigSummary.render(c, path: options.config))
+    }
+}
+
+enum ConfigSummary {
+    static func render(_ c: EngineConfig, path: String) -> String {
+        var lines = ["\(path): OK", "workers: \(c.workers)"]
+        for l in c.listeners { lines.append("listener \(l.name): \(l.address.text)") }
+        for (i, r) in c.routes.routes.enumerated() {
+            let host: String
+            switch r.host {
+            case .none: host = "*"
+            case .exact(let b): host = String(decoding: b, as: UTF8.self)
+            case .suffix(let b): host = "*" + String(decoding: b, as: UTF8.self)
+            }
+            let ups = c.routeUpstreams[i].map { c.upstreamAddresses[$0].text }.joined(separator: ", ")
+            lines.append("route \(r.name): host \(host) path \(String(decoding: r.pathPrefix, as: UTF8.self)) -> \(ups)")
+        }
+        let t = c.timeouts
+        lines.append("timeouts (ms): client_header \(t.clientHeader), client_body \(t.clientBody), client_idle \(t.clientIdle), upstream_connect \(t.upstreamConnect), upstream_first_byte \(t.upstreamFirstByte), upstream_read \(t.upstreamRead), send \(t.send), drain \(t.drain)")
+        return lines.joined(separator: "\n")
+    }
+}
