@@ -25,6 +25,10 @@ extension Session {
     func pumpResponse(_ u: UpstreamConnection) -> Bool {
         var progress = false
         while phase == .exchange {
+            // Body bytes already buffered join the head in the same writev.
+            if respHeadDone && respPending == 0 && !respAllSeen, let b = u.inBuf, b.count > 0 {
+                guard validateResponseBody(u) else { return true }
+            }
             // 1. Whatever is ready for the client goes first: our head bytes, then body bytes.
             let outLeft = clientOut?.count ?? 0
             if outLeft > 0 || respPending > 0 {
