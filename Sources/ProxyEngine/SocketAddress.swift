@@ -7,7 +7,12 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
     /// The text the address was parsed from, kept for logs ("127.0.0.1:9000").
     public let text: String
 
-    public static func == (a: SocketAddress, b: SocketAddress) -> Bool { a.text == b.text }
+    /// Equal when the socket addresses are (family, port and address bytes), whatever the text.
+    public static func == (a: SocketAddress, b: SocketAddress) -> Bool {
+        guard a.length == b.length else { return false }
+        var x = a.storage, y = b.storage
+        return memcmp(&x, &y, Int(a.length)) == 0
+    }
     public var description: String { text }
 
     /// Parses a numeric "a.b.c.d:port" or "[v6]:port"; hostnames are resolved by the caller at
