@@ -1,35 +1,29 @@
-/// Character classes of RFC 9110 §5.6 and RFC 9112, as one 256-entry table of bit flags.
+/// Character classes of RFC 9110 §5.6 and RFC 9112. Set membership is a bit test against
+/// constants (no global table: a lazily initialised global costs a `swift_once` call per lookup).
 @usableFromInline
 enum ByteClass {
-    static let token: UInt8 = 1        // tchar
-    static let fieldValue: UInt8 = 2   // VCHAR / obs-text / SP / HTAB
-    static let target: UInt8 = 4       // visible ASCII allowed in a request-target
-    static let hex: UInt8 = 8
-    static let requestID: UInt8 = 16   // what we accept in a client's X-Request-Id
+    /// tchar: ALPHA / DIGIT / "!#$%&'*+-.^_`|~" — bits for bytes 0–63 and 64–127.
+    static let tokenLow: UInt64 = 0x03FF_6CFA_0000_0000
+    static let tokenHigh: UInt64 = 0x57FF_FFFF_C7FF_FFFE
+    /// What we accept in a client's X-Request-Id: ALPHA / DIGIT / "._:+/=~-".
+    static let requestIDLow: UInt64 = 0x27FF_E800_0000_0000
+    static let requestIDHigh: UInt64 = 0x47FF_FFFE_87FF_FFFE
 
-    @usableFromInline
-    nonisolated(unsafe) static let table: UnsafePointer<UInt8> = {
-        let t = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
-        t.initialize(repeating: 0, count: 256)
-        for b in 0..<256 {
-            var f: UInt8 = 0
-            let c = UInt8(b)
-            let alnum = (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
-            if alnum || "!#$%&'*+-.^_`|~".utf8.contains(c) { f |= token }
-            if (c >= 0x21 && c != 0x7F) || c == 0x20 || c == 0x09 { f |= fieldValue }
-            if c >= 0x21 && c <= 0x7E { f |= target }
-            if (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66) { f |= hex }
-            if alnum || "._:+/=~-".utf8.contains(c) { f |= requestID }
-            t[b] = f
-        }
-        return UnsafePointer(t)
-    }()
+    @inline(__always) static func inSet(_ b: UInt8, _ low: UInt64, _ high: UInt64) -> Bool {
+        if b < 64 { return (low >> UInt64(b)) & 1 != 0 }
+        if b < 128 { return (high >> UInt64(b &- 64)) & 1 != 0 }
+        return false
+    }
 
-    @inline(__always) static func isToken(_ b: UInt8) -> Bool { table[Int(b)] & token != 0 }
-    @inline(__always) static func isFieldValue(_ b: UInt8) -> Bool { table[Int(b)] & fieldValue != 0 }
-    @inline(__always) static func isTarget(_ b: UInt8) -> Bool { table[Int(b)] & target != 0 }
-    @inline(__always) static func isHex(_ b: UInt8) -> Bool { table[Int(b)] & hex != 0 }
-    @inline(__always) static func isRequestID(_ b: UInt8) -> Bool { table[Int(b)] & requestID != 0 }
+    @inline(__always) static func isToken(_ b: UInt8) -> Bool { inSet(b, tokenLow, tokenHigh) }
+    /// field-vchar / obs-text / SP / HTAB (RFC 9110 §5.5): anything but CTLs and DEL.
+    @inline(__always) static func isFieldValue(_ b: UInt8) -> Bool { (b >= 0x20 && b != 0x7F) || b == 0x09 }
+    /// A request-target byte: visible ASCII (no spaces, controls or non-ASCII; RFC 3986 chars).
+    @inline(__always) static func isTarget(_ b: UInt8) -> Bool { b >= 0x21 && b <= 0x7E }
+    @inline(__always) static func isHex(_ b: UInt8) -> Bool {
+        (b >= 0x30 && b <= 0x39) || (b | 0x20 >= 0x61 && b | 0x20 <= 0x66)
+    }
+    @inline(__always) static func isRequestID(_ b: UInt8) -> Bool { inSet(b, requestIDLow, requestIDHigh) }
 
     @inline(__always) static func hexValue(_ b: UInt8) -> UInt64 {
         if b <= 0x39 { return UInt64(b &- 0x30) }
@@ -37,7 +31,8 @@ enum ByteClass {
     }
 
     /// Case-insensitive comparison of `n` bytes with a lowercase ASCII literal made of letters,
-    /// digits and '-' (the only shapes our known header names have).
+    /// digits, '-', ':' and '/' (the only shapes our known names have; `| 0x20` maps no other
+    /// token byte onto those).
     @inline(__always)
     static func equalsLower(_ p: UnsafePointer<UInt8>, _ n: Int, _ lit: StaticString) -> Bool {
         guard n == lit.utf8CodeUnitCount else { return false }
