@@ -95,7 +95,8 @@ public struct IOBuffer {
 }
 
 /// Per-worker pools of standard (16 KiB) and large (64 KiB) buffers. A connection takes a buffer
-/// only while it has bytes to hold, so an idle keep-alive connection holds none.
+/// only while it has bytes to hold, so an idle keep-alive connection holds none. At most 4 MiB of
+/// free buffers stay pooled per worker; the rest go back to the allocator.
 public final class BufferPool {
     public static let standardSize = 16 * 1024
     public static let largeSize = 64 * 1024
@@ -104,7 +105,7 @@ public final class BufferPool {
     private let keepStandard: Int
     private let keepLarge: Int
 
-    public init(keepStandard: Int = 1024, keepLarge: Int = 64) {
+    public init(keepStandard: Int = 256, keepLarge: Int = 16) {
         self.keepStandard = keepStandard
         self.keepLarge = keepLarge
         standard.reserveCapacity(keepStandard)

@@ -143,9 +143,10 @@ final class Worker {
 
     func run() {
         while running {
-            let timeout = draining ? min(Int32(TimerWheel.tickMs), timers.timeoutMs(now: now) < 0 ? 50 : timers.timeoutMs(now: now))
-                                   : log.pendingFlush ? min(100, timers.timeoutMs(now: now) < 0 ? 100 : timers.timeoutMs(now: now))
-                                   : timers.timeoutMs(now: now)
+            var timeout = timers.timeoutMs(now: now)
+            // Pending log lines go out within 100 ms; a draining worker checks its deadline often.
+            let cap: Int32 = draining ? 50 : log.pendingFlush ? 100 : -1
+            if cap >= 0 && (timeout < 0 || timeout > cap) { timeout = cap }
             let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
             now = cl_monotonic_ms()
             if n < 0 && errno != EINTR { fatalError("epoll_wait: errno \(errno)") }
