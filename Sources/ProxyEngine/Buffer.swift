@@ -82,11 +82,12 @@ public struct IOBuffer {
     /// Appends `v` as lowercase hex, `width` digits (zero padded).
     public mutating func append(hex v: UInt64, width: Int) {
         precondition(width <= writableCount)
+        let digits: StaticString = "0123456789abcdef"
+        let d = digits.utf8Start
         var x = v
-        var i = width - 1
-        while i >= 0 {
-            let d = UInt8(truncatingIfNeeded: x & 0xF)
-            base[end + i] = d < 10 ? d &+ 48 : d &+ 87
+        var i = end + width - 1
+        while i >= end {
+            base[i] = d[Int(x & 0xF)]
             x >>= 4
             i -= 1
         }

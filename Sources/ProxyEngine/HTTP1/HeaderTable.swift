@@ -1,3 +1,5 @@
+import Glibc
+
 /// The header fields the gateway itself looks at; everything else is `.other` and passes through.
 public enum HeaderKind: UInt8, Sendable {
     case other
@@ -89,19 +91,21 @@ public final class HeaderTable {
             if nameLength == 0 { throw .badHeaderName }
             i += 1
             while i < to && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
-            var valueStart = i
-            var valueEnd = i
-            while i < to {
-                let b = p[i]
-                if b == 0x0D { break }
-                if !ByteClass.isFieldValue(b) { throw .badHeaderValue }
-                i += 1
-                if b != 0x20 && b != 0x09 { valueEnd = i }
+            // The line ends at the first CR (the scanner saw CRLF at every LF); it must be CRLF.
+            guard let crPointer = memchr(p + i, 0x0D, to - i) else { throw .bareCR }
+            let cr = UnsafeRawPointer(crPointer).assumingMemoryBound(to: UInt8.self) - p
+            if p[cr + 1] != 0x0A { throw .bareCR }
+            // Branch-free check (vectorised by the compiler): no CTL but HTAB, no DEL.
+            var invalid: UInt8 = 0
+            for j in i..<cr {
+                let b = p[j]
+                invalid |= (b < 0x20 && b != 0x09 ? 1 : 0) | (b == 0x7F ? 1 : 0)
             }
-            // The scanner guaranteed every LF has a CR before it; a CR must be followed by LF.
-            if i >= to { throw .bareCR }
-            if p[i + 1] != 0x0A { throw .bareCR }
-            if valueEnd < valueStart { valueStart = valueEnd }
+            if invalid != 0 { throw .badHeaderValue }
+            let valueStart = i
+            var valueEnd = cr
+            while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            i = cr
             if count == capacity { throw .tooManyHeaders }
             fields[count] = HeaderField(
                 nameStart: Int32(nameStart), nameLength: Int32(nameLength),
