@@ -35,8 +35,9 @@ struct TimerWheel {
         return next > now ? Int32(next - now) : 0
     }
 
-    /// Processes every tick up to `now`, calling `fire(token, tick)` for each entry of each bucket.
-    mutating func advance(now: UInt64, _ fire: (UInt64, UInt64) -> Void) {
+    /// Empties every bucket up to `now` into `due` as (token, tick) pairs. The caller handles them
+    /// afterwards and may insert again then (never while the wheel is being advanced).
+    mutating func advance(now: UInt64, into due: inout [(token: UInt64, tick: UInt64)]) {
         let target = now / Self.tickMs
         var steps = 0
         while processedTick < target && steps < Self.bucketCount {
@@ -44,13 +45,9 @@ struct TimerWheel {
             steps += 1
             let i = Int(processedTick % UInt64(Self.bucketCount))
             if buckets[i].isEmpty { continue }
-            // Swap the bucket out so `fire` may insert into the wheel (even into this bucket).
-            var entries: [UInt64] = []
-            swap(&entries, &buckets[i])
-            pending -= entries.count
-            for token in entries { fire(token, processedTick) }
-            entries.removeAll(keepingCapacity: true)
-            if buckets[i].isEmpty { swap(&entries, &buckets[i]) }
+            pending -= buckets[i].count
+            for token in buckets[i] { due.append((token, processedTick)) }
+            buckets[i].removeAll(keepingCapacity: true)
         }
         if processedTick < target { processedTick = target }
     }

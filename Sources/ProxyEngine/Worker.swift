@@ -14,6 +14,8 @@ final class Worker {
 
     var now: UInt64
     var timers: TimerWheel
+    /// Reused scratch list of timer entries that came due this turn.
+    private var dueTimers: [(token: UInt64, tick: UInt64)] = []
     let buffers = BufferPool()
     let headers: HeaderTable
     let log: WorkerLog
@@ -116,15 +118,18 @@ final class Worker {
     }
 
     private func fireTimers() {
-        timers.advance(now: now) { token, tick in
+        timers.advance(now: now, into: &dueTimers)
+        if dueTimers.isEmpty { return }
+        for (token, tick) in dueTimers {
             let slot = Int(token & 0xFFFF_FFFF)
-            guard slot < owners.count, generations[slot] == UInt32(token >> 32) else { return }
+            guard slot < owners.count, generations[slot] == UInt32(token >> 32) else { continue }
             switch owners[slot] {
             case .session(let s): timerEntryDue(s, tick) { s.timeout() }
             case .upstream(let u): timerEntryDue(u, tick) { u.timeout() }
-            default: return
+            default: continue
             }
         }
+        dueTimers.removeAll(keepingCapacity: true)
     }
 
     @inline(__always)

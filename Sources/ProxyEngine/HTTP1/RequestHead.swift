@@ -151,17 +151,31 @@ public struct RequestHead {
         }
         hostNameLength = hostLength
         if hostLength > 0 {
-            // Strip ":port", but not the colons inside an IPv6 literal.
+            // Split "name[:port]" (RFC 9110 §7.2); an IPv6 literal keeps its colons inside [].
             let e = hostStart + hostLength
-            var j = e - 1
+            var portStart = e
             if p[hostStart] == 0x5B {
-                while j > hostStart && p[j] != 0x5D { j -= 1 }
-                if p[j] != 0x5D { throw .badHost }
+                var j = hostStart + 1
+                while j < e && p[j] != 0x5D { j += 1 }
+                if j == e { throw .badHost }
                 hostNameLength = j + 1 - hostStart
+                if j + 1 < e {
+                    if p[j + 1] != 0x3A { throw .badHost }
+                    portStart = j + 2
+                }
             } else {
+                var j = e - 1
                 while j > hostStart && p[j] != 0x3A { j -= 1 }
-                if p[j] == 0x3A { hostNameLength = j - hostStart }
+                if p[j] == 0x3A {
+                    hostNameLength = j - hostStart
+                    portStart = j + 1
+                }
+                if p[hostStart] == 0x5D || hostNameLength == 0 { throw .badHost }
+                for k in hostStart..<(hostStart + hostNameLength) where p[k] == 0x3A || p[k] == 0x5B || p[k] == 0x5D {
+                    throw .badHost
+                }
             }
+            for k in portStart..<e where p[k] < 0x30 || p[k] > 0x39 { throw .badHost }
         }
         if requestIDs != 1 || !Self.validRequestID(p + requestIDStart, requestIDLength) {
             requestIDStart = -1; requestIDLength = 0
