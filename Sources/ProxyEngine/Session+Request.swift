@@ -105,7 +105,7 @@ extension Session {
             inBuf!.consume(headLength)
             scanner.reset()
             phase = .exchange
-            respondError(404, "no route")
+            respondError(404, "no route", reusable: true)
             return
         }
         let list = worker.config.routeUpstreams[route]
@@ -166,7 +166,7 @@ extension Session {
         } catch {
             worker.recycleUnused(u)
             worker.log.error("upstream_connect", error.description)
-            respondError(502, "upstream connect failed")
+            respondError(502, "upstream connect failed", reusable: true)
             return
         }
         u.session = self
@@ -259,7 +259,7 @@ extension Session {
     /// any response byte is retried once on a fresh connection when the request is idempotent and
     /// has no body (the server may have closed it just as we sent: RFC 9112 §9.3.1).
     func upstreamFailed(status: Int, _ code: StaticString, retryable: Bool) {
-        guard let u = upstream else { respondError(status, code); return }
+        guard let u = upstream else { respondError(status, code, reusable: true); return }
         if respStarted { abort(reason: code); return }
         if retryable && u.reused && attempts == 0 && req.method.isIdempotent && req.framing == .none
             && !respScanner.started && (u.inBuf?.isEmpty ?? true) {
@@ -269,7 +269,7 @@ extension Session {
             acquireUpstream(fresh: true)
             return
         }
-        respondError(status, code)
+        respondError(status, code, reusable: true)
     }
 
     /// Clears the per-exchange state and returns its buffers.

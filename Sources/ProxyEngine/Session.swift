@@ -203,16 +203,16 @@ final class Session: Pollable {
     // MARK: errors and closing
 
     /// Answers with the gateway's own JSON error. Anything half-sent is abandoned.
-    func respondError(_ status: Int, _ code: StaticString) {
+    /// `reusable`: the request itself was well framed (no route, or the upstream failed), so the
+    /// connection may go on once the request body, if any, has been read to its end. Every parse
+    /// error closes: where one request ends is then in doubt.
+    func respondError(_ status: Int, _ code: StaticString, reusable: Bool = false) {
         if respStarted { abort(reason: code); return }
         dropUpstream()
         self.status = status
         if requestIDLength == 0 { generateRequestID() }
         if startUs == 0 { startUs = cl_monotonic_us() }
-        // Keep the connection only when framing is sound (no route, or an upstream failure) and the
-        // request body, if any, was read to its end.
-        let framingSound = status == 404 || status >= 500
-        closeAfter = closeAfter || !framingSound || !(reqAllSeen && reqPending == 0) || worker.draining
+        closeAfter = closeAfter || !reusable || !(reqAllSeen && reqPending == 0) || worker.draining
         var b = clientOut ?? worker.buffers.take()
         b.clear()
         HeadWriter.error(into: &b, status: status, code: code, close: closeAfter,
