@@ -1,0 +1,366 @@
+# bench/lib.sh - helpers shared by the bench scripts (sourced, not run).
+#
+# Everything here starts processes through `bench_spawn`, which records them so
+# that `bench_cleanup` (installed as an EXIT/INT/TERM trap by `bench_init`) can
+# stop them, and writes configs and logs under $BENCH_TMP.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+SWITCHYARD_BIN=${SWITCHYARD_BIN:-$ROOT/.build/release/switchyard}
+CLK_TCK=$(getconf CLK_TCK)
+BENCH_PIDS=()
+BENCH_PORTS=()
+BENCH_TMP=""
+BENCH_KEEP_TMP=${BENCH_KEEP_TMP:-0}
+SYS_WRAP=()          # command prefix for the system under test (e.g. valgrind)
+SYS_READY=http       # http: wait for a correct 200; listen: wait for the port only
+NGINX_MASTER=on      # off: single-process nginx (for valgrind)
+
+# A ~100-byte body served by the upstream; every proxy must return it verbatim.
+UPSTREAM_BODY='hello from the switchyard bench upstream; this body is a fixed one hundred bytes long, padded: okay.'
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+bench_init() {   # name
+    BENCH_TMP=$(mktemp -d "/tmp/switchyard-$1.XXXXXX")
+    chmod 755 "$BENCH_TMP"   # nginx workers may run as nobody
+    trap bench_cleanup EXIT
+    trap 'log "interrupted"; exit 130' INT TERM
+}
+
+bench_cleanup() {
+    local pid
+    for pid in "${BENCH_PIDS[@]}"; do stop_pid "$pid"; done
+    BENCH_PIDS=()
+    if [[ -n $BENCH_TMP && -d $BENCH_TMP ]]; then
+        if [[ $BENCH_KEEP_TMP == 1 ]]; then log "kept temp dir $BENCH_TMP"; else rm -rf "$BENCH_TMP"; fi
+    fi
+}
+
+need() {  # command...
+    local c
+    for c in "$@"; do command -v "$c" >/dev/null 2>&1 || die "'$c' not found (make deps-bench installs the bench tools)"; done
+}
+
+# A free loopback TCP port below the ephemeral range, so that outgoing
+# connections of the benchmark itself cannot take it between probe and bind.
+free_port() {
+    local p i
+    for ((i = 0; i < 200; i++)); do
+        p=$((20000 + RANDOM % 12000))
+        [[ " ${BENCH_PORTS[*]} " == *" $p "* ]] && continue
+        if [[ -z $(ss -Htan "( sport = :$p or dport = :$p )" 2>/dev/null) ]]; then
+            BENCH_PORTS+=("$p")
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# Start a command in the background with stdout+stderr to a log file; the pid
+# goes to the global SPAWNED_PID (and to the cleanup list).
+bench_spawn() {  # logfile cmd...
+    local logf=$1; shift
+    "$@" >"$logf" 2>&1 </dev/null &
+    SPAWNED_PID=$!
+    BENCH_PIDS+=("$SPAWNED_PID")
+}
+
+# All pids of the process tree rooted at $1 (root first).
+tree_pids() {
+    ps -e -o pid=,ppid= | awk -v r="$1" '
+        { parent[$1] = $2 }
+        END {
+            if (!(r in parent)) exit
+            inside[r] = 1; print r
+            changed = 1
+            while (changed) {
+                changed = 0
+                for (p in parent)
+                    if (!(p in inside) && (parent[p] in inside)) { inside[p] = 1; print p; changed = 1 }
+            }
+        }'
+}
+
+# Stop a process and its descendants: TERM, up to 5 s, then KILL.
+stop_pid() {
+    local pid=$1 kids i keep=() p
+    for p in "${BENCH_PIDS[@]}"; do [[ $p == "$pid" ]] || keep+=("$p"); done
+    BENCH_PIDS=("${keep[@]}")
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
+    kids=$(tree_pids "$pid" | tail -n +2)
+    kill -TERM "$pid" 2>/dev/null
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "pid $pid did not stop on TERM; killing"
+        kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null
+    # nginx workers exit with their master; anything left over is killed.
+    for i in $kids; do kill -0 "$i" 2>/dev/null && kill -KILL "$i" 2>/dev/null; done
+    return 0
+}
+
+# CPU clock ticks (utime+stime+cutime+cstime) of a process tree, summed.
+tree_ticks() {
+    local pid s f total=0
+    for pid in $(tree_pids "$1"); do
+        s=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        s=${s##*) }
+        read -r -a f <<<"$s"
+        total=$((total + f[11] + f[12] + f[13] + f[14]))
+    done
+    echo "$total"
+}
+
+# Sum of VmRSS and of Pss (kB) over a process tree: "rss_kb pss_kb nprocs".
+tree_mem_kb() {
+    local pid rss pss rt=0 pt=0 n=0
+    for pid in $(tree_pids "$1"); do
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null)
+        pss=$(awk '/^Pss:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null)
+        rt=$((rt + ${rss:-0})); pt=$((pt + ${pss:-0})); n=$((n + 1))
+    done
+    echo "$rt $pt $n"
+}
+
+# Wait until something listens on 127.0.0.1:port, without sending a request.
+wait_listen() {  # port pid timeout_s
+    local port=$1 pid=$2 timeout=${3:-10} deadline
+    deadline=$((SECONDS + timeout))
+    while ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || return 2
+        [[ -n $(ss -Hltn "sport = :$port" 2>/dev/null) ]] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# Wait until http://127.0.0.1:port/ answers 200 with the upstream body.
+# Fails early if the process dies.
+wait_http() {  # port pid timeout_s
+    local port=$1 pid=$2 timeout=${3:-10} deadline body
+    deadline=$((SECONDS + timeout))
+    while ((SECONDS < deadline)); do
+        kill -0 "$pid" 2>/dev/null || return 2
+        body=$(curl -s -m 2 "http://127.0.0.1:$port/" 2>/dev/null) && [[ $body == "$UPSTREAM_BODY" ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# Run a command to completion, in the background so that a TERM/INT trap of
+# this shell runs at once (and the cleanup stops the command too).
+run_bg() {  # logfile cmd...
+    bench_spawn "$@"
+    local pid=$SPAWNED_PID rc
+    wait "$pid"; rc=$?
+    stop_pid "$pid"
+    return $rc
+}
+
+compile_c() {  # src out
+    local src=$1 out=$2
+    if [[ ! -x $out || $src -nt $out ]]; then
+        cc -O2 -Wall -Wextra -o "$out" "$src" || die "cannot compile $src"
+    fi
+}
+
+# ---------------------------------------------------------------- configs ---
+
+# nginx serving the fixed body: the shared upstream of every benchmark.
+write_upstream_nginx_conf() {  # dir port workers
+    local d=$1 port=$2 workers=$3
+    mkdir -p "$d/logs"
+    cat >"$d/nginx.conf" <<EOF
+worker_processes $workers;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 10000; }
+http {
+    access_log off;
+    client_body_temp_path $d/client_body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        location / {
+            default_type text/plain;
+            return 200 "$UPSTREAM_BODY";
+        }
+    }
+}
+EOF
+}
+
+# nginx as a reverse proxy with an upstream keep-alive pool.
+write_nginx_proxy_conf() {  # dir port upstream_port workers
+    local d=$1 port=$2 up=$3 workers=$4
+    mkdir -p "$d/logs"
+    cat >"$d/nginx.conf" <<EOF
+worker_processes $workers;
+master_process $NGINX_MASTER;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+worker_rlimit_nofile 20000;
+events { worker_connections 10000; }
+http {
+    access_log off;
+    client_body_temp_path $d/client_body;
+    proxy_temp_path $d/proxy;
+    fastcgi_temp_path $d/fastcgi;
+    uwsgi_temp_path $d/uwsgi;
+    scgi_temp_path $d/scgi;
+    keepalive_timeout 300s;
+    keepalive_requests 100000000;
+    upstream backend {
+        server 127.0.0.1:$up;
+        keepalive 64;
+        keepalive_requests 100000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:$port reuseport backlog=4096;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+}
+
+write_haproxy_conf() {  # dir port upstream_port threads
+    local d=$1 port=$2 up=$3 threads=$4
+    mkdir -p "$d"
+    cat >"$d/haproxy.cfg" <<EOF
+global
+    nbthread $threads
+    maxconn 8000
+    pidfile $d/haproxy.pid
+
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+
+frontend public
+    bind 127.0.0.1:$port
+    default_backend upstream
+
+backend upstream
+    server u1 127.0.0.1:$up
+EOF
+}
+
+write_switchyard_conf() {  # dir port upstream_port workers
+    local d=$1 port=$2 up=$3 workers=$4
+    mkdir -p "$d"
+    cat >"$d/switchyard.yaml" <<EOF
+workers: $workers
+listeners:
+  - name: public
+    address: 127.0.0.1:$port
+logging:
+  access: off
+  error: stderr
+routes:
+  - name: bench
+    path_prefix: /
+    upstreams: ["127.0.0.1:$up"]
+EOF
+}
+
+# Start the shared nginx upstream; sets UPSTREAM_PORT and UPSTREAM_PID.
+start_upstream() {  # workers
+    local d="$BENCH_TMP/upstream"
+    UPSTREAM_PORT=$(free_port)
+    write_upstream_nginx_conf "$d" "$UPSTREAM_PORT" "${1:-1}"
+    bench_spawn "$d/logs/stdout.log" nginx -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
+    UPSTREAM_PID=$SPAWNED_PID
+    wait_http "$UPSTREAM_PORT" "$UPSTREAM_PID" 10 || die "upstream nginx did not start: $(cat "$d/logs/error.log" 2>/dev/null)"
+    log "upstream nginx on 127.0.0.1:$UPSTREAM_PORT (pid $UPSTREAM_PID)"
+}
+
+# Start one system in front of the upstream. Sets SYS_PORT, SYS_PID, SYS_DIR.
+# Systems: direct (no proxy), relay, nginx, haproxy, switchyard.
+# Returns non-zero (with a message) if it does not answer correctly in time.
+start_system() {  # system workers [ready_timeout_s]
+    local sys=$1 w=$2 timeout=${3:-10} rc
+    SYS_DIR="$BENCH_TMP/$sys-w$w"
+    mkdir -p "$SYS_DIR"
+    SYS_PID="" SYS_PORT=""
+    case $sys in
+        direct)
+            SYS_PORT=$UPSTREAM_PORT; SYS_PID=""; return 0 ;;
+        relay)
+            SYS_PORT=$(free_port)
+            bench_spawn "$SYS_DIR/relay.log" "${SYS_WRAP[@]}" "$RELAY_BIN" "$SYS_PORT" "$UPSTREAM_PORT" ;;
+        nginx)
+            SYS_PORT=$(free_port)
+            write_nginx_proxy_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
+            bench_spawn "$SYS_DIR/logs/stdout.log" "${SYS_WRAP[@]}" nginx -p "$SYS_DIR" -c "$SYS_DIR/nginx.conf" -e "$SYS_DIR/logs/error.log" ;;
+        haproxy)
+            SYS_PORT=$(free_port)
+            write_haproxy_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
+            bench_spawn "$SYS_DIR/haproxy.log" "${SYS_WRAP[@]}" haproxy -db -f "$SYS_DIR/haproxy.cfg" ;;
+        switchyard)
+            [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_BIN not found (build it with: swift build -c release)"; return 1; }
+            SYS_PORT=$(free_port)
+            write_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
+            bench_spawn "$SYS_DIR/switchyard.log" "${SYS_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
+        *) die "unknown system $sys" ;;
+    esac
+    SYS_PID=$SPAWNED_PID
+    if [[ $SYS_READY == listen ]]; then
+        wait_listen "$SYS_PORT" "$SYS_PID" "$timeout"; rc=$?
+    else
+        wait_http "$SYS_PORT" "$SYS_PID" "$timeout"; rc=$?
+    fi
+    if ((rc != 0)); then
+        if ((rc == 2)); then SYS_ERR="$sys exited during startup"; else SYS_ERR="$sys did not get ready ($SYS_READY) within ${timeout}s"; fi
+        SYS_ERR+="; log tail: $(tail -c 600 "$SYS_DIR"/*.log "$SYS_DIR"/logs/*.log 2>/dev/null | tr '\n' ' ')"
+        stop_pid "$SYS_PID"
+        SYS_PID=""
+        return 1
+    fi
+    return 0
+}
+
+# Run a private copy of the Switchyard binary, so that a rebuild during a
+# benchmark cannot mix two builds in one report. Sets SWITCHYARD_SHA.
+snapshot_switchyard() {
+    SWITCHYARD_SHA=none
+    [[ -x $SWITCHYARD_BIN ]] || return 0
+    local src dir="$BENCH_TMP/switchyard-bin"
+    src=$(readlink -f "$SWITCHYARD_BIN")
+    mkdir -p "$dir"
+    cp "$src" "$dir/switchyard" || die "cannot copy $src"
+    SWITCHYARD_SHA=$(sha256sum "$dir/switchyard" | cut -c1-16)
+    # Its RUNPATH has $ORIGIN: keep the original directory reachable.
+    export LD_LIBRARY_PATH="$(dirname "$src")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    SWITCHYARD_BIN="$dir/switchyard"
+    log "switchyard: using a copy of $src (sha256 $SWITCHYARD_SHA, built $(date -r "$src" '+%F %T'))"
+}
+
+stop_system() {
+    [[ -n $SYS_PID ]] && stop_pid "$SYS_PID"
+    SYS_PID=""
+}
