@@ -21,7 +21,7 @@ extension Session {
         guard io.readable else { return false }
         let wasEmpty = inBuf?.isEmpty ?? true
         guard readClient() else {
-            if phase == .head, let b = inBuf, b.isEmpty { worker.buffers.give(b); inBuf = nil }
+            if phase == .head, let b = inBuf, b.isEmpty { buffers.give(b); inBuf = nil }
             return false
         }
         if wasEmpty && !scanner.started && requestsServed > 0 { headStartMs = worker.now }
@@ -33,9 +33,9 @@ extension Session {
     private func makeRoomForHead() -> Bool {
         if inBuf!.start > 0 { inBuf!.compact(); return true }
         if inBuf!.capacity < BufferPool.largeSize {
-            var large = worker.buffers.takeLarge()
+            var large = buffers.takeLarge()
             large.append(inBuf!.readPointer, inBuf!.count)
-            worker.buffers.give(inBuf!)
+            buffers.give(inBuf!)
             inBuf = large
             return true
         }
@@ -46,7 +46,7 @@ extension Session {
     /// Reads from the client into `inBuf`. True when bytes arrived; on EOF or error the session
     /// is closed (a client that leaves mid-request gets nothing more).
     func readClient() -> Bool {
-        if inBuf == nil { inBuf = worker.buffers.take() }
+        if inBuf == nil { inBuf = buffers.take() }
         if inBuf!.writableCount == 0 {
             inBuf!.compact()
             if inBuf!.writableCount == 0 { return false }
@@ -79,7 +79,7 @@ extension Session {
         startUs = cl_monotonic_us()
         bytesIn = UInt64(headLength)
         do {
-            req = try RequestHead.parse(base, start: start, end: end, headers: worker.headers)
+            req = try RequestHead.parse(base, start: start, end: end, headers: headers)
         } catch {
             copyRequestLine(base + start, end - start)
             respondError(error.status, error.code)
@@ -101,21 +101,18 @@ extension Session {
 
         let host = UnsafeRawBufferPointer(start: req.hostStart >= 0 ? base + req.hostStart : base, count: req.hostStart >= 0 ? req.hostNameLength : 0)
         let path = UnsafeRawBufferPointer(start: base + req.pathStart, count: req.pathLength)
-        guard let route = worker.config.routes.match(host: host, path: path) else {
+        guard let route = routes.match(host: host, path: path) else {
             inBuf!.consume(headLength)
             scanner.reset()
             phase = .exchange
             respondError(404, "no route", reusable: true)
             return
         }
-        let list = worker.config.routeUpstreams[route]
-        let k = worker.roundRobin[route] % list.count
-        worker.roundRobin[route] = k + 1
-        addressIndex = list[k]
+        addressIndex = worker.pickUpstream(route: route)
 
         let need = (end - start) + HeadWriter.overhead + clientIPLength + requestIDLength
-        var out = need <= BufferPool.standardSize ? worker.buffers.take() : worker.buffers.takeLarge()
-        HeadWriter.request(into: &out, base, req, worker.headers, clientIP: clientIP, clientIPLength: clientIPLength,
+        var out = need <= BufferPool.standardSize ? buffers.take() : buffers.takeLarge()
+        HeadWriter.request(into: &out, base, req, headers, clientIP: clientIP, clientIPLength: clientIPLength,
                            requestID: requestID, requestIDLength: requestIDLength)
         upOut = out
         upOutSent = 0
@@ -125,7 +122,7 @@ extension Session {
         if req.expectContinue && !reqAllSeen {
             // We read the body ourselves, so we answer the expectation (as nginx does); the
             // upstream gets no Expect field.
-            var c = worker.buffers.take()
+            var c = buffers.take()
             c.append("HTTP/1.1 100 Continue\r\n\r\n")
             clientOut = c
         }
@@ -165,7 +162,7 @@ extension Session {
             try u.connect(to: addressIndex)
         } catch {
             worker.recycleUnused(u)
-            worker.log.error("upstream_connect", error.description)
+            log.error("upstream_connect", error.description)
             respondError(502, "upstream connect failed", reusable: true)
             return
         }
@@ -274,8 +271,8 @@ extension Session {
 
     /// Clears the per-exchange state and returns its buffers.
     func resetExchange() {
-        if let b = upOut { worker.buffers.give(b); upOut = nil }
-        if let b = clientOut { worker.buffers.give(b); clientOut = nil }
+        if let b = upOut { buffers.give(b); upOut = nil }
+        if let b = clientOut { buffers.give(b); clientOut = nil }
         upOutSent = 0
         reqPending = 0
         reqRemaining = 0
@@ -306,6 +303,6 @@ extension Session {
         scanner.reset()
         idleSinceMs = worker.now
         headStartMs = worker.now
-        if let b = inBuf, b.isEmpty { worker.buffers.give(b); inBuf = nil }
+        if let b = inBuf, b.isEmpty { buffers.give(b); inBuf = nil }
     }
 }

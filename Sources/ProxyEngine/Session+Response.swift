@@ -11,7 +11,7 @@ extension Session {
         if !u.connected && u.io.writable {
             let err = u.finishConnect()
             if err != 0 {
-                worker.log.error("upstream_connect", SysError("connect", err).description)
+                log.error("upstream_connect", SysError("connect", err).description)
                 upstreamFailed(status: 502, "upstream connect failed", retryable: false)
                 return true
             }
@@ -52,7 +52,7 @@ extension Session {
                 let h = min(n, outLeft)
                 if h > 0 {
                     clientOut!.consume(h)
-                    if clientOut!.isEmpty { worker.buffers.give(clientOut!); clientOut = nil }
+                    if clientOut!.isEmpty { buffers.give(clientOut!); clientOut = nil }
                 }
                 if n > h {
                     u.inBuf!.consume(n - h)
@@ -118,7 +118,7 @@ extension Session {
 
     private func readUpstream(_ u: UpstreamConnection) -> UpstreamRead {
         guard u.io.readable else { return .blocked }
-        if u.inBuf == nil { u.inBuf = worker.buffers.take() }
+        if u.inBuf == nil { u.inBuf = buffers.take() }
         if u.inBuf!.writableCount == 0 {
             u.inBuf!.compact()
             if u.inBuf!.writableCount == 0 { return .blocked }
@@ -142,9 +142,9 @@ extension Session {
     private func growUpstreamBuffer(_ u: UpstreamConnection) -> Bool {
         if u.inBuf!.start > 0 { u.inBuf!.compact(); return true }
         if u.inBuf!.capacity < BufferPool.largeSize {
-            var large = worker.buffers.takeLarge()
+            var large = buffers.takeLarge()
             large.append(u.inBuf!.readPointer, u.inBuf!.count)
-            worker.buffers.give(u.inBuf!)
+            buffers.give(u.inBuf!)
             u.inBuf = large
             return true
         }
@@ -159,9 +159,9 @@ extension Session {
         let base = UnsafePointer(b.base)
         do {
             resp = try ResponseHead.parse(base, start: b.start, end: b.start + headLength,
-                                          headers: worker.headers, requestMethod: req.method)
+                                          headers: headers, requestMethod: req.method)
         } catch {
-            worker.log.error("bad_upstream_response", "\(error.code)")
+            log.error("bad_upstream_response", "\(error.code)")
             upstreamFailed(status: 502, "invalid upstream response", retryable: false)
             return false
         }
@@ -182,7 +182,7 @@ extension Session {
         if let o = upOut {
             // Answered before our head was fully sent: the rest of the request cannot follow.
             if upOutSent < o.end { requestBroken = true }
-            worker.buffers.give(o)
+            buffers.give(o)
             upOut = nil
         }
         dechunk = resp.framing == .chunked && req.version == 10
@@ -193,13 +193,13 @@ extension Session {
         if let existing = clientOut, existing.writableCount >= need {
             out = existing
         } else {
-            out = need <= BufferPool.standardSize / 2 ? worker.buffers.take() : worker.buffers.takeLarge()
+            out = need <= BufferPool.standardSize / 2 ? buffers.take() : buffers.takeLarge()
             if let existing = clientOut {
                 out.append(existing.readPointer, existing.count)
-                worker.buffers.give(existing)
+                buffers.give(existing)
             }
         }
-        HeadWriter.response(into: &out, base, resp, worker.headers, dechunk: dechunk, close: closeAfter,
+        HeadWriter.response(into: &out, base, resp, headers, dechunk: dechunk, close: closeAfter,
                             keepAlive10: req.keepAlive10 && !closeAfter,
                             requestID: requestID, requestIDLength: requestIDLength)
         clientOut = out
@@ -256,13 +256,8 @@ extension Session {
             && reqAllSeen && reqPending == 0 && (u.inBuf?.isEmpty ?? true) && !worker.draining
         u.session = nil
         upstream = nil
-        if reusable && worker.pools[u.addressIndex].put(u, limit: worker.config.upstreamPool.idlePerAddress) {
-            if let b = u.inBuf { worker.buffers.give(b); u.inBuf = nil }
-            worker.arm(u, deadline: worker.now + worker.config.upstreamPool.idleTimeout)
-        } else {
-            u.close()
-        }
-        worker.log.access(self)
+        if !(reusable && worker.keepIdle(u)) { u.close() }
+        log.access(self)
         requestsServed += 1
         if closeAfter || !reqAllSeen || reqPending > 0 {
             beginLingering()

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import RouteResolver
 
 /// One client connection and, while a request is in flight, its exchange with an upstream.
 ///
@@ -13,6 +14,13 @@ final class Session: Pollable {
     enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger }
 
     unowned(unsafe) let worker: Worker
+    // The worker's parts a session uses on every request, held directly: reaching them through
+    // `worker.config` would copy (and retain) the whole configuration each time.
+    unowned(unsafe) let buffers: BufferPool
+    unowned(unsafe) let headers: HeaderTable
+    unowned(unsafe) let log: WorkerLog
+    unowned(unsafe) let routes: RouteTable
+    let timeouts: EngineConfig.Timeouts
     var phase: Phase = .closed
     var io = Readiness()
     var inBuf: IOBuffer?
@@ -71,6 +79,11 @@ final class Session: Pollable {
 
     init(worker: Worker) {
         self.worker = worker
+        buffers = worker.buffers
+        headers = worker.headers
+        log = worker.log
+        routes = worker.config.routes
+        timeouts = worker.config.timeouts
         let l = worker.config.limits
         scanner = HeadScanner(maxFirstLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes,
                               maxHeaders: l.maxHeaders, leadingEmptyLines: 2)
@@ -130,7 +143,7 @@ final class Session: Pollable {
     // MARK: timers
 
     private func updateTimer() {
-        let t = worker.config.timeouts
+        let t = timeouts
         let clientBlocked = (clientOut != nil || respPending > 0) && !io.writable
         switch phase {
         case .head:
@@ -213,13 +226,13 @@ final class Session: Pollable {
         if requestIDLength == 0 { generateRequestID() }
         if startUs == 0 { startUs = cl_monotonic_us() }
         closeAfter = closeAfter || !reusable || !(reqAllSeen && reqPending == 0) || worker.draining
-        var b = clientOut ?? worker.buffers.take()
+        var b = clientOut ?? buffers.take()
         b.clear()
         HeadWriter.error(into: &b, status: status, code: code, close: closeAfter,
                          requestID: requestID, requestIDLength: requestIDLength)
         clientOut = b
         respStarted = true
-        worker.log.error(code, status: status, requestID: requestID, requestIDLength: requestIDLength,
+        log.error(code, status: status, requestID: requestID, requestIDLength: requestIDLength,
                          client: clientIP, clientLength: clientIPLength)
         phase = .responding
     }
@@ -234,10 +247,10 @@ final class Session: Pollable {
             bytesOut += UInt64(n)
             clientOut!.consume(n)
             if n < b.count { io.writable = false; return true }
-            worker.buffers.give(clientOut!)
+            buffers.give(clientOut!)
             clientOut = nil
         }
-        worker.log.access(self)
+        log.access(self)
         requestsServed += 1
         if closeAfter {
             beginLingering()
@@ -251,7 +264,7 @@ final class Session: Pollable {
     /// bytes the client already sent do not make the kernel reset the connection (RFC 9112 §9.6).
     func beginLingering() {
         resetExchange()
-        if let b = inBuf { worker.buffers.give(b); inBuf = nil }
+        if let b = inBuf { buffers.give(b); inBuf = nil }
         // Nothing more waiting from the client: close at once.
         if !io.readable && !io.hangup { close(); return }
         Sys.shutdownWrite(fd)
@@ -260,8 +273,8 @@ final class Session: Pollable {
 
     private func stepLingering() -> Bool {
         guard io.readable else { return false }
-        var scratch = worker.buffers.take()
-        defer { worker.buffers.give(scratch) }
+        var scratch = buffers.take()
+        defer { buffers.give(scratch) }
         for _ in 0..<4 {
             let r: IOResult
             do { r = try Sys.read(fd, scratch.base, scratch.capacity) } catch { close(); return false }
@@ -278,9 +291,9 @@ final class Session: Pollable {
     func abort(reason: StaticString) {
         if phase == .exchange || phase == .responding {
             if status == 0 { status = 499 }
-            worker.log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
+            log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
                              client: clientIP, clientLength: clientIPLength)
-            worker.log.access(self)
+            log.access(self)
         }
         dropUpstream()
         close()
@@ -302,7 +315,7 @@ final class Session: Pollable {
         phase = .closed
         Sys.close(fd)
         fd = -1
-        if let b = inBuf { worker.buffers.give(b); inBuf = nil }
+        if let b = inBuf { buffers.give(b); inBuf = nil }
         deadline = 0
         worker.sessionClosed(self)
     }

@@ -21,7 +21,10 @@ final class Worker {
     let log: WorkerLog
     var pools: [UpstreamPool]
     /// Per route: the next upstream index for round robin.
-    var roundRobin: [Int]
+    private var roundRobin: [Int]
+    private let routeUpstreams: [[Int]]
+    private let idlePerAddress: Int
+    private let idleTimeout: UInt64
     var requestIDs: RequestIDGenerator
 
     private var owners: [SlotOwner] = []
@@ -53,6 +56,9 @@ final class Worker {
         log = WorkerLog(sinks: sinks)
         pools = config.upstreamAddresses.map { UpstreamPool(address: $0) }
         roundRobin = Array(repeating: id, count: config.routes.routes.count)
+        routeUpstreams = config.routeUpstreams
+        idlePerAddress = config.upstreamPool.idlePerAddress
+        idleTimeout = config.upstreamPool.idleTimeout
         requestIDs = RequestIDGenerator()
         events = .allocate(capacity: Self.maxEvents)
 
@@ -69,6 +75,15 @@ final class Worker {
         events.deallocate()
         acceptAddress.deallocate()
         Sys.close(epfd)
+    }
+
+    /// Round robin over a route's upstreams (per worker; workers start at different offsets).
+    @inline(__always)
+    func pickUpstream(route: Int) -> Int {
+        let list = routeUpstreams[route]
+        let k = roundRobin[route] % list.count
+        roundRobin[route] = k &+ 1
+        return list[k]
     }
 
     // MARK: slots
@@ -211,6 +226,15 @@ final class Worker {
         unregister(slot: s.slot)
         sessionCount -= 1
         if sessionCache.count < 1024 { sessionCache.append(s) }
+    }
+
+    /// Puts a finished upstream connection in its address's idle pool (holding no buffer, with an
+    /// idle deadline). False when the pool is full: the caller closes it.
+    func keepIdle(_ u: UpstreamConnection) -> Bool {
+        guard pools[u.addressIndex].put(u, limit: idlePerAddress) else { return false }
+        if let b = u.inBuf { buffers.give(b); u.inBuf = nil }
+        arm(u, deadline: now + idleTimeout)
+        return true
     }
 
     func makeUpstream() -> UpstreamConnection {

@@ -75,6 +75,15 @@ public final class HeaderTable {
     /// Throws the reason for the first bad line.
     func parse(_ p: UnsafePointer<UInt8>, from: Int, to: Int) throws(HTTPError) {
         count = 0
+        if from >= to { return }
+        // One branch-free pass over the whole block (the compiler vectorises it): no CTL other
+        // than HTAB, CR and LF, no DEL. The walk below meets every CR (names refuse it, a value
+        // ends at it) and checks that an LF follows (RFC 9112 §2.2).
+        var invalid: UInt8 = 0
+        for j in from..<to {
+            let b = p[j]
+            invalid |= (b < 0x20 && b != 0x09 && b != 0x0D && b != 0x0A ? 1 : 0) | (b == 0x7F ? 1 : 0)
+        }
         var i = from
         while i < to {
             let c = p[i]
@@ -90,30 +99,24 @@ public final class HeaderTable {
             let nameLength = i - nameStart
             if nameLength == 0 { throw .badHeaderName }
             i += 1
-            while i < to && (p[i] == 0x20 || p[i] == 0x09) { i += 1 }
-            // The line ends at the first CR (the scanner saw CRLF at every LF); it must be CRLF.
-            guard let crPointer = memchr(p + i, 0x0D, to - i) else { throw .bareCR }
+            while p[i] == 0x20 || p[i] == 0x09 { i += 1 }
+            // The value ends at the first CR: every line of the block ends in CRLF, so one exists.
+            let crPointer = memchr(p + i, 0x0D, to - i)!
             let cr = UnsafeRawPointer(crPointer).assumingMemoryBound(to: UInt8.self) - p
             if p[cr + 1] != 0x0A { throw .bareCR }
-            // Branch-free check (vectorised by the compiler): no CTL but HTAB, no DEL.
-            var invalid: UInt8 = 0
-            for j in i..<cr {
-                let b = p[j]
-                invalid |= (b < 0x20 && b != 0x09 ? 1 : 0) | (b == 0x7F ? 1 : 0)
-            }
-            if invalid != 0 { throw .badHeaderValue }
             let valueStart = i
             var valueEnd = cr
             while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
-            i = cr
             if count == capacity { throw .tooManyHeaders }
             fields[count] = HeaderField(
                 nameStart: Int32(nameStart), nameLength: Int32(nameLength),
                 valueStart: Int32(valueStart), valueLength: Int32(valueEnd - valueStart),
                 kind: HeaderKind.classify(p + nameStart, nameLength), dropped: false)
             count += 1
-            i += 2
+            i = cr + 2
         }
+        // Reported after the structure checks, so a malformed line is named for what it is.
+        if invalid != 0 { throw .badHeaderValue }
     }
 
     /// Marks fields named by `Connection` options as dropped (RFC 9110 §7.6.1). Framing fields and
