@@ -6,7 +6,7 @@ SWIFT ?= swift
 
 # Debian packages: the C libraries of the design, and the real peers the tests talk to.
 APT_RUN  := libssl-dev libnghttp2-dev libsqlite3-dev
-APT_TEST := curl slowhttptest
+APT_TEST := curl slowhttptest python3
 APT_BENCH := nginx-light haproxy wrk nghttp2-client valgrind hyperfine
 
 .PHONY: run test build release deps deps-test deps-bench bench clean check-config
