@@ -123,6 +123,19 @@ public final class BufferPool {
         return IOBuffer(capacity: BufferPool.largeSize)
     }
 
+    /// Makes room at the tail of a full buffer that holds an incomplete head: compact it, or move
+    /// it into a large buffer. False when it is already a large buffer with no slack (the head
+    /// limits keep that from happening with a valid configuration).
+    func makeRoom(_ b: inout IOBuffer) -> Bool {
+        if b.start > 0 { b.compact(); return true }
+        guard b.capacity < BufferPool.largeSize else { return false }
+        var large = takeLarge()
+        large.append(b.readPointer, b.count)
+        give(b)
+        b = large
+        return true
+    }
+
     @inline(__always) public func give(_ b: IOBuffer) {
         var b = b
         b.clear()

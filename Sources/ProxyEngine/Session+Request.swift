@@ -28,17 +28,9 @@ extension Session {
         return true
     }
 
-    /// The head does not fit yet: compact, or move to a large buffer. The scanner has already
-    /// refused heads over the limits, so a full large buffer cannot happen with sane limits.
+    /// The head does not fit yet: compact, or move to a large buffer.
     private func makeRoomForHead() -> Bool {
-        if inBuf!.start > 0 { inBuf!.compact(); return true }
-        if inBuf!.capacity < BufferPool.largeSize {
-            var large = buffers.takeLarge()
-            large.append(inBuf!.readPointer, inBuf!.count)
-            buffers.give(inBuf!)
-            inBuf = large
-            return true
-        }
+        if buffers.makeRoom(&inBuf!) { return true }
         respondError(431, HTTPError.headersTooLarge.code)
         return false
     }

@@ -140,14 +140,7 @@ extension Session {
     }
 
     private func growUpstreamBuffer(_ u: UpstreamConnection) -> Bool {
-        if u.inBuf!.start > 0 { u.inBuf!.compact(); return true }
-        if u.inBuf!.capacity < BufferPool.largeSize {
-            var large = buffers.takeLarge()
-            large.append(u.inBuf!.readPointer, u.inBuf!.count)
-            buffers.give(u.inBuf!)
-            u.inBuf = large
-            return true
-        }
+        if buffers.makeRoom(&u.inBuf!) { return true }
         upstreamFailed(status: 502, "upstream response head too large", retryable: false)
         return false
     }

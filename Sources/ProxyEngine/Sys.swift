@@ -30,10 +30,11 @@ public enum Sys {
         if e == EBADF || e == EFAULT { fatalError("\(op): \(e == EBADF ? "EBADF" : "EFAULT") — a bug in Switchyard") }
     }
 
+    /// Reads from a socket. recv(2) rather than read(2): it skips the VFS file-position path.
     @inline(__always)
     public static func read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) throws(SysError) -> IOResult {
         while true {
-            let r = Glibc.read(fd, p, n)
+            let r = Glibc.recv(fd, p, n, 0)
             if r > 0 { return .bytes(r) }
             if r == 0 { return .eof }
             let e = errno
@@ -44,10 +45,11 @@ public enum Sys {
         }
     }
 
+    /// Writes to a socket with send(2) (MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE).
     @inline(__always)
     public static func write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) throws(SysError) -> IOResult {
         while true {
-            let r = Glibc.write(fd, p, n)
+            let r = Glibc.send(fd, p, n, Int32(MSG_NOSIGNAL))
             if r >= 0 { return .bytes(r) }
             let e = errno
             if e == EINTR { continue }
@@ -57,7 +59,8 @@ public enum Sys {
         }
     }
 
-    /// Writes two buffers with one writev (a rewritten head and the body bytes behind it).
+    /// Writes two buffers with one sendmsg (a rewritten head and the body bytes behind it).
+    /// sendmsg rather than writev: straight to the socket layer, and MSG_NOSIGNAL.
     @inline(__always)
     public static func writev2(_ fd: Int32, _ a: UnsafeRawPointer, _ na: Int,
                                _ b: UnsafeRawPointer?, _ nb: Int) throws(SysError) -> IOResult {
@@ -66,14 +69,19 @@ public enum Sys {
                    iovec(iov_base: UnsafeMutableRawPointer(mutating: b), iov_len: nb))
         while true {
             let r = withUnsafeMutablePointer(to: &iov) {
-                $0.withMemoryRebound(to: iovec.self, capacity: 2) { Glibc.writev(fd, $0, 2) }
+                $0.withMemoryRebound(to: iovec.self, capacity: 2) { v -> Int in
+                    var m = msghdr()
+                    m.msg_iov = v
+                    m.msg_iovlen = 2
+                    return Glibc.sendmsg(fd, &m, Int32(MSG_NOSIGNAL))
+                }
             }
             if r >= 0 { return .bytes(r) }
             let e = errno
             if e == EINTR { continue }
             if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
-            trapIfOurBug(e, "writev")
-            throw SysError("writev", e)
+            trapIfOurBug(e, "sendmsg")
+            throw SysError("sendmsg", e)
         }
     }
 
