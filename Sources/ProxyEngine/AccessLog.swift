@@ -89,8 +89,13 @@ final class WorkerLog {
     static let chunkSize = 64 * 1024
     static let flushAt = 48 * 1024
 
+    /// Whether access lines are written at all; when not, sessions skip the timing and copying
+    /// that only the access log needs.
+    let accessEnabled: Bool
+
     init(sinks: LogSinks) {
         self.sinks = sinks
+        accessEnabled = sinks.access != nil
         access = IOBuffer(capacity: Self.chunkSize)
         errors = IOBuffer(capacity: Self.chunkSize)
     }

@@ -68,7 +68,7 @@ extension Session {
         let base = UnsafePointer(b.base)
         let start = b.start + scanner.headStart
         let end = b.start + headLength
-        startUs = cl_monotonic_us()
+        if logged { startUs = cl_monotonic_us() }
         bytesIn = UInt64(headLength)
         do {
             req = try RequestHead.parse(base, start: start, end: end, headers: headers)
@@ -77,7 +77,7 @@ extension Session {
             respondError(error.status, error.code)
             return
         }
-        copyRequestLine(base + start, end - start)
+        if logged { copyRequestLine(base + start, end - start) }
         if req.requestIDStart >= 0 {
             requestID.update(from: base + req.requestIDStart, count: req.requestIDLength)
             requestIDLength = req.requestIDLength
@@ -141,7 +141,7 @@ extension Session {
     func acquireUpstream(fresh: Bool) {
         let pool = worker.pools[addressIndex]
         connectStartMs = worker.now
-        upstreamStartUs = cl_monotonic_us()
+        if logged { upstreamStartUs = cl_monotonic_us() }
         if !fresh, let u = pool.take() {
             u.reused = true
             u.session = self

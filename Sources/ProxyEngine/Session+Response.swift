@@ -169,7 +169,7 @@ extension Session {
             respScanner.reset()
             return true
         }
-        upstreamUs = cl_monotonic_us() - upstreamStartUs
+        if logged { upstreamUs = cl_monotonic_us() - upstreamStartUs }
         status = resp.status
         let requestFullySent = reqAllSeen && reqPending == 0 && (upOut.map { upOutSent == $0.end } ?? true)
         if let o = upOut {

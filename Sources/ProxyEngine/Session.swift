@@ -21,6 +21,8 @@ final class Session: Pollable {
     unowned(unsafe) let log: WorkerLog
     unowned(unsafe) let routes: RouteTable
     let timeouts: EngineConfig.Timeouts
+    /// The access log is on: keep the request line and the timings it prints.
+    let logged: Bool
     var phase: Phase = .closed
     var io = Readiness()
     var inBuf: IOBuffer?
@@ -33,7 +35,9 @@ final class Session: Pollable {
 
     // The current exchange.
     var req = RequestHead()
-    var upstream: UpstreamConnection?
+    /// The upstream connection of the current exchange. Not owning: while linked, the worker's
+    /// slot table owns it (it is registered), and every path that closes it unlinks it first.
+    unowned(unsafe) var upstream: UpstreamConnection?
     var addressIndex = 0
     var attempts = 0
     var connectStartMs: UInt64 = 0
@@ -84,6 +88,7 @@ final class Session: Pollable {
         log = worker.log
         routes = worker.config.routes
         timeouts = worker.config.timeouts
+        logged = worker.log.accessEnabled
         let l = worker.config.limits
         scanner = HeadScanner(maxFirstLine: l.maxRequestLine, maxHeaderBytes: l.maxHeaderBytes,
                               maxHeaders: l.maxHeaders, leadingEmptyLines: 2)
@@ -224,7 +229,7 @@ final class Session: Pollable {
         dropUpstream()
         self.status = status
         if requestIDLength == 0 { generateRequestID() }
-        if startUs == 0 { startUs = cl_monotonic_us() }
+        if startUs == 0 && logged { startUs = cl_monotonic_us() }
         closeAfter = closeAfter || !reusable || !(reqAllSeen && reqPending == 0) || worker.draining
         var b = clientOut ?? buffers.take()
         b.clear()

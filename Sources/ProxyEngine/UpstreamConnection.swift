@@ -12,7 +12,8 @@ final class UpstreamConnection: Pollable {
     /// True when the connection came from the idle pool (a failure before any response byte may
     /// then be the server's keep-alive race, so an idempotent request is retried once).
     var reused = false
-    var session: Session?
+    /// The session using this connection. Not owning: an open session is owned by its slot.
+    unowned(unsafe) var session: Session?
     /// Index in the pool's idle list; -1 when not idle.
     var poolPosition = -1
 

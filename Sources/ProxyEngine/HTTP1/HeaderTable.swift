@@ -58,6 +58,14 @@ public final class HeaderTable {
     public let capacity: Int
     public let fields: UnsafeMutablePointer<HeaderField>
     public var count = 0
+    /// Bit `kind.rawValue` is set when a field of that kind was parsed: lets later passes skip
+    /// the table when a kind is absent (most heads have no Connection options, no Expect, ...).
+    public var presence: UInt32 = 0
+    /// Index of the first Host field and how many there were.
+    public var hostIndex = -1
+    public var hostCount = 0
+
+    @inline(__always) func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
 
     public init(capacity: Int) {
         self.capacity = capacity
@@ -75,6 +83,9 @@ public final class HeaderTable {
     /// Throws the reason for the first bad line.
     func parse(_ p: UnsafePointer<UInt8>, from: Int, to: Int) throws(HTTPError) {
         count = 0
+        presence = 0
+        hostIndex = -1
+        hostCount = 0
         if from >= to { return }
         // One branch-free pass over the whole block (the compiler vectorises it): no CTL other
         // than HTAB, CR and LF, no DEL. The walk below meets every CR (names refuse it, a value
@@ -108,10 +119,18 @@ public final class HeaderTable {
             var valueEnd = cr
             while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
             if count == capacity { throw .tooManyHeaders }
+            let kind = HeaderKind.classify(p + nameStart, nameLength)
+            // Heads are at most 64 KiB, so every offset fits Int32.
             fields[count] = HeaderField(
-                nameStart: Int32(nameStart), nameLength: Int32(nameLength),
-                valueStart: Int32(valueStart), valueLength: Int32(valueEnd - valueStart),
-                kind: HeaderKind.classify(p + nameStart, nameLength), dropped: false)
+                nameStart: Int32(truncatingIfNeeded: nameStart), nameLength: Int32(truncatingIfNeeded: nameLength),
+                valueStart: Int32(truncatingIfNeeded: valueStart),
+                valueLength: Int32(truncatingIfNeeded: valueEnd &- valueStart),
+                kind: kind, dropped: false)
+            presence |= 1 << UInt32(kind.rawValue)
+            if kind == .host {
+                if hostCount == 0 { hostIndex = count }
+                hostCount += 1
+            }
             count += 1
             i = cr + 2
         }
@@ -124,6 +143,7 @@ public final class HeaderTable {
     /// on the next hop, not a request.
     /// Returns the options the gateway itself acts on.
     func applyConnectionOptions(_ p: UnsafePointer<UInt8>) -> (close: Bool, keepAlive: Bool) {
+        if !has(.connection) { return (false, false) }
         var close = false
         var keepAlive = false
         for c in 0..<count where fields[c].kind == .connection {

@@ -118,25 +118,25 @@ public struct RequestHead {
     }
 
     private mutating func interpretFields(_ p: UnsafePointer<UInt8>, _ headers: HeaderTable) throws(HTTPError) {
-        var hostField = -1
+        if headers.hostCount > 1 { throw .duplicateHost }
+        let hostField = headers.hostIndex
         var requestIDs = 0
-        for i in 0..<headers.count {
-            let f = headers[i]
-            switch f.kind {
-            case .host:
-                if hostField >= 0 { throw .duplicateHost }
-                hostField = i
-            case .expect:
-                guard ByteClass.equalsLower(p + Int(f.valueStart), Int(f.valueLength), "100-continue")
-                else { throw .expectationFailed }
-                // RFC 9110 §10.1.1: a 1.0 client cannot expect 100-continue; ignore it there.
-                expectContinue = version == 11
-            case .xRequestID:
-                requestIDs += 1
-                requestIDStart = Int(f.valueStart)
-                requestIDLength = Int(f.valueLength)
-            default:
-                continue
+        if headers.has(.expect) || headers.has(.xRequestID) {
+            for i in 0..<headers.count {
+                let f = headers[i]
+                switch f.kind {
+                case .expect:
+                    guard ByteClass.equalsLower(p + Int(f.valueStart), Int(f.valueLength), "100-continue")
+                    else { throw .expectationFailed }
+                    // RFC 9110 §10.1.1: a 1.0 client cannot expect 100-continue; ignore it there.
+                    expectContinue = version == 11
+                case .xRequestID:
+                    requestIDs += 1
+                    requestIDStart = Int(f.valueStart)
+                    requestIDLength = Int(f.valueLength)
+                default:
+                    continue
+                }
             }
         }
         if hostField < 0 {
