@@ -28,7 +28,7 @@ build: deps
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib
 
-run: release
+run: deps-test release
 	@mkdir -p var
 	./.build/release/switchyard serve --config $(CONFIG)
 

@@ -177,7 +177,7 @@ final class WorkerLog {
         access.append(" upstream_us=")
         access.append(decimal: s.upstreamUs)
         access.append(" upstream=")
-        if s.upstreamUs > 0 || s.upstream != nil {
+        if s.upstreamChosen {
             access.append(s.worker.pools[s.addressIndex].addressText)
         } else {
             access.append(byte: 0x2D)

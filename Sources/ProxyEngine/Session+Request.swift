@@ -101,6 +101,7 @@ extension Session {
             return
         }
         addressIndex = worker.pickUpstream(route: route)
+        upstreamChosen = true
 
         let need = (end - start) + HeadWriter.overhead + clientIPLength + requestIDLength
         var out = need <= BufferPool.standardSize ? buffers.take() : buffers.takeLarge()
@@ -270,6 +271,7 @@ extension Session {
         reqRemaining = 0
         reqAllSeen = true
         requestBroken = false
+        upstreamChosen = false
         respScanner.reset()
         respHeadDone = false
         respStarted = false

@@ -39,6 +39,8 @@ final class Session: Pollable {
     /// slot table owns it (it is registered), and every path that closes it unlinks it first.
     unowned(unsafe) var upstream: UpstreamConnection?
     var addressIndex = 0
+    /// An upstream address was chosen for this exchange (the access log names it, even on 502).
+    var upstreamChosen = false
     var attempts = 0
     var connectStartMs: UInt64 = 0
     var requestSentMs: UInt64 = 0
