@@ -1,7 +1,7 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Dependencies point one way: switchyard -> ProxyEngine -> RouteResolver; C targets at the bottom.
+// Dependencies point one way: switchyard -> ProxyEngine -> RouteResolver -> CSQLite; C targets at the bottom.
 // ProxyEngine is built without Foundation (see STYLE.md, point 9).
 let package = Package(
     name: "Switchyard",
@@ -15,7 +15,8 @@ let package = Package(
     ],
     targets: [
         .target(name: "CLinux"),
-        .target(name: "RouteResolver"),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "RouteResolver", dependencies: ["CSQLite"]),
         .target(
             name: "ProxyEngine",
             dependencies: ["CLinux", "RouteResolver"],

@@ -13,7 +13,8 @@
 # Environment (defaults in brackets):
 #   WORKERS ["1 2"]  REPEAT [3]  CONNS [50]  THREADS [1]  DURATION [6s]
 #   LAT_DURATION [3s]  WARMUP [1s]  UPSTREAM_WORKERS [1]
-#   SYSTEMS ["direct relay nginx haproxy switchyard"]
+#   SYSTEMS ["direct relay nginx haproxy switchyard"]; add "sticky" for Switchyard routing
+#     /ws/<id>/ over 10,000 user ids through its registry (issue 3: within 10% of static)
 #   SWITCHYARD_BIN [$ROOT/.build/release/switchyard]
 #
 # stdout: the markdown report. stderr: progress. Raw data: bench/results/.
@@ -46,6 +47,15 @@ compile_c "$BENCH_DIR/relay.c" "$RELAY_BIN"
 save_logs() { [[ -d $BENCH_TMP ]] && cp -r "$BENCH_TMP"/. "$RESULTS/logs/" 2>/dev/null; bench_cleanup; }
 trap save_logs EXIT
 
+# The sticky case: each request for a user id drawn from 10,000 (placed on first sight, looked
+# up afterwards), so wrk exercises key extraction and the registry rather than one hot key.
+cat >"$BENCH_TMP/sticky-request.lua" <<'EOF'
+math.randomseed(42)
+request = function()
+  return wrk.format("GET", "/ws/user" .. math.random(1, 10000) .. "/index.html")
+end
+EOF
+
 cat >"$BENCH_TMP/report.lua" <<'EOF'
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -57,6 +67,8 @@ done = function(summary, latency, requests)
     e.connect, e.read, e.write, e.status, e.timeout))
 end
 EOF
+
+cat "$BENCH_TMP/sticky-request.lua" "$BENCH_TMP/report.lua" >"$BENCH_TMP/sticky.lua"
 
 LOADAVG_START=$(cat /proc/loadavg)
 {
@@ -91,7 +103,7 @@ for sys in $SYSTEMS; do
     case $sys in
         direct) CONFIGS+=("direct:-") ;;
         relay) CONFIGS+=("relay:1") ;;
-        nginx | haproxy | switchyard) for w in $WORKERS; do CONFIGS+=("$sys:$w"); done ;;
+        nginx | haproxy | switchyard | sticky) for w in $WORKERS; do CONFIGS+=("$sys:$w"); done ;;
         *) die "unknown system '$sys'" ;;
     esac
 done
@@ -106,7 +118,7 @@ if [[ " $SYSTEMS " == *" switchyard "* ]]; then
         log "SKIP switchyard: $SYS_ERR"
         echo "switchyard_skipped=${SYS_ERR%%; log tail*}" >>"$RESULTS/meta.txt"
         keep=()
-        for c in "${CONFIGS[@]}"; do [[ $c == switchyard:* ]] || keep+=("$c"); done
+        for c in "${CONFIGS[@]}"; do [[ $c == switchyard:* || $c == sticky:* ]] || keep+=("$c"); done
         CONFIGS=("${keep[@]}")
     fi
 fi
@@ -126,7 +138,9 @@ measure() {  # rep sys w case conns threads duration
     p0=0; [[ -n $SYS_PID ]] && p0=$(tree_ticks "$SYS_PID")
     u0=$(tree_ticks "$UPSTREAM_PID")
     s0=$(cpu_stat)
-    run_bg "$raw" wrk -t"$threads" -c"$conns" -d"$dur" --timeout 5s --latency -s "$BENCH_TMP/report.lua" \
+    local script="$BENCH_TMP/report.lua"
+    [[ $sys == sticky ]] && script="$BENCH_TMP/sticky.lua"
+    run_bg "$raw" wrk -t"$threads" -c"$conns" -d"$dur" --timeout 5s --latency -s "$script" \
         "http://127.0.0.1:$SYS_PORT/"
     s1=$(cpu_stat)
     p1=0; [[ -n $SYS_PID ]] && p1=$(tree_ticks "$SYS_PID")

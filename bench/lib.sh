@@ -288,6 +288,33 @@ routes:
 EOF
 }
 
+write_switchyard_sticky_conf() {  # dir port upstream_port workers
+    local d=$1 port=$2 up=$3 workers=$4
+    mkdir -p "$d"
+    cat >"$d/switchyard.yaml" <<EOF
+workers: $workers
+listeners:
+  - name: public
+    address: 127.0.0.1:$port
+logging:
+  access: off
+  error: stderr
+registry:
+  database: $d/registry.db
+nodes:
+  - {name: bench-node, pool: workspace, address: 127.0.0.1:$up, heartbeats: false}
+routes:
+  - name: workspace
+    path_prefix: /ws/
+    key: {path_segment: /ws/}
+    pool: workspace
+    set_cookie: ws_uid
+  - name: probe
+    path_prefix: /
+    upstreams: ["127.0.0.1:$up"]
+EOF
+}
+
 # Start the shared nginx upstream; sets UPSTREAM_PORT and UPSTREAM_PID.
 start_upstream() {  # workers
     local d="$BENCH_TMP/upstream"
@@ -325,6 +352,11 @@ start_system() {  # system workers [ready_timeout_s]
             [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_BIN not found (build it with: swift build -c release)"; return 1; }
             SYS_PORT=$(free_port)
             write_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
+            bench_spawn "$SYS_DIR/switchyard.log" "${SYS_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
+        sticky)
+            [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_BIN not found (build it with: swift build -c release)"; return 1; }
+            SYS_PORT=$(free_port)
+            write_switchyard_sticky_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
             bench_spawn "$SYS_DIR/switchyard.log" "${SYS_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
         *) die "unknown system $sys" ;;
     esac

@@ -11,7 +11,7 @@ import statistics
 import sys
 from pathlib import Path
 
-ORDER = ["direct", "relay", "nginx", "haproxy", "switchyard"]
+ORDER = ["direct", "relay", "nginx", "haproxy", "switchyard", "sticky"]
 
 
 def num(v):

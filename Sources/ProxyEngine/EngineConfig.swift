@@ -40,6 +40,14 @@ public struct EngineConfig: Sendable {
         public init() {}
     }
 
+    /// Sticky routing: where the registry lives, pool settings, nodes declared in configuration.
+    public struct Sticky: Sendable {
+        public var database = "var/switchyard.db"
+        public var pools: [String: PoolSettings] = [:]
+        public var nodes: [NodeRecord] = []
+        public init() {}
+    }
+
     public enum LogTarget: Sendable, Equatable {
         case off, stdout, stderr
         case file(String)
@@ -52,10 +60,13 @@ public struct EngineConfig: Sendable {
     public var upstreamPool = UpstreamPool()
     public var accessLog: LogTarget = .stdout
     public var errorLog: LogTarget = .stderr
+    public var sticky = Sticky()
+    /// The registry keyed routes resolve against; opened by the caller (it owns the store).
+    public var registry: Registry?
     public var routes: RouteTable
     /// Every distinct upstream address of every route; pools are kept per entry.
     public var upstreamAddresses: [SocketAddress]
-    /// For each route, the indices of its upstreams in `upstreamAddresses`.
+    /// For each route, the indices of its upstreams in `upstreamAddresses` (empty for keyed routes).
     public var routeUpstreams: [[Int]]
 
     public init(workers: Int, listeners: [Listener], routes: RouteTable,

@@ -49,6 +49,7 @@ enum HeadWriter {
     /// Response to the client, from the upstream's head.
     static func response(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ resp: ResponseHead,
                          _ headers: HeaderTable, dechunk: Bool, close: Bool, keepAlive10: Bool,
+                         extra: UnsafePointer<UInt8>, extraLength: Int,
                          requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
         b.append("HTTP/1.1 ")
         b.append(decimal: UInt64(resp.status))
@@ -72,6 +73,7 @@ enum HeadWriter {
         b.append("Via: ")
         appendValues(into: &b, p, headers, .via)
         b.append(resp.version == 10 ? "1.0 switchyard\r\n" : "1.1 switchyard\r\n")
+        if extraLength > 0 { b.append(extra, extraLength) }
         if !sawRequestID {
             b.append("X-Request-Id: ")
             b.append(requestID, requestIDLength)
@@ -86,7 +88,7 @@ enum HeadWriter {
     }
 
     /// The gateway's own error: a short JSON body naming the reason and the request id.
-    static func error(into b: inout IOBuffer, status: Int, code: StaticString, close: Bool,
+    static func error(into b: inout IOBuffer, status: Int, code: StaticString, close: Bool, retryAfter: Int = 0,
                       requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
         b.append("HTTP/1.1 ")
         b.append(decimal: UInt64(status))
@@ -96,6 +98,10 @@ enum HeadWriter {
         // {"error":"<code>","request_id":"<id>"}\n
         let bodyLength = 10 + code.utf8CodeUnitCount + 16 + requestIDLength + 3
         b.append(decimal: UInt64(bodyLength))
+        if retryAfter > 0 {
+            b.append("\r\nRetry-After: ")
+            b.append(decimal: UInt64(retryAfter))
+        }
         b.append("\r\nX-Request-Id: ")
         b.append(requestID, requestIDLength)
         b.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")

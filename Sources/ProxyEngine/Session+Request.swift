@@ -100,8 +100,17 @@ extension Session {
             respondError(404, "no route", reusable: true)
             return
         }
-        addressIndex = worker.pickUpstream(route: route)
-        upstreamChosen = true
+        if let keyed = worker.keyedRoutes[route] {
+            guard resolveKeyed(keyed, base) else {
+                inBuf!.consume(headLength)
+                scanner.reset()
+                if phase != .responding { phase = .exchange }
+                return
+            }
+        } else {
+            addressIndex = worker.pickUpstream(route: route)
+            upstreamChosen = true
+        }
 
         let need = (end - start) + HeadWriter.overhead + clientIPLength + requestIDLength
         var out = need <= BufferPool.standardSize ? buffers.take() : buffers.takeLarge()
@@ -272,6 +281,8 @@ extension Session {
         reqAllSeen = true
         requestBroken = false
         upstreamChosen = false
+        responseExtraLength = 0
+        retryAfterSeconds = 0
         respScanner.reset()
         respHeadDone = false
         respStarted = false

@@ -181,7 +181,7 @@ extension Session {
         dechunk = resp.framing == .chunked && req.version == 10
         if dechunk || resp.framing == .untilClose || !requestFullySent || worker.draining { closeAfter = true }
 
-        let need = headLength + HeadWriter.overhead + requestIDLength
+        let need = headLength + HeadWriter.overhead + requestIDLength + responseExtraLength
         var out: IOBuffer
         if let existing = clientOut, existing.writableCount >= need {
             out = existing
@@ -194,6 +194,7 @@ extension Session {
         }
         HeadWriter.response(into: &out, base, resp, headers, dechunk: dechunk, close: closeAfter,
                             keepAlive10: req.keepAlive10 && !closeAfter,
+                            extra: responseExtra, extraLength: responseExtraLength,
                             requestID: requestID, requestIDLength: requestIDLength)
         clientOut = out
         u.inBuf!.consume(headLength)

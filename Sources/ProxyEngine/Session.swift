@@ -78,6 +78,12 @@ final class Session: Pollable {
     var requestIDLength = 0
     let clientIP = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
     var clientIPLength = 0
+    /// Header lines added to the response of this exchange (sticky routes).
+    let responseExtra = UnsafeMutablePointer<UInt8>.allocate(capacity: Session.responseExtraCapacity)
+    var responseExtraLength = 0
+    static let responseExtraCapacity = 320
+    /// Retry-After for a 503 the gateway answers itself; 0: none.
+    var retryAfterSeconds = 0
     /// "METHOD path" copied from the head (truncated), for the access log.
     let requestLine = UnsafeMutablePointer<UInt8>.allocate(capacity: Session.requestLineCapacity)
     var requestLineLength = 0
@@ -102,6 +108,7 @@ final class Session: Pollable {
         requestID.deallocate()
         clientIP.deallocate()
         requestLine.deallocate()
+        responseExtra.deallocate()
     }
 
     func open(fd: Int32, peer: UnsafePointer<sockaddr_storage>) {
@@ -235,7 +242,7 @@ final class Session: Pollable {
         closeAfter = closeAfter || !reusable || !(reqAllSeen && reqPending == 0) || worker.draining
         var b = clientOut ?? buffers.take()
         b.clear()
-        HeadWriter.error(into: &b, status: status, code: code, close: closeAfter,
+        HeadWriter.error(into: &b, status: status, code: code, close: closeAfter, retryAfter: retryAfterSeconds,
                          requestID: requestID, requestIDLength: requestIDLength)
         clientOut = b
         respStarted = true

@@ -23,7 +23,7 @@ final class UpstreamConnection: Pollable {
 
     /// Starts a non-blocking connect and registers the socket. Throws when the kernel refuses at once.
     func connect(to index: Int) throws(SysError) {
-        let address = worker.config.upstreamAddresses[index]
+        let address = worker.pools[index].address
         let s = try Sys.socket(family: Int32(address.storage.ss_family))
         _ = cl_set_nodelay(s)
         do {

@@ -13,6 +13,8 @@ final class Worker {
     let control: WorkerControl
 
     var now: UInt64
+    /// Unix milliseconds (coarse), refreshed with `now`: heartbeat ages are wall-clock times.
+    var wallMs: Int64 = 0
     var timers: TimerWheel
     /// Reused scratch list of timer entries that came due this turn.
     private var dueTimers: [(token: UInt64, tick: UInt64)] = []
@@ -23,6 +25,12 @@ final class Worker {
     /// Per route: the next upstream index for round robin.
     private var roundRobin: [Int]
     private let routeUpstreams: [[Int]]
+    /// Per route: its sticky target, or nil for a static route.
+    let keyedRoutes: [KeyedTarget?]
+    let registry: Registry?
+    /// Registry node -> index in `pools`. Holds the node object, so an identifier is never reused
+    /// while cached; a node update is a new object (and a new entry).
+    private var nodePools: [ObjectIdentifier: (node: RegistryNode, pool: Int)] = [:]
     private let idlePerAddress: Int
     private let idleTimeout: UInt64
     var requestIDs: RequestIDGenerator
@@ -51,12 +59,18 @@ final class Worker {
         epfd = cl_epoll_create()
         if epfd < 0 { throw SysError("epoll_create1", errno) }
         now = cl_monotonic_ms()
+        wallMs = Worker.wallClockMs()
         timers = TimerWheel(now: now)
         headers = HeaderTable(capacity: config.limits.maxHeaders + 1)
         log = WorkerLog(sinks: sinks)
         pools = config.upstreamAddresses.map { UpstreamPool(address: $0) }
         roundRobin = Array(repeating: id, count: config.routes.routes.count)
         routeUpstreams = config.routeUpstreams
+        keyedRoutes = config.routes.routes.map { r in
+            if case .keyed(let t) = r.target { return t }
+            return nil
+        }
+        registry = config.registry
         idlePerAddress = config.upstreamPool.idlePerAddress
         idleTimeout = config.upstreamPool.idleTimeout
         requestIDs = RequestIDGenerator()
@@ -84,6 +98,31 @@ final class Worker {
         let k = roundRobin[route] % list.count
         roundRobin[route] = k &+ 1
         return list[k]
+    }
+
+    /// The pool of a registry node's preview address (created on first use). Nil when the
+    /// node's URL is not one the gateway can connect to.
+    func poolIndex(for node: RegistryNode) -> Int? {
+        let id = ObjectIdentifier(node)
+        if let entry = nodePools[id] { return entry.pool }
+        guard let url = UpstreamURL(node.previewBaseURL) else { return nil }
+        let index: Int
+        if let i = pools.firstIndex(where: { $0.address == url.address }) {
+            index = i
+        } else {
+            pools.append(UpstreamPool(address: url.address))
+            index = pools.count - 1
+        }
+        if nodePools.count >= 4096 { nodePools.removeAll(keepingCapacity: true) }
+        nodePools[id] = (node, index)
+        return index
+    }
+
+    static func wallClockMs() -> Int64 {
+        var sec: Int64 = 0
+        var ms: Int32 = 0
+        cl_wall_clock(&sec, &ms)
+        return sec * 1000 + Int64(ms)
     }
 
     // MARK: slots
@@ -169,6 +208,7 @@ final class Worker {
             if cap >= 0 && (timeout < 0 || timeout > cap) { timeout = cap }
             let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
             now = cl_monotonic_ms()
+            wallMs = Worker.wallClockMs()
             if n < 0 && errno != EINTR { fatalError("epoll_wait: errno \(errno)") }
             var i = 0
             while i < Int(n) {

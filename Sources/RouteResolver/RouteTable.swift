@@ -28,10 +28,28 @@ public enum HostPattern: Sendable, Equatable {
     }
 }
 
-/// Where a matched request goes. Later issues add keyed (sticky) targets here.
+/// Where a matched request goes.
 public enum RouteTarget: Sendable, Equatable {
     /// A static list of upstream addresses ("host:port"), used round robin.
     case upstreams([String])
+    /// Sticky: the request's key (a user id) picks a node of a pool through its placement.
+    case keyed(KeyedTarget)
+}
+
+/// A sticky route: where the key comes from, which pool places it, and what to set on responses.
+public struct KeyedTarget: Sendable, Equatable {
+    public let source: KeySource
+    /// The pool whose nodes hold the keys ("workspace").
+    public let pool: String
+    /// When set, responses carry `Set-Cookie: <name>=<key>; Path=/; HttpOnly; SameSite=Lax`, so
+    /// root-path requests (Vite's /@vite/client, /src/...) can find their user by cookie.
+    public let setCookie: [UInt8]?
+
+    public init(source: KeySource, pool: String, setCookie: String? = nil) {
+        self.source = source
+        self.pool = pool
+        self.setCookie = setCookie.map { Array($0.utf8) }
+    }
 }
 
 /// One routing rule: a host pattern (optional), a path prefix and a target.

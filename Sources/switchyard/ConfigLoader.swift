@@ -31,7 +31,8 @@ enum ConfigLoader {
             throw ConfigError(key: "", reason: "not valid YAML: \(error)")
         }
         guard let root, root.mapping != nil else { throw ConfigError(key: "", reason: "the file must be a YAML mapping") }
-        let m = try Mapping(root, path: "", allowed: ["workers", "listeners", "limits", "timeouts", "upstream_pool", "logging", "routes"])
+        let m = try Mapping(root, path: "", allowed: ["workers", "listeners", "limits", "timeouts", "upstream_pool", "logging", "routes",
+                                                                "registry", "pools", "nodes"])
 
         let workers = try parseWorkers(m.value("workers"))
         let listeners = try parseListeners(m.value("listeners"))
@@ -40,6 +41,16 @@ enum ConfigLoader {
         let routes = try parseRoutes(m.value("routes"), addresses: &addresses, routeUpstreams: &routeUpstreams)
         var config = EngineConfig(workers: workers, listeners: listeners, routes: RouteTable(routes: routes),
                                   upstreamAddresses: addresses, routeUpstreams: routeUpstreams)
+
+        try parseRegistry(m.value("registry"), into: &config)
+        try parsePools(m.value("pools"), into: &config)
+        try parseNodes(m.value("nodes"), into: &config)
+        for (i, r) in config.routes.routes.enumerated() {
+            if case .keyed(let t) = r.target, !config.sticky.nodes.contains(where: { $0.pool == t.pool }),
+               config.sticky.pools[t.pool] == nil {
+                throw ConfigError(key: "routes[\(i)].pool", reason: "\"\(t.pool)\" is neither under pools nor the pool of any node")
+            }
+        }
 
         if let node = m.value("limits") {
             let l = try Mapping(node, path: "limits", allowed: ["max_request_line", "max_header_bytes", "max_headers"])
@@ -113,7 +124,7 @@ enum ConfigLoader {
         var routes: [Route] = []
         for (i, item) in seq.enumerated() {
             let path = "routes[\(i)]"
-            let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams"])
+            let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams", "key", "pool", "set_cookie"])
             let name = try r.string("name") ?? "route\(i)"
             var host: HostPattern? = nil
             if let h = try r.string("host") {
@@ -125,6 +136,11 @@ enum ConfigLoader {
             let prefix = try r.string("path_prefix") ?? "/"
             guard prefix.hasPrefix("/"), prefix.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw ConfigError(key: "\(path).path_prefix", reason: "must start with \"/\" and contain no spaces or control characters")
+            }
+            if let keyed = try parseKeyedTarget(r, path: path) {
+                routeUpstreams.append([])
+                routes.append(Route(name: name, host: host, pathPrefix: prefix, target: .keyed(keyed)))
+                continue
             }
             guard let list = r.value("upstreams")?.sequence, !list.isEmpty else {
                 throw ConfigError(key: "\(path).upstreams", reason: "must be a non-empty list of host:port")
@@ -216,6 +232,15 @@ struct Mapping {
             throw ConfigError(key: join(path, key), reason: "\"\(s)\" is not a duration like 500ms, 10s, 2m or 1h\(allowZero ? "" : " (above zero)")")
         }
         return ms
+    }
+
+    func bool(_ key: String) throws(ConfigError) -> Bool? {
+        guard let s = try string(key) else { return nil }
+        switch s {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: throw ConfigError(key: join(path, key), reason: "must be true or false, not \"\(s)\"")
+        }
     }
 
     func logTarget(_ key: String) throws(ConfigError) -> EngineConfig.LogTarget? {

@@ -32,7 +32,15 @@ struct Serve: ParsableCommand {
     @OptionGroup var options: ConfigOption
 
     func run() throws {
-        let config = try options.load()
+        var config = try options.load()
+        let store: SQLiteStore?
+        do {
+            store = try StickySetup.open(&config)
+        } catch {
+            FileHandle.standardError.write(Data("switchyard: cannot open the registry: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        defer { store?.close() }
         let engine = Engine(config: config)
         do {
             try engine.run {
@@ -68,8 +76,26 @@ enum ConfigSummary {
             case .exact(let b): host = String(decoding: b, as: UTF8.self)
             case .suffix(let b): host = "*" + String(decoding: b, as: UTF8.self)
             }
-            let ups = c.routeUpstreams[i].map { c.upstreamAddresses[$0].text }.joined(separator: ", ")
-            lines.append("route \(r.name): host \(host) path \(String(decoding: r.pathPrefix, as: UTF8.self)) -> \(ups)")
+            let target: String
+            switch r.target {
+            case .upstreams:
+                target = c.routeUpstreams[i].map { c.upstreamAddresses[$0].text }.joined(separator: ", ")
+            case .keyed(let k):
+                let source: String
+                switch k.source {
+                case .pathSegment(let p): source = "path segment after \(String(decoding: p, as: UTF8.self))"
+                case .cookie(let n): source = "cookie \(String(decoding: n, as: UTF8.self))"
+                case .query(let n): source = "query \(String(decoding: n, as: UTF8.self))"
+                case .header(let n): source = "header \(String(decoding: n, as: UTF8.self))"
+                }
+                let cookie = k.setCookie.map { ", sets cookie \(String(decoding: $0, as: UTF8.self))" } ?? ""
+                target = "pool \(k.pool) by \(source)\(cookie)"
+            }
+            lines.append("route \(r.name): host \(host) path \(String(decoding: r.pathPrefix, as: UTF8.self)) -> \(target)")
+        }
+        if StickySetup.needed(c) { lines.append("registry: \(c.sticky.database)") }
+        for n in c.sticky.nodes {
+            lines.append("node \(n.name): pool \(n.pool) \(n.previewBaseURL) weight \(n.weight)\(n.capacity > 0 ? " capacity \(n.capacity)" : "")\(n.isStatic ? " (no heartbeats)" : "")\(n.enabled ? "" : " disabled")")
         }
         let t = c.timeouts
         lines.append("timeouts (ms): client_header \(t.clientHeader), client_body \(t.clientBody), client_idle \(t.clientIdle), upstream_connect \(t.upstreamConnect), upstream_first_byte \(t.upstreamFirstByte), upstream_read \(t.upstreamRead), send \(t.send), drain \(t.drain)")

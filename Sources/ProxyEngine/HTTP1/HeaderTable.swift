@@ -4,7 +4,7 @@ import Glibc
 public enum HeaderKind: UInt8, Sendable {
     case other
     case host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, upgrade
-    case expect, xForwardedFor, xForwardedProto, xForwardedHost, via, xRequestID, trailer
+    case expect, xForwardedFor, xForwardedProto, xForwardedHost, via, xRequestID, trailer, cookie
 
     /// Classifies a field name (case-insensitive) by length first, so most names cost one compare.
     @inline(__always)
@@ -13,7 +13,9 @@ public enum HeaderKind: UInt8, Sendable {
         case 2: return ByteClass.equalsLower(p, n, "te") ? .te : .other
         case 3: return ByteClass.equalsLower(p, n, "via") ? .via : .other
         case 4: return ByteClass.equalsLower(p, n, "host") ? .host : .other
-        case 6: return ByteClass.equalsLower(p, n, "expect") ? .expect : .other
+        case 6:
+            if ByteClass.equalsLower(p, n, "expect") { return .expect }
+            return ByteClass.equalsLower(p, n, "cookie") ? .cookie : .other
         case 7:
             if ByteClass.equalsLower(p, n, "upgrade") { return .upgrade }
             return ByteClass.equalsLower(p, n, "trailer") ? .trailer : .other

@@ -1,0 +1,92 @@
+/// A node that can hold placements: a workspace node, a runtime node, ... (its `pool`).
+/// Times are Unix milliseconds; 0 means "never".
+public struct NodeRecord: Sendable, Equatable {
+    /// Unique name, `[A-Za-z0-9._-]{1,64}`.
+    public var name: String
+    /// Which pool it serves ("workspace", "runtime", ...).
+    public var pool: String
+    /// "host:port" the gateway connects to for `placement_port` targets (the host part is used
+    /// with the placement's host port).
+    public var address: String
+    /// The node's own web entry ("http://10.0.0.5:80"), the `node` target.
+    public var previewBaseURL: String
+    /// The node API ("http://10.0.0.5:7001"), asked for container ports.
+    public var apiBaseURL: String
+    public var enabled: Bool
+    /// Relative share of new placements (1...10_000).
+    public var weight: Int
+    /// Most placements this node takes; 0 = unlimited.
+    public var capacity: Int
+    public var labels: [String: String]
+    public var lastHeartbeat: Int64
+    /// Declared in configuration and exempt from heartbeats.
+    public var isStatic: Bool
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(name: String, pool: String, address: String, previewBaseURL: String = "", apiBaseURL: String = "",
+                enabled: Bool = true, weight: Int = 100, capacity: Int = 0, labels: [String: String] = [:],
+                lastHeartbeat: Int64 = 0, isStatic: Bool = false, createdAt: Int64 = 0, updatedAt: Int64 = 0) {
+        self.name = name
+        self.pool = pool
+        self.address = address
+        self.previewBaseURL = previewBaseURL
+        self.apiBaseURL = apiBaseURL
+        self.enabled = enabled
+        self.weight = weight
+        self.capacity = capacity
+        self.labels = labels
+        self.lastHeartbeat = lastHeartbeat
+        self.isStatic = isStatic
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// A sticky choice: (pool, key) lives on `node`. Never moved implicitly.
+public struct PlacementRecord: Sendable, Equatable {
+    public var pool: String
+    /// `[A-Za-z0-9_-]{1,64}` (a user id, an app id).
+    public var key: String
+    public var node: String
+    /// The container's port on the node, once known; 0 = not known yet.
+    public var hostPort: UInt16
+    public var lastActive: Int64
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(pool: String, key: String, node: String, hostPort: UInt16 = 0,
+                lastActive: Int64 = 0, createdAt: Int64 = 0, updatedAt: Int64 = 0) {
+        self.pool = pool
+        self.key = key
+        self.node = node
+        self.hostPort = hostPort
+        self.lastActive = lastActive
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// One change for the persistent store. Applied in order; a batch is one transaction.
+public enum StoreChange: Sendable, Equatable {
+    case upsertNode(NodeRecord)
+    case deleteNode(name: String)
+    case upsertPlacement(PlacementRecord)
+    case deletePlacement(pool: String, key: String)
+}
+
+/// Where the registry is persisted. `enqueue` never blocks the caller (the event loops call it);
+/// a writer thread applies changes in batched transactions.
+public protocol RegistryStore: AnyObject, Sendable {
+    /// Everything stored, for start-up.
+    func loadAll() throws -> (nodes: [NodeRecord], placements: [PlacementRecord])
+    /// Queues a change; returns at once.
+    func enqueue(_ change: StoreChange)
+    /// Applies several changes atomically (all or none), synchronously. For admin operations
+    /// that must report failure (drain, reassign) rather than fire and forget.
+    func applyNow(_ changes: [StoreChange]) throws
+    /// Blocks until every change queued so far is committed.
+    func flush()
+    /// Flushes and stops the writer.
+    func close()
+}

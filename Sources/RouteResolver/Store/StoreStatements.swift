@@ -1,0 +1,170 @@
+import CSQLite
+
+/// The prepared statements of one store connection, and the mapping between records and rows.
+/// Prepared once at open and reused for every change (a statement compile costs more than the
+/// insert it runs).
+final class StoreStatements {
+    private let begin: SQLiteStatement
+    private let beginRead: SQLiteStatement
+    private let commit: SQLiteStatement
+    private let rollback: SQLiteStatement
+    private let upsertNode: SQLiteStatement
+    private let deleteNode: SQLiteStatement
+    private let upsertPlacement: SQLiteStatement
+    private let deletePlacement: SQLiteStatement
+    private let selectNodes: SQLiteStatement
+    private let selectLabels: SQLiteStatement
+    private let selectPlacements: SQLiteStatement
+    private let countPlacements: SQLiteStatement
+    private let selectVersion: SQLiteStatement
+
+    init(_ db: SQLiteConnection) throws(StoreError) {
+        // IMMEDIATE takes the write lock up front: a deferred transaction that upgrades later can
+        // fail with SQLITE_BUSY without the busy handler being able to help.
+        begin = try db.prepare("BEGIN IMMEDIATE", operation: "begin")
+        // A deferred transaction for reading: one snapshot for nodes and placements together.
+        beginRead = try db.prepare("BEGIN", operation: "begin read")
+        commit = try db.prepare("COMMIT", operation: "commit")
+        rollback = try db.prepare("ROLLBACK", operation: "rollback")
+        // The store mirrors the in-memory registry, which is authoritative: an upsert overwrites
+        // every column, created_at included.
+        upsertNode = try db.prepare("""
+            INSERT INTO nodes (name, pool, address, preview_base_url, api_base_url, enabled, weight,
+                               capacity, labels, last_heartbeat, is_static, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            ON CONFLICT (name) DO UPDATE SET
+                pool = excluded.pool, address = excluded.address,
+                preview_base_url = excluded.preview_base_url, api_base_url = excluded.api_base_url,
+                enabled = excluded.enabled, weight = excluded.weight, capacity = excluded.capacity,
+                labels = excluded.labels, last_heartbeat = excluded.last_heartbeat,
+                is_static = excluded.is_static, created_at = excluded.created_at,
+                updated_at = excluded.updated_at
+            """, operation: "upsert node")
+        deleteNode = try db.prepare("DELETE FROM nodes WHERE name = ?1", operation: "delete node")
+        upsertPlacement = try db.prepare("""
+            INSERT INTO placements (pool, key, node, host_port, last_active, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            ON CONFLICT (pool, key) DO UPDATE SET
+                node = excluded.node, host_port = excluded.host_port,
+                last_active = excluded.last_active, created_at = excluded.created_at,
+                updated_at = excluded.updated_at
+            """, operation: "upsert placement")
+        deletePlacement = try db.prepare("DELETE FROM placements WHERE pool = ?1 AND key = ?2",
+                                         operation: "delete placement")
+        selectNodes = try db.prepare("""
+            SELECT name, pool, address, preview_base_url, api_base_url, enabled, weight, capacity,
+                   labels, last_heartbeat, is_static, created_at, updated_at
+            FROM nodes ORDER BY name
+            """, operation: "load nodes")
+        // json_each decodes the labels object, so the store needs no JSON parser of its own.
+        selectLabels = try db.prepare("SELECT key, value FROM json_each(?1)", operation: "decode labels")
+        selectPlacements = try db.prepare("""
+            SELECT pool, key, node, host_port, last_active, created_at, updated_at FROM placements
+            """, operation: "load placements")
+        // Counting walks the smaller by-node index; it lets loadAll size its array once.
+        countPlacements = try db.prepare("SELECT count(*) FROM placements", operation: "count placements")
+        selectVersion = try db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version",
+                                       operation: "read schema_version")
+    }
+
+    // MARK: Transactions
+
+    func beginTransaction() throws(StoreError) { try begin.run() }
+    func beginReadTransaction() throws(StoreError) { try beginRead.run() }
+    func commitTransaction() throws(StoreError) { try commit.run() }
+
+    /// Undoes an open transaction. Its own failure is ignored: when COMMIT fails SQLite may
+    /// already have rolled back, and there is nothing better to report than the first error.
+    func rollbackTransaction() {
+        try? rollback.run()
+    }
+
+    // MARK: Changes
+
+    func apply(_ change: StoreChange) throws(StoreError) {
+        switch change {
+        case .upsertNode(let node):
+            let s = upsertNode
+            s.bind(1, node.name)
+            s.bind(2, node.pool)
+            s.bind(3, node.address)
+            s.bind(4, node.previewBaseURL)
+            s.bind(5, node.apiBaseURL)
+            s.bind(6, node.enabled)
+            s.bind(7, Int64(node.weight))
+            s.bind(8, Int64(node.capacity))
+            s.bind(9, LabelsJSON.encode(node.labels))
+            s.bind(10, node.lastHeartbeat)
+            s.bind(11, node.isStatic)
+            s.bind(12, node.createdAt)
+            s.bind(13, node.updatedAt)
+            try s.run()
+        case .deleteNode(let name):
+            deleteNode.bind(1, name)
+            try deleteNode.run()
+        case .upsertPlacement(let placement):
+            let s = upsertPlacement
+            s.bind(1, placement.pool)
+            s.bind(2, placement.key)
+            s.bind(3, placement.node)
+            s.bind(4, Int64(placement.hostPort))
+            s.bind(5, placement.lastActive)
+            s.bind(6, placement.createdAt)
+            s.bind(7, placement.updatedAt)
+            try s.run()
+        case .deletePlacement(let pool, let key):
+            deletePlacement.bind(1, pool)
+            deletePlacement.bind(2, key)
+            try deletePlacement.run()
+        }
+    }
+
+    // MARK: Loading
+
+    func loadNodes() throws(StoreError) -> [NodeRecord] {
+        let s = selectNodes
+        defer { s.reset() }
+        var nodes: [NodeRecord] = []
+        while try s.step() {
+            nodes.append(NodeRecord(
+                name: s.text(0), pool: s.text(1), address: s.text(2), previewBaseURL: s.text(3),
+                apiBaseURL: s.text(4), enabled: s.int64(5) != 0, weight: Int(s.int64(6)),
+                capacity: Int(s.int64(7)), labels: try decodeLabels(s.text(8)),
+                lastHeartbeat: s.int64(9), isStatic: s.int64(10) != 0, createdAt: s.int64(11),
+                updatedAt: s.int64(12)))
+        }
+        return nodes
+    }
+
+    func loadPlacements() throws(StoreError) -> [PlacementRecord] {
+        var placements: [PlacementRecord] = []
+        do {
+            defer { countPlacements.reset() }
+            if try countPlacements.step() { placements.reserveCapacity(Int(countPlacements.int64(0))) }
+        }
+        let s = selectPlacements
+        defer { s.reset() }
+        while try s.step() {
+            // host_port is CHECKed to 0...65535, so the conversion cannot trap on stored data.
+            placements.append(PlacementRecord(
+                pool: s.text(0), key: s.text(1), node: s.text(2), hostPort: UInt16(s.int64(3)),
+                lastActive: s.int64(4), createdAt: s.int64(5), updatedAt: s.int64(6)))
+        }
+        return placements
+    }
+
+    func schemaVersion() throws(StoreError) -> Int {
+        defer { selectVersion.reset() }
+        return try selectVersion.step() ? Int(selectVersion.int64(0)) : 0
+    }
+
+    private func decodeLabels(_ json: String) throws(StoreError) -> [String: String] {
+        if json == "{}" { return [:] }
+        let s = selectLabels
+        defer { s.reset() }
+        s.bind(1, json)
+        var labels: [String: String] = [:]
+        while try s.step() { labels[s.text(0)] = s.text(1) }
+        return labels
+    }
+}

@@ -1,0 +1,72 @@
+/// The writer's inbox: changes in arrival order, bounded, with the counters `flush` waits on.
+/// A plain value guarded by the store's queue lock; every operation is O(1) except the rare
+/// `giveBack`, so the lock is never held for long.
+struct WriteQueue {
+    let limit: Int
+    private(set) var pending: [StoreChange] = []
+    /// The array the writer handed back, reused so a steady flow does not reallocate.
+    private var spare: [StoreChange] = []
+    /// Changes ever accepted into `pending`.
+    private(set) var accepted: UInt64 = 0
+    /// Accepted changes that are committed, rejected or abandoned: `flush` waits for this to
+    /// reach the `accepted` it saw.
+    private(set) var finished: UInt64 = 0
+    var closing = false
+    var statistics = StoreStatistics()
+
+    init(limit: Int) {
+        precondition(limit > 0, "the write queue needs room for at least one change")
+        self.limit = limit
+    }
+
+    /// Appends `change`; false (and counted as dropped) when full or closing. Returns whether the
+    /// queue was empty before, the only moment the writer may be asleep waiting for work.
+    mutating func push(_ change: StoreChange) -> (accepted: Bool, wasEmpty: Bool) {
+        guard !closing, pending.count < limit else {
+            statistics.droppedChanges += 1
+            return (false, false)
+        }
+        let wasEmpty = pending.isEmpty
+        pending.append(change)
+        accepted += 1
+        return (true, wasEmpty)
+    }
+
+    /// Everything queued, oldest first; the queue is left empty.
+    mutating func takeAll() -> [StoreChange] {
+        var batch = spare
+        spare = []
+        swap(&batch, &pending)
+        return batch
+    }
+
+    /// Puts a batch that could not be committed back in front of what arrived since, so order
+    /// is kept when it is retried.
+    mutating func giveBack(_ batch: [StoreChange], error: StoreError) {
+        pending = batch + pending
+        statistics.failedBatches += 1
+        statistics.lastError = error
+    }
+
+    /// Records a committed batch and keeps its storage for the next one.
+    mutating func committed(_ batch: inout [StoreChange], rejected: Int, rejection: StoreError?) {
+        let count = batch.count
+        finished += UInt64(count)
+        statistics.committedChanges += UInt64(count - rejected)
+        statistics.rejectedChanges += UInt64(rejected)
+        statistics.committedBatches += 1
+        statistics.largestBatch = max(statistics.largestBatch, count)
+        if let rejection { statistics.lastError = rejection }
+        batch.removeAll(keepingCapacity: true)
+        // A burst's huge array is not worth keeping around: reuse only moderate ones.
+        if batch.capacity <= 65_536 { spare = batch }
+    }
+
+    /// Gives up on everything queued (the store is closing and the database keeps failing).
+    mutating func abandonAll() {
+        let count = pending.count
+        pending = []
+        finished += UInt64(count)
+        statistics.abandonedChanges += UInt64(count)
+    }
+}

@@ -1,0 +1,45 @@
+import Foundation
+import ProxyEngine
+import RouteResolver
+
+/// Opens the registry when the configuration uses sticky routing: the SQLite store under
+/// `registry.database`, everything it holds, then the nodes declared in the configuration
+/// (upserted, so they win over stored copies and are persisted).
+enum StickySetup {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func needed(_ config: EngineConfig) -> Bool {
+        !config.sticky.nodes.isEmpty || config.routes.routes.contains { if case .keyed = $0.target { true } else { false } }
+    }
+
+    /// Sets `config.registry`; returns the store to close at shutdown (nil when not needed).
+    static func open(_ config: inout EngineConfig) throws -> SQLiteStore? {
+        guard needed(config) else { return nil }
+        let path = config.sticky.database
+        let directory = (path as NSString).deletingLastPathComponent
+        if !directory.isEmpty {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        }
+        let store = try SQLiteStore(path: path)
+        do {
+            let (nodes, placements) = try store.loadAll()
+            let registry = try Registry(nodes: nodes, placements: placements, pools: config.sticky.pools, store: store)
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            for var node in config.sticky.nodes {
+                let stored = nodes.first { $0.name == node.name }
+                node.createdAt = stored?.createdAt ?? now
+                node.updatedAt = now
+                try registry.upsertNode(node)
+            }
+            config.registry = registry
+            FileHandle.standardError.write(Data(
+                "switchyard: registry \(path): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s)\n".utf8))
+            return store
+        } catch {
+            store.close()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,82 @@
+import Foundation
+import Synchronization
+@testable import RouteResolver
+
+/// A fixed "now" for tests (Unix ms): heartbeats are set relative to it.
+let testNow: Int64 = 1_700_000_000_000
+
+/// A store that records what the registry queues, so tests can check what would be persisted.
+final class RecordingStore: RegistryStore {
+    private let changes = Mutex<[StoreChange]>([])
+
+    var recorded: [StoreChange] { changes.withLock { $0 } }
+
+    var placementUpserts: [PlacementRecord] {
+        recorded.compactMap { if case .upsertPlacement(let p) = $0 { return p } else { return nil } }
+    }
+
+    func loadAll() throws -> (nodes: [NodeRecord], placements: [PlacementRecord]) { ([], []) }
+    func enqueue(_ change: StoreChange) { changes.withLock { $0.append(change) } }
+    func applyNow(_ changes: [StoreChange]) throws { self.changes.withLock { $0.append(contentsOf: changes) } }
+    func flush() {}
+    func close() {}
+}
+
+/// A workspace node with a fresh heartbeat unless told otherwise.
+func testNode(_ name: String, pool: String = "workspace", weight: Int = 100, capacity: Int = 0,
+              enabled: Bool = true, heartbeatAgeMs: Int64 = 1_000, isStatic: Bool = false,
+              labels: [String: String] = [:]) -> NodeRecord {
+    NodeRecord(name: name, pool: pool, address: "10.0.0.1:80", previewBaseURL: "http://\(name):80",
+               apiBaseURL: "http://\(name):7001", enabled: enabled, weight: weight, capacity: capacity,
+               labels: labels, lastHeartbeat: testNow - heartbeatAgeMs, isStatic: isStatic)
+}
+
+func makeRegistry(_ nodes: [NodeRecord], placements: [PlacementRecord] = [],
+                  settings: PoolSettings = PoolSettings(), store: RecordingStore? = nil) throws -> Registry {
+    try Registry(nodes: nodes, placements: placements, pools: ["workspace": settings], store: store)
+}
+
+extension Registry {
+    /// `resolve` with a String key, as a test writes it.
+    func resolve(_ key: String, pool: String = "workspace", now: Int64 = testNow) -> Resolution {
+        var copy = key
+        return copy.withUTF8 { resolve(pool: pool, key: UnsafeRawBufferPointer($0), now: now) }
+    }
+
+    /// The node name `resolve` routes `key` to, or nil for any other answer.
+    func nodeName(_ key: String, pool: String = "workspace", now: Int64 = testNow) -> String? {
+        resolve(key, pool: pool, now: now).routedNode?.name
+    }
+
+    /// The node `explain` says a new key would be placed on.
+    func wouldPlace(_ key: String, pool: String = "workspace", now: Int64 = testNow) -> String? {
+        if case .wouldPlace(let name) = explain(pool: pool, key: key, now: now).outcome { return name }
+        return nil
+    }
+
+    func count(on name: String) -> Int? { node(named: name)?.placementCount }
+}
+
+/// Test keys like real user ids: `u` followed by a number, in a fixed sequence.
+func testKeys(_ count: Int, prefix: String = "u") -> [String] {
+    (0..<count).map { "\(prefix)\($0 &* 7919 &+ 104_729)" }
+}
+
+/// Runs `body(i)` on `count` threads at once (a start barrier lines them up) and waits for all.
+func onThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    let barrier = StartBarrier()
+    let done = DispatchSemaphore(value: 0)
+    for i in 0..<count {
+        Thread {
+            barrier.arrived.add(1, ordering: .acquiringAndReleasing)
+            while barrier.arrived.load(ordering: .acquiring) < count {}
+            body(i)
+            done.signal()
+        }.start()
+    }
+    for _ in 0..<count { done.wait() }
+}
+
+final class StartBarrier: Sendable {
+    let arrived = Atomic<Int>(0)
+}
