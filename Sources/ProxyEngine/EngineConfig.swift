@@ -41,9 +41,20 @@ public struct EngineConfig: Sendable {
     }
 
     /// Sticky routing: where the registry lives, pool settings, nodes declared in configuration.
+    /// How a pool's nodes are asked for a container's host port (the node API the node nginx
+    /// uses today): `GET <api_base_url><path>?<keyParameter>=<key>` with `X-WS-Token`, answered
+    /// in the `X-WS-Port` response header.
+    public struct PortLookup: Sendable, Equatable {
+        public var path = "/api/fun-ai/workspace/internal/nginx/port"
+        public var keyParameter = "userId"
+        public var token = ""
+        public init() {}
+    }
+
     public struct Sticky: Sendable {
         public var database = "var/switchyard.db"
         public var pools: [String: PoolSettings] = [:]
+        public var portLookups: [String: PortLookup] = [:]
         public var nodes: [NodeRecord] = []
         public init() {}
     }

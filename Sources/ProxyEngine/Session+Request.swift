@@ -129,7 +129,12 @@ extension Session {
             clientOut = c
         }
         attempts = 0
-        acquireUpstream(fresh: false)
+        if stickyNode != nil && containerPort == 0 && worker.keyedRoutes[route]?.kind == .placementPort {
+            let settings = worker.portLookups[stickyPool] ?? EngineConfig.PortLookup()
+            _ = startPortLookup(node: stickyNode!, settings: settings)
+        } else {
+            acquireUpstream(fresh: false)
+        }
     }
 
     /// Copies "METHOD target" (the request line up to the version, truncated) for the access log.
@@ -283,6 +288,9 @@ extension Session {
         upstreamChosen = false
         responseExtraLength = 0
         retryAfterSeconds = 0
+        stickyNode = nil
+        stickyKeyLength = 0
+        containerPort = 0
         respScanner.reset()
         respHeadDone = false
         respStarted = false

@@ -7,10 +7,12 @@ extension Session {
     enum UpstreamRead { case bytes, blocked, eof, failed }
 
     func stepExchange() -> Bool {
+        if let l = lookup { return stepPortLookup(l) }
         guard let u = upstream else { return false }
         if !u.connected && u.io.writable {
             let err = u.finishConnect()
             if err != 0 {
+                forgetContainerPortIfRefused(err)
                 log.error("upstream_connect", SysError("connect", err).description)
                 upstreamFailed(status: 502, "upstream connect failed", retryable: false)
                 return true

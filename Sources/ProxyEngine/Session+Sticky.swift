@@ -18,7 +18,25 @@ extension Session {
         }
         let key = UnsafeRawBufferPointer(start: base + start, count: count)
         switch registry.resolve(pool: target.pool, key: key, now: worker.wallMs) {
-        case .routed(let node, _, _):
+        case .routed(let node, let hostPort, _):
+            stickyKey.update(from: key.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
+            stickyKeyLength = count
+            stickyPool = target.pool
+            stickyNode = node
+            writeStickyHeaders(node: node, key: key, cookie: target.setCookie)
+            if target.kind == .placementPort {
+                // Known port: straight to the container; unknown: beginExchange starts a lookup.
+                guard hostPort != 0 else { return true }
+                guard let index = worker.containerPoolIndex(node: node, port: hostPort) else {
+                    log.error("bad_node_address", "node \(node.name): address \(node.address)")
+                    respondError(502, "node address unusable", reusable: true)
+                    return false
+                }
+                addressIndex = index
+                containerPort = hostPort
+                upstreamChosen = true
+                return true
+            }
             guard let index = worker.poolIndex(for: node) else {
                 log.error("bad_node_address", "node \(node.name): preview_base_url \(node.previewBaseURL)")
                 respondError(502, "node address unusable", reusable: true)
@@ -26,7 +44,6 @@ extension Session {
             }
             addressIndex = index
             upstreamChosen = true
-            writeStickyHeaders(node: node, key: key, cookie: target.setCookie)
             return true
         case .nodeDown(_, let retryAfter):
             retryAfterSeconds = retryAfter

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import RouteResolver
 
+
 /// One client connection and, while a request is in flight, its exchange with an upstream.
 ///
 /// Phases: `.head` (waiting for / reading a request head), `.exchange` (request forwarded,
@@ -11,7 +12,7 @@ import RouteResolver
 /// them: a reader stops when the buffer it fills is full and the writer behind it is blocked.
 final class Session: Pollable {
     enum Phase { case head, exchange, responding, lingering, closed }
-    enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger }
+    enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger, lookup }
 
     unowned(unsafe) let worker: Worker
     // The worker's parts a session uses on every request, held directly: reaching them through
@@ -82,6 +83,16 @@ final class Session: Pollable {
     let responseExtra = UnsafeMutablePointer<UInt8>.allocate(capacity: Session.responseExtraCapacity)
     var responseExtraLength = 0
     static let responseExtraCapacity = 320
+    /// The sticky exchange: the key (copied: the head's bytes may be reused while a lookup runs),
+    /// its pool and node, the container port in use (placement_port targets), and a port lookup
+    /// to the node API under way.
+    let stickyKey = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
+    var stickyKeyLength = 0
+    var stickyPool = ""
+    var stickyNode: RegistryNode?
+    var containerPort: UInt16 = 0
+    unowned(unsafe) var lookup: UpstreamConnection?
+    var lookupOut: IOBuffer?
     /// Retry-After for a 503 the gateway answers itself; 0: none.
     var retryAfterSeconds = 0
     /// "METHOD path" copied from the head (truncated), for the access log.
@@ -109,6 +120,7 @@ final class Session: Pollable {
         clientIP.deallocate()
         requestLine.deallocate()
         responseExtra.deallocate()
+        stickyKey.deallocate()
     }
 
     func open(fd: Int32, peer: UnsafePointer<sockaddr_storage>) {
@@ -169,7 +181,11 @@ final class Session: Pollable {
                 worker.arm(self, deadline: idleSinceMs + t.clientIdle)
             }
         case .exchange:
-            if clientBlocked {
+            if lookup != nil {
+                // The whole port lookup gets the connect budget: it must be quick or fail.
+                timerKind = .lookup
+                worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
+            } else if clientBlocked {
                 timerKind = .send
                 worker.arm(self, deadline: lastProgressMs + t.send)
             } else if let u = upstream, !u.connected {
@@ -223,6 +239,10 @@ final class Session: Pollable {
             upstreamFailed(status: 504, "upstream timeout", retryable: false)
         case .send:
             abort(reason: "send timeout")
+        case .lookup:
+            log.error("port_lookup", "node \(stickyNode?.name ?? "-") key \(stickyKeyString()): no answer in time")
+            dropLookup()
+            respondError(504, "port lookup timeout", reusable: true)
         }
         if phase != .closed { drive() }
     }
@@ -313,8 +333,9 @@ final class Session: Pollable {
         close()
     }
 
-    /// Detaches and closes the upstream connection of the current exchange, if any.
+    /// Detaches and closes the upstream connection (and any port lookup) of the exchange.
     func dropUpstream() {
+        dropLookup()
         if let u = upstream {
             u.session = nil
             u.close()

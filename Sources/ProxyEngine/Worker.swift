@@ -28,9 +28,15 @@ final class Worker {
     /// Per route: its sticky target, or nil for a static route.
     let keyedRoutes: [KeyedTarget?]
     let registry: Registry?
+    let portLookups: [String: EngineConfig.PortLookup]
     /// Registry node -> index in `pools`. Holds the node object, so an identifier is never reused
     /// while cached; a node update is a new object (and a new entry).
     private var nodePools: [ObjectIdentifier: (node: RegistryNode, pool: Int)] = [:]
+    private struct ContainerKey: Hashable {
+        let node: ObjectIdentifier
+        let port: UInt16
+    }
+    private var containerPools: [ContainerKey: (node: RegistryNode, pool: Int)] = [:]
     private let idlePerAddress: Int
     private let idleTimeout: UInt64
     var requestIDs: RequestIDGenerator
@@ -71,6 +77,7 @@ final class Worker {
             return nil
         }
         registry = config.registry
+        portLookups = config.sticky.portLookups
         idlePerAddress = config.upstreamPool.idlePerAddress
         idleTimeout = config.upstreamPool.idleTimeout
         requestIDs = RequestIDGenerator()
@@ -106,16 +113,31 @@ final class Worker {
         let id = ObjectIdentifier(node)
         if let entry = nodePools[id] { return entry.pool }
         guard let url = UpstreamURL(node.previewBaseURL) else { return nil }
-        let index: Int
-        if let i = pools.firstIndex(where: { $0.address == url.address }) {
-            index = i
-        } else {
-            pools.append(UpstreamPool(address: url.address))
-            index = pools.count - 1
-        }
+        let index = poolIndex(for: url.address)
         if nodePools.count >= 4096 { nodePools.removeAll(keepingCapacity: true) }
         nodePools[id] = (node, index)
         return index
+    }
+
+    /// The pool of a container: the node's host with a placement's host port.
+    func containerPoolIndex(node: RegistryNode, port: UInt16) -> Int? {
+        let key = ContainerKey(node: ObjectIdentifier(node), port: port)
+        if let entry = containerPools[key] { return entry.pool }
+        guard let base = SocketAddress(node.address) else { return nil }
+        let text = base.text
+        let host = text.hasPrefix("[") ? String(text[...text.firstIndex(of: "]")!]) : String(text[..<text.lastIndex(of: ":")!])
+        guard let address = SocketAddress("\(host):\(port)") else { return nil }
+        let index = poolIndex(for: address)
+        if containerPools.count >= 65536 { containerPools.removeAll(keepingCapacity: true) }
+        containerPools[key] = (node, index)
+        return index
+    }
+
+    /// The pool for an address, created on first use.
+    func poolIndex(for address: SocketAddress) -> Int {
+        if let i = pools.firstIndex(where: { $0.address == address }) { return i }
+        pools.append(UpstreamPool(address: address))
+        return pools.count - 1
     }
 
     static func wallClockMs() -> Int64 {

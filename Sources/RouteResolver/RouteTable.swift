@@ -38,16 +38,27 @@ public enum RouteTarget: Sendable, Equatable {
 
 /// A sticky route: where the key comes from, which pool places it, and what to set on responses.
 public struct KeyedTarget: Sendable, Equatable {
+    /// Where a placed request goes on its node.
+    public enum Kind: Sendable, Equatable {
+        /// The node's own web entry (`preview_base_url`), as the entry nginx does today.
+        case node
+        /// Straight to the user's container: the node's host and the placement's host port
+        /// (asked from the node API when not known yet).
+        case placementPort
+    }
+
     public let source: KeySource
     /// The pool whose nodes hold the keys ("workspace").
     public let pool: String
+    public let kind: Kind
     /// When set, responses carry `Set-Cookie: <name>=<key>; Path=/; HttpOnly; SameSite=Lax`, so
     /// root-path requests (Vite's /@vite/client, /src/...) can find their user by cookie.
     public let setCookie: [UInt8]?
 
-    public init(source: KeySource, pool: String, setCookie: String? = nil) {
+    public init(source: KeySource, pool: String, kind: Kind = .node, setCookie: String? = nil) {
         self.source = source
         self.pool = pool
+        self.kind = kind
         self.setCookie = setCookie.map { Array($0.utf8) }
     }
 }

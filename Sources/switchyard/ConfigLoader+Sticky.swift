@@ -23,7 +23,7 @@ extension ConfigLoader {
                 throw ConfigError(key: "pools", reason: "pool names are [A-Za-z0-9._-]{1,64}")
             }
             let path = "pools.\(name)"
-            let p = try Mapping(v, path: path, allowed: ["policy", "labels", "heartbeat_threshold", "on_node_down", "retry_after"])
+            let p = try Mapping(v, path: path, allowed: ["policy", "labels", "heartbeat_threshold", "on_node_down", "retry_after", "port_lookup"])
             let labels = try stringMap(p.value("labels"), key: "\(path).labels")
             var settings = PoolSettings()
             if let policyName = try p.string("policy") {
@@ -43,6 +43,29 @@ extension ConfigLoader {
             case let other: throw ConfigError(key: "\(path).on_node_down", reason: "\"\(other)\" is not fail or replace")
             }
             config.sticky.pools[name] = settings
+            if let node = p.value("port_lookup") {
+                let l = try Mapping(node, path: "\(path).port_lookup", allowed: ["path", "key_parameter", "token"])
+                var lookup = EngineConfig.PortLookup()
+                if let v = try l.string("path") {
+                    guard v.hasPrefix("/"), !v.contains("?"), v.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                        throw ConfigError(key: "\(path).port_lookup.path", reason: "must be an absolute path without a query")
+                    }
+                    lookup.path = v
+                }
+                if let v = try l.string("key_parameter") {
+                    guard !v.isEmpty, v.utf8.allSatisfy({ isTokenByte($0) && $0 != 0x26 && $0 != 0x3D }) else {
+                        throw ConfigError(key: "\(path).port_lookup.key_parameter", reason: "is not a query parameter name")
+                    }
+                    lookup.keyParameter = v
+                }
+                if let v = try l.string("token") {
+                    guard v.utf8.allSatisfy({ $0 >= 0x21 && $0 < 0x7F }) else {
+                        throw ConfigError(key: "\(path).port_lookup.token", reason: "must be visible ASCII without spaces")
+                    }
+                    lookup.token = v
+                }
+                config.sticky.portLookups[name] = lookup
+            }
         }
     }
 
@@ -87,8 +110,8 @@ extension ConfigLoader {
     /// `set_cookie`. Nil when the route has no `key` (a static route).
     static func parseKeyedTarget(_ r: Mapping, path: String) throws(ConfigError) -> KeyedTarget? {
         guard let keyNode = r.value("key") else {
-            if r.value("pool") != nil || r.value("set_cookie") != nil {
-                throw ConfigError(key: "\(path).key", reason: "pool and set_cookie need a key source")
+            if r.value("pool") != nil || r.value("set_cookie") != nil || r.value("target") != nil {
+                throw ConfigError(key: "\(path).key", reason: "pool, target and set_cookie need a key source")
             }
             return nil
         }
@@ -122,11 +145,17 @@ extension ConfigLoader {
         if r.value("upstreams") != nil {
             throw ConfigError(key: "\(path).upstreams", reason: "a keyed route takes its upstream from the placement; remove upstreams")
         }
+        let kind: KeyedTarget.Kind
+        switch try r.string("target") ?? "node" {
+        case "node": kind = .node
+        case "placement_port": kind = .placementPort
+        case let other: throw ConfigError(key: "\(path).target", reason: "\"\(other)\" is not node or placement_port")
+        }
         let cookie = try r.string("set_cookie")
         if let cookie, cookie.isEmpty || !cookie.utf8.allSatisfy(isTokenByte) {
             throw ConfigError(key: "\(path).set_cookie", reason: "is not a cookie name")
         }
-        return KeyedTarget(source: source, pool: pool, setCookie: cookie)
+        return KeyedTarget(source: source, pool: pool, kind: kind, setCookie: cookie)
     }
 
     private static func stringMap(_ node: Node?, key: String) throws(ConfigError) -> [String: String] {

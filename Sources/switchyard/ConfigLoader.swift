@@ -124,7 +124,7 @@ enum ConfigLoader {
         var routes: [Route] = []
         for (i, item) in seq.enumerated() {
             let path = "routes[\(i)]"
-            let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams", "key", "pool", "set_cookie"])
+            let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams", "key", "pool", "target", "set_cookie"])
             let name = try r.string("name") ?? "route\(i)"
             var host: HostPattern? = nil
             if let h = try r.string("host") {

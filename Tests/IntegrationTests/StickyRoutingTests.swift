@@ -150,4 +150,24 @@ struct StickyRoutingTests {
         #expect(none.status == 503, "\(none.summary)")
         #expect(none.json?["error"] as? String == "no_healthy_node", "\(none.bodyText)")
     }
+
+    @Test("two gateway instances with their own databases place every new user on the same node")
+    func instancesAgree() throws {
+        let scope = try Scope("sticky-instances")
+        defer { scope.close() }
+        let up = try scope.startUpstreams(3)
+        let nodes = [("ws-1", up.addresses[0], ""), ("ws-2", up.addresses[1], ", weight: 300"), ("ws-3", up.addresses[2], "")]
+        let p1 = try Ports.free()
+        let g1 = try start(scope, yaml: stickyYAML(port: p1, database: scope.path("a/registry.db"), nodes: nodes), port: p1, name: "a")
+        let p2 = try Ports.free()
+        let g2 = try start(scope, yaml: stickyYAML(port: p2, database: scope.path("b/registry.db"), nodes: nodes), port: p2, name: "b")
+        var used = Set<String>()
+        for i in 0..<30 {
+            let a = try scope.get(g1.url("/ws/shared\(i)/")).header("X-WS-Upstream")
+            let b = try scope.get(g2.url("/ws/shared\(i)/")).header("X-WS-Upstream")
+            #expect(a != nil && a == b, "shared\(i): \(a ?? "-") vs \(b ?? "-")")
+            if let a { used.insert(a) }
+        }
+        #expect(used.count == 3, "30 users on \(used)")
+    }
 }

@@ -78,7 +78,8 @@ public final class Registry: Sendable {
     /// A new key is placed by the pool's policy, visible to every worker as soon as this
     /// returns, and queued on the store. Nothing else ever moves a placement.
     ///
-    /// `key` is raw request bytes; `now` is Unix milliseconds.
+    /// `key` is raw request bytes; `now` is Unix milliseconds. A pool with no nodes and no
+    /// settings is unknown and answers `.noHealthyNode`, like a pool whose nodes are all down.
     public func resolve(pool: String, key: UnsafeRawBufferPointer, now: Int64) -> Resolution {
         guard let digest = KeyDigest(key) else { return .invalidKey }
         return shards[digest.shard(of: Self.shardCount)].state.withLock { state in
