@@ -14,7 +14,9 @@
 #   WORKERS ["1 2"]  REPEAT [3]  CONNS [50]  THREADS [1]  DURATION [6s]
 #   LAT_DURATION [3s]  WARMUP [1s]  UPSTREAM_WORKERS [1]
 #   SYSTEMS ["direct relay nginx haproxy switchyard"]; add "sticky" for Switchyard routing
-#     /ws/<id>/ over 10,000 user ids through its registry (issue 3: within 10% of static)
+#     /ws/<id>/ over 10,000 user ids through its registry, and "static-ws" for the same
+#     requests (same wrk Lua script) over a static route: the pair compares like with like
+#     (issue 3: sticky within 10% of static)
 #   SWITCHYARD_BIN [$ROOT/.build/release/switchyard]
 #
 # stdout: the markdown report. stderr: progress. Raw data: bench/results/.
@@ -103,7 +105,7 @@ for sys in $SYSTEMS; do
     case $sys in
         direct) CONFIGS+=("direct:-") ;;
         relay) CONFIGS+=("relay:1") ;;
-        nginx | haproxy | switchyard | sticky) for w in $WORKERS; do CONFIGS+=("$sys:$w"); done ;;
+        nginx | haproxy | switchyard | sticky | static-ws) for w in $WORKERS; do CONFIGS+=("$sys:$w"); done ;;
         *) die "unknown system '$sys'" ;;
     esac
 done
@@ -118,7 +120,7 @@ if [[ " $SYSTEMS " == *" switchyard "* ]]; then
         log "SKIP switchyard: $SYS_ERR"
         echo "switchyard_skipped=${SYS_ERR%%; log tail*}" >>"$RESULTS/meta.txt"
         keep=()
-        for c in "${CONFIGS[@]}"; do [[ $c == switchyard:* || $c == sticky:* ]] || keep+=("$c"); done
+        for c in "${CONFIGS[@]}"; do [[ $c == switchyard:* || $c == sticky:* || $c == static-ws:* ]] || keep+=("$c"); done
         CONFIGS=("${keep[@]}")
     fi
 fi
@@ -139,7 +141,7 @@ measure() {  # rep sys w case conns threads duration
     u0=$(tree_ticks "$UPSTREAM_PID")
     s0=$(cpu_stat)
     local script="$BENCH_TMP/report.lua"
-    [[ $sys == sticky ]] && script="$BENCH_TMP/sticky.lua"
+    [[ $sys == sticky || $sys == static-ws ]] && script="$BENCH_TMP/sticky.lua"
     run_bg "$raw" wrk -t"$threads" -c"$conns" -d"$dur" --timeout 5s --latency -s "$script" \
         "http://127.0.0.1:$SYS_PORT/"
     s1=$(cpu_stat)

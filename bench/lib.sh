@@ -270,8 +270,8 @@ backend upstream
 EOF
 }
 
-write_switchyard_conf() {  # dir port upstream_port workers
-    local d=$1 port=$2 up=$3 workers=$4
+write_switchyard_conf() {  # dir port upstream_port workers [sticky]
+    local d=$1 port=$2 up=$3 workers=$4 mode=${5:-static}
     mkdir -p "$d"
     cat >"$d/switchyard.yaml" <<EOF
 workers: $workers
@@ -281,24 +281,10 @@ listeners:
 logging:
   access: off
   error: stderr
-routes:
-  - name: bench
-    path_prefix: /
-    upstreams: ["127.0.0.1:$up"]
 EOF
-}
-
-write_switchyard_sticky_conf() {  # dir port upstream_port workers
-    local d=$1 port=$2 up=$3 workers=$4
-    mkdir -p "$d"
-    cat >"$d/switchyard.yaml" <<EOF
-workers: $workers
-listeners:
-  - name: public
-    address: 127.0.0.1:$port
-logging:
-  access: off
-  error: stderr
+    if [[ $mode == sticky ]]; then
+        # /ws/<id>/ through the registry (one node: the upstream); "/" stays static for probes.
+        cat >>"$d/switchyard.yaml" <<EOF
 registry:
   database: $d/registry.db
 nodes:
@@ -309,7 +295,12 @@ routes:
     key: {path_segment: /ws/}
     pool: workspace
     set_cookie: ws_uid
-  - name: probe
+EOF
+    else
+        echo "routes:" >>"$d/switchyard.yaml"
+    fi
+    cat >>"$d/switchyard.yaml" <<EOF
+  - name: bench
     path_prefix: /
     upstreams: ["127.0.0.1:$up"]
 EOF
@@ -348,15 +339,10 @@ start_system() {  # system workers [ready_timeout_s]
             SYS_PORT=$(free_port)
             write_haproxy_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
             bench_spawn "$SYS_DIR/haproxy.log" "${SYS_WRAP[@]}" haproxy -db -f "$SYS_DIR/haproxy.cfg" ;;
-        switchyard)
+        switchyard | sticky | static-ws)
             [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_BIN not found (build it with: swift build -c release)"; return 1; }
             SYS_PORT=$(free_port)
-            write_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
-            bench_spawn "$SYS_DIR/switchyard.log" "${SYS_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
-        sticky)
-            [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_BIN not found (build it with: swift build -c release)"; return 1; }
-            SYS_PORT=$(free_port)
-            write_switchyard_sticky_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
+            write_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w" "$([[ $sys == sticky ]] && echo sticky)"
             bench_spawn "$SYS_DIR/switchyard.log" "${SYS_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
         *) die "unknown system $sys" ;;
     esac

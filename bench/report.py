@@ -11,7 +11,7 @@ import statistics
 import sys
 from pathlib import Path
 
-ORDER = ["direct", "relay", "nginx", "haproxy", "switchyard", "sticky"]
+ORDER = ["direct", "relay", "nginx", "haproxy", "switchyard", "static-ws", "sticky"]
 
 
 def num(v):
