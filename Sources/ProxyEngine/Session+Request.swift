@@ -100,8 +100,8 @@ extension Session {
             respondError(404, "no route", reusable: true)
             return
         }
-        if let keyed = worker.keyedRoutes[route] {
-            guard resolveKeyed(keyed, base) else {
+        if worker.routeIsKeyed[route] {
+            guard resolveKeyed(worker.keyedRoutes[route]!, base) else {
                 inBuf!.consume(headLength)
                 scanner.reset()
                 if phase != .responding { phase = .exchange }

@@ -7,7 +7,7 @@ extension Session {
     enum UpstreamRead { case bytes, blocked, eof, failed }
 
     func stepExchange() -> Bool {
-        if let l = lookup { return stepPortLookup(l) }
+        if lookupActive, let l = lookup { return stepPortLookup(l) }
         guard let u = upstream else { return false }
         if !u.connected && u.io.writable {
             let err = u.finishConnect()

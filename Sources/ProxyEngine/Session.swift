@@ -91,7 +91,12 @@ final class Session: Pollable {
     var stickyPool = ""
     var stickyNode: RegistryNode?
     var containerPort: UInt16 = 0
-    unowned(unsafe) var lookup: UpstreamConnection?
+    unowned(unsafe) var lookup: UpstreamConnection? {
+        didSet { lookupActive = lookup != nil }
+    }
+    /// `lookup != nil`, as a plain flag: the hot path checks it on every event, and loading the
+    /// reference to compare it would retain and release it each time.
+    var lookupActive = false
     var lookupOut: IOBuffer?
     /// Retry-After for a 503 the gateway answers itself; 0: none.
     var retryAfterSeconds = 0
@@ -181,7 +186,7 @@ final class Session: Pollable {
                 worker.arm(self, deadline: idleSinceMs + t.clientIdle)
             }
         case .exchange:
-            if lookup != nil {
+            if lookupActive {
                 // The whole port lookup gets the connect budget: it must be quick or fail.
                 timerKind = .lookup
                 worker.arm(self, deadline: connectStartMs + t.upstreamConnect)

@@ -27,6 +27,9 @@ final class Worker {
     private let routeUpstreams: [[Int]]
     /// Per route: its sticky target, or nil for a static route.
     let keyedRoutes: [KeyedTarget?]
+    /// Per route: keyed or not — checked on every request without copying the target (whose
+    /// arrays and strings would be retained and released each time).
+    let routeIsKeyed: [Bool]
     let registry: Registry?
     let portLookups: [String: EngineConfig.PortLookup]
     /// Registry node -> index in `pools`. Holds the node object, so an identifier is never reused
@@ -76,6 +79,7 @@ final class Worker {
             if case .keyed(let t) = r.target { return t }
             return nil
         }
+        routeIsKeyed = keyedRoutes.map { $0 != nil }
         registry = config.registry
         portLookups = config.sticky.portLookups
         idlePerAddress = config.upstreamPool.idlePerAddress
