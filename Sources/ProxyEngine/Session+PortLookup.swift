@@ -72,7 +72,7 @@ extension Session {
             switch r {
             case .bytes(let n):
                 l.inBuf!.end += n
-                if n < want { l.io.readable = false }
+                if n < want && !l.io.hangup { l.io.readable = false }
                 progress = true
             case .wouldBlock:
                 l.io.readable = false

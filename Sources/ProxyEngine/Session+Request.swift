@@ -52,7 +52,9 @@ extension Session {
         switch r {
         case .bytes(let n):
             inBuf!.end += n
-            if n < want { io.readable = false }
+            // A short read means drained, unless the FIN came with this data: then no further
+            // edge will come, and the next read must run to see the EOF.
+            if n < want && !io.hangup { io.readable = false }
             return true
         case .wouldBlock:
             io.readable = false
@@ -112,7 +114,17 @@ extension Session {
             upstreamChosen = true
         }
 
-        let need = (end - start) + HeadWriter.overhead + clientIPLength + requestIDLength
+        // The rewritten head: the original, the host once more (Host and X-Forwarded-Host), ", "
+        // after each extended list value, and our own fields.
+        let need = (end - start) + max(req.hostLength, 0) + 2 * headers.count + HeadWriter.overhead
+            + clientIPLength + requestIDLength
+        guard need <= BufferPool.largeSize else {
+            inBuf!.consume(headLength)
+            scanner.reset()
+            phase = .exchange
+            respondError(431, HTTPError.headersTooLarge.code)
+            return
+        }
         var out = need <= BufferPool.standardSize ? buffers.take() : buffers.takeLarge()
         HeadWriter.request(into: &out, base, req, headers, clientIP: clientIP, clientIPLength: clientIPLength,
                            requestID: requestID, requestIDLength: requestIDLength)
@@ -270,6 +282,7 @@ extension Session {
             attempts += 1
             dropUpstream()
             upOutSent = 0
+            requestSentMs = 0
             acquireUpstream(fresh: true)
             return
         }

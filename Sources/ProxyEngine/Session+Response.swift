@@ -131,7 +131,7 @@ extension Session {
         switch r {
         case .bytes(let n):
             u.inBuf!.end += n
-            if n < want { u.io.readable = false }
+            if n < want && !u.io.hangup { u.io.readable = false }  // see Session.readClient
             return .bytes
         case .wouldBlock:
             u.io.readable = false

@@ -98,6 +98,9 @@ final class Session: Pollable {
     /// reference to compare it would retain and release it each time.
     var lookupActive = false
     var lookupOut: IOBuffer?
+    /// Bytes dropped while lingering, bounded so a client cannot keep us reading forever.
+    var lingerBytes = 0
+    static let maxLingerBytes = 1 << 20
     /// Retry-After for a 503 the gateway answers itself; 0: none.
     var retryAfterSeconds = 0
     /// "METHOD path" copied from the head (truncated), for the access log.
@@ -302,27 +305,34 @@ final class Session: Pollable {
     /// Shuts our sending side and reads until the client closes (or the linger timer ends), so
     /// bytes the client already sent do not make the kernel reset the connection (RFC 9112 §9.6).
     func beginLingering() {
+        // A request body the client may still be sending (an early answer, an error) must be
+        // drained, or the kernel answers it with RST and the client may lose our response.
+        let unreadBody = !(reqAllSeen && reqPending == 0)
         resetExchange()
         if let b = inBuf { buffers.give(b); inBuf = nil }
         // Nothing more waiting from the client: close at once.
-        if !io.readable && !io.hangup { close(); return }
+        if !unreadBody && !io.readable && !io.hangup { close(); return }
         Sys.shutdownWrite(fd)
         phase = .lingering
+        lingerBytes = 0
     }
 
+    /// Reads and drops what the client still sends, until it closes, pauses (the linger timer
+    /// then ends it), or has sent `maxLingerBytes`.
     private func stepLingering() -> Bool {
         guard io.readable else { return false }
-        var scratch = buffers.take()
+        let scratch = buffers.take()
         defer { buffers.give(scratch) }
-        for _ in 0..<4 {
+        while lingerBytes < Session.maxLingerBytes {
             let r: IOResult
             do { r = try Sys.read(fd, scratch.base, scratch.capacity) } catch { close(); return false }
             switch r {
-            case .bytes: scratch.clear(); continue
+            case .bytes(let n): lingerBytes += n
             case .eof: close(); return false
-            case .wouldBlock: io.readable = false; return false
+            case .wouldBlock: io.readable = false; return true
             }
         }
+        close()
         return false
     }
 

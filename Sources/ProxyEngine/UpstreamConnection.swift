@@ -56,8 +56,9 @@ final class UpstreamConnection: Pollable {
         io.apply(events)
         if let s = session {
             s.drive()
-        } else {
-            // Idle in the pool: any readable event is a close (or junk) from the server.
+        } else if io.readable || io.hangup {
+            // Idle in the pool: anything readable is a close (or junk) from the server. A lone
+            // EPOLLOUT edge (late ACKs) is not.
             worker.pools[addressIndex].remove(self)
             close()
         }

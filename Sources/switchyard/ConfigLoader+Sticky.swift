@@ -152,8 +152,8 @@ extension ConfigLoader {
         case let other: throw ConfigError(key: "\(path).target", reason: "\"\(other)\" is not node or placement_port")
         }
         let cookie = try r.string("set_cookie")
-        if let cookie, cookie.isEmpty || !cookie.utf8.allSatisfy(isTokenByte) {
-            throw ConfigError(key: "\(path).set_cookie", reason: "is not a cookie name")
+        if let cookie, cookie.isEmpty || cookie.utf8.count > 64 || !cookie.utf8.allSatisfy(isTokenByte) {
+            throw ConfigError(key: "\(path).set_cookie", reason: "is not a cookie name (a token of at most 64 bytes)")
         }
         return KeyedTarget(source: source, pool: pool, kind: kind, setCookie: cookie)
     }

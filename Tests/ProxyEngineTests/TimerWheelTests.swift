@@ -22,24 +22,39 @@ struct TimerWheelTests {
         #expect(wheel.timeoutMs(now: 1_500) == -1)
     }
 
-    @Test func deadlinesBeyondOneTurnComeAroundAgain() {
-        // The wheel covers 51.2 s; a deadline 2 minutes out is seen at the same slot each turn,
-        // and the owner (not the wheel) decides it is not due yet. Here the caller re-inserts.
+    @Test(arguments: [UInt64(60_000), 75_000, 120_000, 300_000])
+    func deadlinesBeyondOneTurnFireOnceWhenDue(due: UInt64) {
+        // The wheel turns every 51.2 s; a later deadline shares a bucket with nearer ticks and
+        // must stay there (not be handed out early, not be lost) until its own tick.
         var wheel = TimerWheel(now: 0)
-        let due: UInt64 = 120_000
-        _ = wheel.insert(7, tick: TimerWheel.tick(for: due))
-        var firedAt: [UInt64] = []
+        let tick = wheel.insert(7, tick: TimerWheel.tick(for: due))
+        var fired: [UInt64] = []
         var now: UInt64 = 0
         var entries: [(token: UInt64, tick: UInt64)] = []
-        while now <= due + 100 {
+        while now <= due + 200 {
             now += 50
             wheel.advance(now: now, into: &entries)
             for e in entries {
-                if now >= due { firedAt.append(now) } else { _ = wheel.insert(e.token, tick: TimerWheel.tick(for: due)) }
+                #expect(e.token == 7 && e.tick == tick)
+                fired.append(now)
             }
             entries.removeAll()
         }
-        #expect(firedAt == [due])
+        #expect(fired.count == 1, "fired at \(fired)")
+        #expect(fired.first.map { $0 >= due && $0 < due + 100 } == true, "due \(due), fired \(fired)")
+        #expect(wheel.pending == 0)
+    }
+
+    @Test func aStallLongerThanATurnHandsOutOverdueFarEntries() {
+        var wheel = TimerWheel(now: 0)
+        _ = wheel.insert(1, tick: TimerWheel.tick(for: 70_000))   // beyond one turn
+        _ = wheel.insert(2, tick: TimerWheel.tick(for: 500_000))  // not due yet
+        var entries: [(token: UInt64, tick: UInt64)] = []
+        wheel.advance(now: 200_000, into: &entries)
+        #expect(entries.map(\.token) == [1])
+        entries.removeAll()
+        wheel.advance(now: 500_000, into: &entries)
+        #expect(entries.map(\.token) == [2])
     }
 
     @Test func aLongStallProcessesEveryBucketOnce() {
