@@ -173,15 +173,12 @@ compile_c() {  # src out
 
 # ---------------------------------------------------------------- configs ---
 
-# nginx serving the fixed body: the shared upstream of every benchmark.
-write_upstream_nginx_conf() {  # dir port workers
-    local d=$1 port=$2 workers=$3
-    mkdir -p "$d/logs"
-    cat >"$d/nginx.conf" <<EOF
-worker_processes $workers;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/logs/error.log warn;
+# What both nginx configs share: limits, temp paths under $d, keep-alive without a request cap
+# (the default keepalive_requests of 1,000 would make nginx alone reconnect during a run).
+# Prints through the opening of the http block.
+nginx_common() {  # dir
+    local d=$1
+    cat <<EOF
 worker_rlimit_nofile 20000;
 events { worker_connections 10000; }
 http {
@@ -193,6 +190,19 @@ http {
     scgi_temp_path $d/scgi;
     keepalive_timeout 300s;
     keepalive_requests 100000000;
+EOF
+}
+
+# nginx serving the fixed body: the shared upstream of every benchmark.
+write_upstream_nginx_conf() {  # dir port workers
+    local d=$1 port=$2 workers=$3
+    mkdir -p "$d/logs"
+    cat >"$d/nginx.conf" <<EOF
+worker_processes $workers;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/logs/error.log warn;
+$(nginx_common "$d")
     server {
         listen 127.0.0.1:$port backlog=4096;
         location / {
@@ -214,17 +224,7 @@ master_process $NGINX_MASTER;
 daemon off;
 pid $d/nginx.pid;
 error_log $d/logs/error.log warn;
-worker_rlimit_nofile 20000;
-events { worker_connections 10000; }
-http {
-    access_log off;
-    client_body_temp_path $d/client_body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    keepalive_timeout 300s;
-    keepalive_requests 100000000;
+$(nginx_common "$d")
     upstream backend {
         server 127.0.0.1:$up;
         keepalive 64;
