@@ -263,6 +263,8 @@ final class Session: Pollable {
     /// error closes: where one request ends is then in doubt.
     func respondError(_ status: Int, _ code: StaticString, reusable: Bool = false) {
         if respStarted { abort(reason: code); return }
+        // Part of a `100 Continue` already went out: a new status line now would be garbled.
+        if let c = clientOut, c.start > 0 { abort(reason: code); return }
         dropUpstream()
         self.status = status
         if requestIDLength == 0 { generateRequestID() }
