@@ -10,7 +10,6 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
-#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,13 +20,6 @@ int cl_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) {
     struct epoll_event ev = { .events = events, .data.u64 = data };
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
-
-int cl_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data) {
-    struct epoll_event ev = { .events = events, .data.u64 = data };
-    return epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
-}
-
-int cl_epoll_del(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
 
 int cl_epoll_wait(int epfd, cl_event *out, int max, int timeout_ms) {
     // struct epoll_event is packed on x86_64 (12 bytes); copy into the Swift-friendly layout.
@@ -109,11 +101,4 @@ int cl_wait_signal(void) {
     int sig = 0;
     while (sigwait(&set, &sig) != 0) {}
     return sig;
-}
-
-uint64_t cl_process_cpu_us(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u
-        + (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }

@@ -80,6 +80,11 @@ extension Session {
             return
         }
         if logged { copyRequestLine(base + start, end - start) }
+        // The head leaves the buffer now; its bytes stay where they are (consuming only moves
+        // offsets) until the next read, so the routing and rewriting below may still read them.
+        inBuf!.consume(headLength)
+        scanner.reset()
+        phase = .exchange
         if req.requestIDStart >= 0 {
             requestID.update(from: base + req.requestIDStart, count: req.requestIDLength)
             requestIDLength = req.requestIDLength
@@ -96,19 +101,11 @@ extension Session {
         let host = UnsafeRawBufferPointer(start: req.hostStart >= 0 ? base + req.hostStart : base, count: req.hostStart >= 0 ? req.hostNameLength : 0)
         let path = UnsafeRawBufferPointer(start: base + req.pathStart, count: req.pathLength)
         guard let route = routes.match(host: host, path: path) else {
-            inBuf!.consume(headLength)
-            scanner.reset()
-            phase = .exchange
             respondError(404, "no route", reusable: true)
             return
         }
         if worker.routeIsKeyed[route] {
-            guard resolveKeyed(worker.keyedRoutes[route]!, base) else {
-                inBuf!.consume(headLength)
-                scanner.reset()
-                if phase != .responding { phase = .exchange }
-                return
-            }
+            guard resolveKeyed(worker.keyedRoutes[route]!, base) else { return }
         } else {
             addressIndex = worker.pickUpstream(route: route)
             upstreamChosen = true
@@ -119,9 +116,6 @@ extension Session {
         let need = (end - start) + max(req.hostLength, 0) + 2 * headers.count + HeadWriter.overhead
             + clientIPLength + requestIDLength
         guard need <= BufferPool.largeSize else {
-            inBuf!.consume(headLength)
-            scanner.reset()
-            phase = .exchange
             respondError(431, HTTPError.headersTooLarge.code)
             return
         }
@@ -130,9 +124,6 @@ extension Session {
                            requestID: requestID, requestIDLength: requestIDLength)
         upOut = out
         upOutSent = 0
-        inBuf!.consume(headLength)
-        scanner.reset()
-        phase = .exchange
         if req.expectContinue && !reqAllSeen {
             // We read the body ourselves, so we answer the expectation (as nginx does); the
             // upstream gets no Expect field.

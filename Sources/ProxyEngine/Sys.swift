@@ -128,12 +128,6 @@ public enum Sys {
         _ = Glibc.shutdown(fd, Int32(SHUT_WR))
     }
 
-    /// Makes the next close send RST instead of FIN (SO_LINGER 0): for connections whose framing is broken.
-    public static func setLingerZero(_ fd: Int32) {
-        var l = linger(l_onoff: 1, l_linger: 0)
-        _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
-    }
-
     public static func listen(_ address: SocketAddress, backlog: Int32) throws(SysError) -> Int32 {
         let fd = try socket(family: Int32(address.storage.ss_family))
         if cl_set_reuseport(fd) != 0 { let e = errno; close(fd); throw SysError("setsockopt(SO_REUSEPORT)", e) }

@@ -96,8 +96,6 @@ final class UpstreamPool {
         addressText = Array(address.text.utf8)
     }
 
-    var idleCount: Int { idle.count }
-
     func take() -> UpstreamConnection? {
         guard let u = idle.popLast() else { return nil }
         u.poolPosition = -1

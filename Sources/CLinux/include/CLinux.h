@@ -17,8 +17,6 @@ typedef struct cl_event {
 int cl_epoll_create(void);
 /// Registers fd with the given interest and 64-bit user data (EPOLL_CTL_ADD).
 int cl_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
-int cl_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
-int cl_epoll_del(int epfd, int fd);
 /// Waits for events; fills `out` (an array of cl_event of length max). Returns the count or -1.
 int cl_epoll_wait(int epfd, cl_event *out, int max, int timeout_ms);
 
@@ -39,7 +37,5 @@ int cl_getrandom(void *buf, size_t len);
 void cl_block_signals(void);
 /// Waits for SIGINT, SIGTERM or SIGHUP (blocked beforehand); returns the signal number.
 int cl_wait_signal(void);
-/// Process user + system CPU time in microseconds (for metrics and benches).
-uint64_t cl_process_cpu_us(void);
 
 #endif
