@@ -6,16 +6,26 @@ SWIFT ?= swift
 
 # Debian packages: the C libraries of the design, and the real peers the tests talk to.
 APT_RUN  := libssl-dev libnghttp2-dev libsqlite3-dev
-APT_TEST := curl slowhttptest python3
+APT_TEST := curl slowhttptest python3 chromium
+# Python test peers (websockets clients and servers, the Autobahn cases) live in a git-ignored
+# venv: `python3` is pyenv's CPython, which Debian's python3-* packages do not serve.
+PIP_TEST := websockets==17.4 kosoku==0.1.0
 APT_BENCH := nginx-light haproxy wrk nghttp2-client valgrind hyperfine
 
-.PHONY: run test build release deps deps-test deps-bench bench clean check-config
+.PHONY: run test build release deps deps-test deps-bench bench clean check-config venv
 
 deps:
 	@./scripts/apt-ensure.sh $(APT_RUN)
 
-deps-test: deps
+deps-test: deps venv
 	@./scripts/apt-ensure.sh $(APT_TEST)
+
+# Rebuilt only when the package list changes.
+venv: .venv/.stamp
+.venv/.stamp: Makefile
+	python3 -m venv .venv
+	.venv/bin/pip install -q $(PIP_TEST)
+	@touch $@
 
 deps-bench: deps
 	@./scripts/apt-ensure.sh $(APT_BENCH)

@@ -4,6 +4,8 @@ import Glibc
 /// Starts the workers and the log writers, waits for a signal, drains, and stops.
 public final class Engine {
     public let config: EngineConfig
+    /// Open tunnels per route and node, and the door to close a user's tunnels.
+    public let tunnels = TunnelDirectory()
 
     public init(config: EngineConfig) {
         self.config = config
@@ -25,8 +27,9 @@ public final class Engine {
         for i in 0..<config.workers {
             let control = try WorkerControl()
             controls.append(control)
+            tunnels.register(control)
             // Listeners are bound here, on the calling thread, so a bind error stops start-up.
-            workers.append(Transfer(try Worker(id: i, config: config, control: control, sinks: sinks)))
+            workers.append(Transfer(try Worker(id: i, config: config, control: control, sinks: sinks, directory: tunnels)))
         }
         var threads: [pthread_t] = []
         for w in workers {

@@ -59,6 +59,17 @@ public struct EngineConfig: Sendable {
         public init() {}
     }
 
+    /// Byte tunnels (after an upgrade's 101).
+    public struct Tunnels: Sendable {
+        /// Move bytes with splice(2) through pooled pipes; off: through pooled buffers.
+        public var splice = true
+        /// TCP keepalive on both sockets of a tunnel (seconds; idle 0: off).
+        public var keepaliveIdle: Int32 = 60
+        public var keepaliveInterval: Int32 = 10
+        public var keepaliveCount: Int32 = 6
+        public init() {}
+    }
+
     public enum LogTarget: Sendable, Equatable {
         case off, stdout, stderr
         case file(String)
@@ -72,6 +83,7 @@ public struct EngineConfig: Sendable {
     public var accessLog: LogTarget = .stdout
     public var errorLog: LogTarget = .stderr
     public var sticky = Sticky()
+    public var tunnels = Tunnels()
     /// The registry keyed routes resolve against; opened by the caller (it owns the store).
     public var registry: Registry?
     public var routes: RouteTable
@@ -79,6 +91,9 @@ public struct EngineConfig: Sendable {
     public var upstreamAddresses: [SocketAddress]
     /// For each route, the indices of its upstreams in `upstreamAddresses` (empty for keyed routes).
     public var routeUpstreams: [[Int]]
+    /// For each route, how long one of its tunnels may stay silent (ms; 0: no limit, the default:
+    /// a dev's HMR socket idles for hours and must not be cut).
+    public var routeTunnelIdle: [UInt64]
 
     public init(workers: Int, listeners: [Listener], routes: RouteTable,
                 upstreamAddresses: [SocketAddress], routeUpstreams: [[Int]]) {
@@ -87,5 +102,6 @@ public struct EngineConfig: Sendable {
         self.routes = routes
         self.upstreamAddresses = upstreamAddresses
         self.routeUpstreams = routeUpstreams
+        routeTunnelIdle = Array(repeating: 0, count: routes.routes.count)
     }
 }

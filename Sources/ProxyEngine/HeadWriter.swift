@@ -30,6 +30,7 @@ enum HeadWriter {
             default: return false
             }
         }
+        if req.upgrade { appendUpgrade(into: &b, p, headers) }
         b.append("X-Forwarded-For: ")
         appendValues(into: &b, p, headers, .xForwardedFor)
         b.append(clientIP, clientIPLength)
@@ -48,7 +49,7 @@ enum HeadWriter {
 
     /// Response to the client, from the upstream's head.
     static func response(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ resp: ResponseHead,
-                         _ headers: HeaderTable, dechunk: Bool, close: Bool, keepAlive10: Bool,
+                         _ headers: HeaderTable, dechunk: Bool, close: Bool, keepAlive10: Bool, switching: Bool = false,
                          extra: UnsafePointer<UInt8>, extraLength: Int,
                          requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
         b.append("HTTP/1.1 ")
@@ -79,7 +80,9 @@ enum HeadWriter {
             b.append(requestID, requestIDLength)
             b.append("\r\n")
         }
-        if close {
+        if switching {
+            appendUpgrade(into: &b, p, headers)
+        } else if close {
             b.append("Connection: close\r\n")
         } else if keepAlive10 {
             b.append("Connection: keep-alive\r\n")
@@ -142,6 +145,20 @@ enum HeadWriter {
             b.append(p + Int(f.valueStart), Int(f.valueLength))
             b.append("\r\n")
         }
+    }
+
+    /// `Connection: upgrade` and the Upgrade field(s) as one list: the hop-by-hop pair a protocol
+    /// switch needs on the next hop (RFC 9110 §7.8), rebuilt rather than passed through.
+    private static func appendUpgrade(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable) {
+        b.append("Connection: upgrade\r\nUpgrade: ")
+        var first = true
+        for i in 0..<headers.count where headers.fields[i].kind == .upgrade && headers.fields[i].valueLength > 0 {
+            let f = headers.fields[i]
+            if !first { b.append(", ") }
+            first = false
+            b.append(p + Int(f.valueStart), Int(f.valueLength))
+        }
+        b.append("\r\n")
     }
 
     /// Appends every value of the fields of `kind`, each followed by ", " (for list fields we extend).

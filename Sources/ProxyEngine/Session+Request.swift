@@ -104,6 +104,7 @@ extension Session {
             respondError(404, "no route", reusable: true)
             return
         }
+        routeIndex = route
         if worker.routeIsKeyed[route] {
             guard resolveKeyed(worker.keyedRoutes[route]!, base) else { return }
         } else {
@@ -289,6 +290,8 @@ extension Session {
         reqRemaining = 0
         reqAllSeen = true
         requestBroken = false
+        switching = false
+        webSocket = false
         upstreamChosen = false
         responseExtraLength = 0
         retryAfterSeconds = 0

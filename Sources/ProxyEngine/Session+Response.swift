@@ -160,12 +160,20 @@ extension Session {
             upstreamFailed(status: 502, "invalid upstream response", retryable: false)
             return false
         }
-        if resp.isInterim {
-            if resp.status == 101 {
-                // Upgrades are not forwarded yet, so an upstream may not switch protocols on us.
+        if resp.status == 101 {
+            // A switch we did not ask for, or one without its Upgrade field (RFC 9110 §15.2.2),
+            // cannot be passed on; nor one that comes before the request body has gone out.
+            guard req.upgrade, headers.has(.upgrade) else {
                 upstreamFailed(status: 502, "unexpected protocol switch", retryable: false)
                 return false
             }
+            guard reqAllSeen && reqPending == 0 && upOut.map({ upOutSent == $0.end }) ?? true else {
+                upstreamFailed(status: 502, "protocol switch before the request was sent", retryable: false)
+                return false
+            }
+            switching = true
+            webSocket = upgradeIsWebSocket(base)
+        } else if resp.isInterim {
             // 100 Continue was answered by us already; other interim responses are dropped.
             u.inBuf!.consume(headLength)
             respScanner.reset()
@@ -195,7 +203,7 @@ extension Session {
             }
         }
         HeadWriter.response(into: &out, base, resp, headers, dechunk: dechunk, close: closeAfter,
-                            keepAlive10: req.keepAlive10 && !closeAfter,
+                            keepAlive10: req.keepAlive10 && !closeAfter, switching: switching,
                             extra: responseExtra, extraLength: responseExtraLength,
                             requestID: requestID, requestIDLength: requestIDLength)
         clientOut = out
@@ -248,6 +256,7 @@ extension Session {
 
     /// The response is complete and flushed: pool or close the upstream, log, and go on.
     private func finishExchange(_ u: UpstreamConnection) {
+        if switching { enterTunnel(u); return }
         let reusable = !resp.close && resp.framing != .untilClose && !requestBroken
             && reqAllSeen && reqPending == 0 && (u.inBuf?.isEmpty ?? true) && !worker.draining
         u.session = nil

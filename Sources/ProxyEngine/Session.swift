@@ -8,11 +8,12 @@ import RouteResolver
 /// Phases: `.head` (waiting for / reading a request head), `.exchange` (request forwarded,
 /// response streaming back), `.responding` (the gateway's own response is being written),
 /// `.lingering` (our side is shut; draining what the client still sends before closing, so the
-/// kernel does not turn our last response into a RST). Bytes move only when both sides can take
+/// kernel does not turn our last response into a RST), `.tunnel` (after a 101: bytes move both
+/// ways unparsed until both sides have closed, see Session+Tunnel.swift). Bytes move only when both sides can take
 /// them: a reader stops when the buffer it fills is full and the writer behind it is blocked.
 final class Session: Pollable {
-    enum Phase { case head, exchange, responding, lingering, closed }
-    enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger, lookup }
+    enum Phase { case head, exchange, responding, lingering, tunnel, closed }
+    enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger, lookup, tunnelIdle }
 
     unowned(unsafe) let worker: Worker
     // The worker's parts a session uses on every request, held directly: reaching them through
@@ -67,6 +68,20 @@ final class Session: Pollable {
     var closeAfter = false
     /// The upstream stopped taking the request body after answering; the rest is not sent.
     var requestBroken = false
+    /// The route the current request matched.
+    var routeIndex = 0
+
+    // The tunnel, once the upstream has answered an upgrade with 101.
+    /// The 101 is on its way to the client; the tunnel starts when it has been written.
+    var switching = false
+    var toUpstream = TunnelLeg(useBuffers: false)
+    var toClient = TunnelLeg(useBuffers: false)
+    /// Index in the worker's list of open tunnels; -1 when not a tunnel.
+    var tunnelIndex = -1
+    /// Idle limit of this tunnel (ms, 0: none), from its route.
+    var tunnelIdle: UInt64 = 0
+    /// The switched-to protocol is WebSocket: the gateway may end it with a close frame.
+    var webSocket = false
 
     // Accounting for the access log.
     var status = 0
@@ -165,6 +180,7 @@ final class Session: Pollable {
             case .exchange: progress = stepExchange()
             case .responding: progress = stepResponding()
             case .lingering: progress = stepLingering()
+            case .tunnel: progress = stepTunnel()
             case .closed: return
             }
             if !progress { break }
@@ -220,6 +236,8 @@ final class Session: Pollable {
         case .lingering:
             timerKind = .linger
             worker.arm(self, deadline: lastProgressMs + 2_000)
+        case .tunnel:
+            armTunnelTimer()
         case .closed:
             deadline = 0
         }
@@ -246,7 +264,9 @@ final class Session: Pollable {
         case .firstByte, .upstreamRead:
             upstreamFailed(status: 504, "upstream timeout", retryable: false)
         case .send:
-            abort(reason: "send timeout")
+            if phase == .tunnel { endTunnel(reason: "tunnel send timeout") } else { abort(reason: "send timeout") }
+        case .tunnelIdle:
+            endTunnel(reason: "tunnel idle timeout")
         case .lookup:
             log.error("port_lookup", "node \(stickyNode?.name ?? "-") key \(stickyKeyString()): no answer in time")
             dropLookup()
@@ -340,6 +360,7 @@ final class Session: Pollable {
 
     /// Ends the connection now (both sides), logging the exchange if one was under way.
     func abort(reason: StaticString) {
+        if phase == .tunnel { endTunnel(reason: reason); return }
         if phase == .exchange || phase == .responding {
             if status == 0 { status = 499 }
             log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
@@ -362,6 +383,7 @@ final class Session: Pollable {
 
     func close() {
         guard phase != .closed else { return }
+        if tunnelIndex >= 0 { leaveTunnel() }
         dropUpstream()
         resetExchange()
         phase = .closed
@@ -380,6 +402,9 @@ final class Session: Pollable {
             close()
         case .head, .exchange, .responding:
             closeAfter = true
+        case .tunnel:
+            // A tunnel has no request boundary to stop at; it ends when the drain timeout does.
+            break
         default:
             break
         }

@@ -85,6 +85,22 @@ public enum Sys {
         }
     }
 
+    /// Moves up to `n` bytes between a socket and a pipe (one of the two must be a pipe) without
+    /// copying through user space. `.eof` when the source socket has sent its FIN.
+    @inline(__always)
+    public static func splice(_ from: Int32, _ to: Int32, _ n: Int) throws(SysError) -> IOResult {
+        while true {
+            let r = cl_splice(from, to, n)
+            if r > 0 { return .bytes(r) }
+            if r == 0 { return .eof }
+            let e = errno
+            if e == EINTR { continue }
+            if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+            trapIfOurBug(e, "splice")
+            throw SysError("splice", e)
+        }
+    }
+
     /// accept4 with SOCK_NONBLOCK|SOCK_CLOEXEC. Returns nil when the backlog is empty.
     /// ECONNABORTED and EPROTO (a peer that gave up in the backlog) are skipped like EAGAIN's cousins.
     public static func accept(_ fd: Int32, _ addr: UnsafeMutablePointer<sockaddr_storage>) throws(SysError) -> Int32? {

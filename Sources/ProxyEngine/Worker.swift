@@ -40,6 +40,13 @@ final class Worker {
         let port: UInt16
     }
     private var containerPools: [ContainerKey: (node: RegistryNode, pool: Int)] = [:]
+    /// Pipes for spliced tunnels, taken only while bytes are in flight.
+    let pipes = PipePool()
+    /// Open tunnels of this worker (each session knows its index here).
+    private(set) var tunnels: [Session] = []
+    let routeTunnelIdle: [UInt64]
+    private let routeNames: [String]
+    let directory: TunnelDirectory
     private let idlePerAddress: Int
     private let idleTimeout: UInt64
     var requestIDs: RequestIDGenerator
@@ -60,8 +67,12 @@ final class Worker {
     private var running = true
     private let acceptAddress = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
 
-    init(id: Int, config: EngineConfig, control: WorkerControl, sinks: LogSinks) throws(SysError) {
+    init(id: Int, config: EngineConfig, control: WorkerControl, sinks: LogSinks,
+         directory: TunnelDirectory) throws(SysError) {
         self.id = id
+        self.directory = directory
+        routeTunnelIdle = config.routeTunnelIdle
+        routeNames = config.routes.routes.map(\.name)
         self.config = config
         self.control = control
         wakeFD = control.wakeFD
@@ -246,6 +257,7 @@ final class Worker {
             if draining { checkDrained() }
         }
         log.flush()
+        pipes.closeAll()
         for fd in listenerFDs where fd >= 0 { Sys.close(fd) }
     }
 
@@ -322,7 +334,41 @@ final class Worker {
     private func handleWake() {
         var v: UInt64 = 0
         _ = Glibc.read(wakeFD, &v, 8)
+        let moved = control.takePosted()
+        if !moved.isEmpty { closeTunnels(of: moved) }
         if control.drainRequested.load(ordering: .acquiring) && !draining { beginDrain() }
+    }
+
+    // MARK: tunnels
+
+    func tunnelOpened(_ s: Session) {
+        s.tunnelIndex = tunnels.count
+        tunnels.append(s)
+        directory.opened(route: routeNames[s.routeIndex], node: s.stickyNode?.name)
+    }
+
+    func tunnelClosed(_ s: Session) {
+        let i = s.tunnelIndex
+        guard i >= 0, i < tunnels.count, tunnels[i] === s else { return }
+        let last = tunnels.removeLast()
+        if i < tunnels.count {
+            tunnels[i] = last
+            last.tunnelIndex = i
+        }
+        s.tunnelIndex = -1
+        directory.closed(route: routeNames[s.routeIndex], node: s.stickyNode?.name)
+    }
+
+    /// Closes the tunnels of users whose placement moved (one pass over this worker's tunnels,
+    /// however many users moved).
+    private func closeTunnels(of keys: [TunnelKey]) {
+        let moved = Set(keys)
+        var matching: [Session] = []
+        for s in tunnels where s.stickyKeyLength > 0 {
+            let key = TunnelKey(pool: s.stickyPool, key: Array(UnsafeBufferPointer(start: s.stickyKey, count: s.stickyKeyLength)))
+            if moved.contains(key) { matching.append(s) }
+        }
+        for s in matching { s.closeTunnel(code: 1012, reason: "placement moved") }
     }
 
     /// Stops accepting, closes idle connections, lets in-flight exchanges finish (each then closes),
@@ -335,6 +381,9 @@ final class Worker {
             listenerFDs[i] = -1
         }
         forEachSession { $0.drainIfIdle() }
+        // WebSocket clients are told the gateway is going away (1001) and reconnect elsewhere;
+        // other tunnels run until they end or the drain timeout does.
+        for s in tunnels where s.webSocket { s.closeTunnel(code: 1001, reason: "gateway draining") }
         for pool in pools { pool.closeAll() }
         checkDrained()
     }
@@ -359,6 +408,8 @@ final class Worker {
 final class WorkerControl: Sendable {
     let wakeFD: Int32
     let drainRequested = Atomic<Bool>(false)
+    /// Users whose tunnels must close (their placements moved).
+    private let posted = Mutex<[TunnelKey]>([])
 
     init() throws(SysError) {
         let fd = cl_eventfd()
@@ -366,10 +417,26 @@ final class WorkerControl: Sendable {
         wakeFD = fd
     }
 
-    func requestDrain() {
-        drainRequested.store(true, ordering: .releasing)
+    func post(_ keys: [TunnelKey]) {
+        posted.withLock { $0.append(contentsOf: keys) }
+        wake()
+    }
+
+    func takePosted() -> [TunnelKey] {
+        posted.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+    }
+
+    private func wake() {
         var one: UInt64 = 1
         _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    func requestDrain() {
+        drainRequested.store(true, ordering: .releasing)
+        wake()
     }
 }
 

@@ -32,15 +32,18 @@ enum ConfigLoader {
         }
         guard let root, root.mapping != nil else { throw ConfigError(key: "", reason: "the file must be a YAML mapping") }
         let m = try Mapping(root, path: "", allowed: ["workers", "listeners", "limits", "timeouts", "upstream_pool", "logging", "routes",
-                                                                "registry", "pools", "nodes"])
+                                                                "registry", "pools", "nodes", "tunnels"])
 
         let workers = try parseWorkers(m.value("workers"))
         let listeners = try parseListeners(m.value("listeners"))
         var addresses: [SocketAddress] = []
         var routeUpstreams: [[Int]] = []
-        let routes = try parseRoutes(m.value("routes"), addresses: &addresses, routeUpstreams: &routeUpstreams)
+        var tunnelIdle: [UInt64] = []
+        let routes = try parseRoutes(m.value("routes"), addresses: &addresses, routeUpstreams: &routeUpstreams,
+                                     tunnelIdle: &tunnelIdle)
         var config = EngineConfig(workers: workers, listeners: listeners, routes: RouteTable(routes: routes),
                                   upstreamAddresses: addresses, routeUpstreams: routeUpstreams)
+        config.routeTunnelIdle = tunnelIdle
 
         try parseRegistry(m.value("registry"), into: &config)
         try parsePools(m.value("pools"), into: &config)
@@ -77,6 +80,24 @@ enum ConfigLoader {
             let p = try Mapping(node, path: "upstream_pool", allowed: ["idle_per_address", "idle_timeout"])
             config.upstreamPool.idlePerAddress = try p.int("idle_per_address", range: 0...10_000) ?? config.upstreamPool.idlePerAddress
             config.upstreamPool.idleTimeout = try p.duration("idle_timeout") ?? config.upstreamPool.idleTimeout
+        }
+        if let node = m.value("tunnels") {
+            let t = try Mapping(node, path: "tunnels", allowed: ["splice", "keepalive_idle", "keepalive_interval", "keepalive_count"])
+            config.tunnels.splice = try t.bool("splice") ?? config.tunnels.splice
+            // TCP_KEEPIDLE/TCP_KEEPINTVL take whole seconds, at most 32767 (tcp(7)).
+            if let ms = try t.optionalDuration("keepalive_idle") {
+                guard ms == 0 || (ms >= 1000 && ms <= 32_767_000) else {
+                    throw ConfigError(key: "tunnels.keepalive_idle", reason: "must be off or between 1s and 32767s")
+                }
+                config.tunnels.keepaliveIdle = Int32(ms / 1000)
+            }
+            if let ms = try t.duration("keepalive_interval") {
+                guard ms >= 1000 && ms <= 32_767_000 else {
+                    throw ConfigError(key: "tunnels.keepalive_interval", reason: "must be between 1s and 32767s")
+                }
+                config.tunnels.keepaliveInterval = Int32(ms / 1000)
+            }
+            config.tunnels.keepaliveCount = Int32(try t.int("keepalive_count", range: 1...127) ?? Int(config.tunnels.keepaliveCount))
         }
         if let node = m.value("logging") {
             let l = try Mapping(node, path: "logging", allowed: ["access", "error"])
@@ -117,15 +138,17 @@ enum ConfigLoader {
         return result
     }
 
-    private static func parseRoutes(_ node: Node?, addresses: inout [SocketAddress],
-                                    routeUpstreams: inout [[Int]]) throws(ConfigError) -> [Route] {
+    private static func parseRoutes(_ node: Node?, addresses: inout [SocketAddress], routeUpstreams: inout [[Int]],
+                                    tunnelIdle: inout [UInt64]) throws(ConfigError) -> [Route] {
         guard let node else { return [] }
         guard let seq = node.sequence else { throw ConfigError(key: "routes", reason: "must be a list") }
         var routes: [Route] = []
         for (i, item) in seq.enumerated() {
             let path = "routes[\(i)]"
-            let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams", "key", "pool", "target", "set_cookie"])
+            let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams", "key", "pool", "target", "set_cookie",
+                                                             "tunnel_idle_timeout"])
             let name = try r.string("name") ?? "route\(i)"
+            tunnelIdle.append(try r.optionalDuration("tunnel_idle_timeout") ?? 0)
             var host: HostPattern? = nil
             if let h = try r.string("host") {
                 guard let p = HostPattern(h) else {
@@ -232,6 +255,12 @@ struct Mapping {
             throw ConfigError(key: join(path, key), reason: "\"\(s)\" is not a duration like 500ms, 10s, 2m or 1h\(allowZero ? "" : " (above zero)")")
         }
         return ms
+    }
+
+    /// A duration, or "off" (and "0"): 0.
+    func optionalDuration(_ key: String) throws(ConfigError) -> UInt64? {
+        if try string(key) == "off" { return 0 }
+        return try duration(key, allowZero: true)
     }
 
     func bool(_ key: String) throws(ConfigError) -> Bool? {

@@ -43,11 +43,13 @@ struct ConfigLoaderTests {
                    upstream_first_byte: 4s, upstream_read: 5s, send: 6s, drain: 0}
         upstream_pool: {idle_per_address: 8, idle_timeout: 1h}
         logging: {access: off, error: /tmp/x.log}
+        tunnels: {splice: false, keepalive_idle: 2m, keepalive_interval: 5s, keepalive_count: 3}
         routes:
           - name: api
             host: "*.Example.com"
             path_prefix: /api
             upstreams: ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:1"]
+            tunnel_idle_timeout: 10m
           - upstreams: ["localhost:3", "127.0.0.1:3"]
         """)
         #expect(c.workers == 3)
@@ -62,6 +64,15 @@ struct ConfigLoaderTests {
         #expect(c.upstreamAddresses.map(\.text) == ["127.0.0.1:1", "127.0.0.1:2", "localhost:3"])
         #expect(c.routeUpstreams == [[0, 1, 0], [2, 2]])
         #expect(c.routes.routes[0].host == .suffix(Array(".example.com".utf8)))
+        #expect(!c.tunnels.splice && c.tunnels.keepaliveIdle == 120 && c.tunnels.keepaliveInterval == 5)
+        #expect(c.tunnels.keepaliveCount == 3)
+        #expect(c.routeTunnelIdle == [600_000, 0])
+    }
+
+    @Test func tunnelsDefaultToSpliceKeepaliveAndNoIdleLimit() throws {
+        let c = try ConfigLoader.parse(minimal + "\n    tunnel_idle_timeout: off")
+        #expect(c.tunnels.splice && c.tunnels.keepaliveIdle == 60 && c.tunnels.keepaliveInterval == 10)
+        #expect(c.routeTunnelIdle == [0])
     }
 
     @Test(arguments: [
@@ -84,6 +95,12 @@ struct ConfigLoaderTests {
         ("listeners: [{address: 127.0.0.1:1}]\nroutes: [{path_prefix: api, upstreams: ['127.0.0.1:1']}]", "routes[0].path_prefix"),
         ("listeners: [{address: 127.0.0.1:1}]\nroutes: [{host: 'a*b', upstreams: ['127.0.0.1:1']}]", "routes[0].host"),
         ("listeners: [{address: 127.0.0.1:1}]\nlogging: {access: ''}", "logging.access"),
+        ("listeners: [{address: 127.0.0.1:1}]\ntunnels: {keepalive_idle: 500ms}", "tunnels.keepalive_idle"),
+        ("listeners: [{address: 127.0.0.1:1}]\ntunnels: {keepalive_count: 0}", "tunnels.keepalive_count"),
+        ("listeners: [{address: 127.0.0.1:1}]\ntunnels: {splice: maybe}", "tunnels.splice"),
+        ("listeners: [{address: 127.0.0.1:1}]\ntunnels: {pipes: 4}", "tunnels.pipes"),
+        ("listeners: [{address: 127.0.0.1:1}]\nroutes: [{upstreams: ['127.0.0.1:1'], tunnel_idle_timeout: forever}]",
+         "routes[0].tunnel_idle_timeout"),
         ("- just a list", ""),
         ("listeners: [", ""),
     ])

@@ -26,6 +26,13 @@ int cl_socket_stream(int family);
 int cl_set_reuseport(int fd);
 int cl_set_nodelay(int fd);
 int cl_so_error(int fd);
+/// TCP keepalive on: first probe after `idle_s` seconds of silence, then every `interval_s`,
+/// the connection dropped after `count` unanswered probes.
+int cl_set_keepalive(int fd, int idle_s, int interval_s, int count);
+/// A non-blocking, close-on-exec pipe; fds[0] reads, fds[1] writes.
+int cl_pipe(int fds[2]);
+/// splice(2) with SPLICE_F_MOVE|SPLICE_F_NONBLOCK and no offsets; -1 with errno on failure.
+ssize_t cl_splice(int from, int to, size_t len);
 /// Milliseconds from CLOCK_MONOTONIC_COARSE (cheap; a few ms of resolution is enough for timeouts).
 uint64_t cl_monotonic_ms(void);
 /// Microseconds from CLOCK_MONOTONIC.

@@ -144,21 +144,23 @@ public final class HeaderTable {
     /// the ones we rewrite anyway are never dropped this way: naming them in Connection is an attack
     /// on the next hop, not a request.
     /// Returns the options the gateway itself acts on.
-    func applyConnectionOptions(_ p: UnsafePointer<UInt8>) -> (close: Bool, keepAlive: Bool) {
-        if !has(.connection) { return (false, false) }
+    func applyConnectionOptions(_ p: UnsafePointer<UInt8>) -> (close: Bool, keepAlive: Bool, upgrade: Bool) {
+        if !has(.connection) { return (false, false, false) }
         var close = false
         var keepAlive = false
+        var upgrade = false
         for c in 0..<count where fields[c].kind == .connection {
             let f = fields[c]
             forEachListElement(p, Int(f.valueStart), Int(f.valueLength)) { s, n in
                 if ByteClass.equalsLower(p + s, n, "close") { close = true; return }
                 if ByteClass.equalsLower(p + s, n, "keep-alive") { keepAlive = true; return }
+                if ByteClass.equalsLower(p + s, n, "upgrade") { upgrade = true; return }
                 for j in 0..<count where fields[j].kind == .other && Int(fields[j].nameLength) == n {
                     if equalsIgnoringCase(p + Int(fields[j].nameStart), p + s, n) { fields[j].dropped = true }
                 }
             }
         }
-        return (close, keepAlive)
+        return (close, keepAlive, upgrade)
     }
 }
 

@@ -47,6 +47,9 @@ public struct RequestHead {
     /// HTTP/1.0 client asked for keep-alive.
     public var keepAlive10 = false
     public var expectContinue = false
+    /// The client asks to switch protocols (RFC 9110 §7.8): an `Upgrade` field named by a
+    /// `Connection: upgrade` option, on HTTP/1.1. Forwarded; a 101 turns the connection into a tunnel.
+    public var upgrade = false
     /// A valid client X-Request-Id to keep; -1: none.
     public var requestIDStart = -1, requestIDLength = 0
 
@@ -199,6 +202,9 @@ public struct RequestHead {
         let options = headers.applyConnectionOptions(p)
         keepAlive10 = version == 10 && options.keepAlive && !options.close
         close = options.close || (version == 10 && !options.keepAlive)
+        // An Upgrade without the Connection option (or on 1.0, RFC 9110 §7.8) is ignored: it is
+        // hop-by-hop and dropped like the rest.
+        upgrade = options.upgrade && version == 11 && headers.has(.upgrade)
     }
 
     static func validRequestID(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {

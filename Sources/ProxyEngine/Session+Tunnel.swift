@@ -1,0 +1,123 @@
+import CLinux
+import Glibc
+
+/// The tunnel phase: after the upstream answered an upgrade with 101 and the client has that
+/// answer, the session stops parsing and moves bytes both ways (two TunnelLegs) until both sides
+/// have closed, one of them fails, or the gateway ends it (idle limit, placement moved, drain).
+extension Session {
+    /// The 101 is written: from here on bytes move unparsed. What each side sent behind the switch
+    /// (already read into our buffers) goes out first.
+    func enterTunnel(_ u: UpstreamConnection) {
+        switching = false
+        phase = .tunnel
+        let settings = worker.config.tunnels
+        toUpstream = TunnelLeg(useBuffers: !settings.splice)
+        toClient = TunnelLeg(useBuffers: !settings.splice)
+        if let b = inBuf {
+            if b.count > 0 { toUpstream.pending = b } else { buffers.give(b) }
+            inBuf = nil
+        }
+        if let b = u.inBuf {
+            if b.count > 0 { toClient.pending = b } else { buffers.give(b) }
+            u.inBuf = nil
+        }
+        // A tunnel may be silent for hours: keepalive probes find peers that vanished without a FIN.
+        if settings.keepaliveIdle > 0 {
+            _ = cl_set_keepalive(fd, settings.keepaliveIdle, settings.keepaliveInterval, settings.keepaliveCount)
+            _ = cl_set_keepalive(u.fd, settings.keepaliveIdle, settings.keepaliveInterval, settings.keepaliveCount)
+        }
+        tunnelIdle = worker.routeTunnelIdle[routeIndex]
+        worker.tunnelOpened(self)
+    }
+
+    func stepTunnel() -> Bool {
+        guard let u = upstream else { endTunnel(reason: "tunnel lost its upstream"); return false }
+        let up: Bool
+        let down: Bool
+        do {
+            up = try toUpstream.pump(from: fd, to: u.fd, &io, &u.io, pipes: worker.pipes, buffers: buffers)
+            down = try toClient.pump(from: u.fd, to: fd, &u.io, &io, pipes: worker.pipes, buffers: buffers)
+        } catch {
+            endTunnel(reason: error.reason)
+            return false
+        }
+        if toUpstream.finForwarded && toClient.finForwarded {
+            endTunnel(reason: nil)
+            return false
+        }
+        return up || down
+    }
+
+    func armTunnelTimer() {
+        let stuck = (toUpstream.holdsBytes && upstream?.io.writable == false) || (toClient.holdsBytes && !io.writable)
+        if stuck {
+            // Bytes in flight that a peer does not take: the send timeout, as for any response.
+            timerKind = .send
+            worker.arm(self, deadline: lastProgressMs + timeouts.send)
+        } else if tunnelIdle > 0 {
+            timerKind = .tunnelIdle
+            worker.arm(self, deadline: lastProgressMs + tunnelIdle)
+        } else {
+            deadline = 0
+        }
+    }
+
+    /// Ends the tunnel now: logs it (status 101, the bytes each way) and closes both sockets.
+    /// `reason` nil: both sides closed in order.
+    func endTunnel(reason: StaticString?) {
+        finishTunnelLog(reason: reason)
+        close()
+    }
+
+    /// The gateway ends the tunnel (the user's placement moved, or the gateway is draining). A
+    /// WebSocket client gets a close frame with `code` (1012 service restart, 1001 going away)
+    /// then our FIN, so it reconnects at once; the upstream side is closed.
+    func closeTunnel(code: UInt16, reason: StaticString) {
+        guard phase == .tunnel else { return }
+        // Only between messages: bytes still in flight to the client may be part of a frame, and a
+        // close frame in the middle of one would corrupt it. Then the client just sees the FIN.
+        if webSocket && !toClient.holdsBytes && !toClient.finForwarded {
+            // RFC 6455 §5.5.1: FIN + opcode 8, unmasked (server to client), 2-byte payload: the code.
+            var frame: (UInt8, UInt8, UInt8, UInt8) = (0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF))
+            _ = withUnsafeBytes(of: &frame) { try? Sys.write(fd, $0.baseAddress!, 4) }
+        }
+        finishTunnelLog(reason: reason)
+        leaveTunnel()
+        dropUpstream()
+        // Shut our side and read what the client still sends until it closes: its answering
+        // close frame must not make the kernel reset the connection while ours is in flight.
+        beginLingering()
+    }
+
+    private func finishTunnelLog(reason: StaticString?) {
+        bytesIn += toUpstream.moved
+        bytesOut += toClient.moved
+        toUpstream.moved = 0
+        toClient.moved = 0
+        if let reason {
+            log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
+                      client: clientIP, clientLength: clientIPLength)
+        }
+        log.access(self)
+    }
+
+    /// Gives back what the tunnel holds and takes it off the worker's list.
+    func leaveTunnel() {
+        toUpstream.release(pipes: worker.pipes, buffers: buffers)
+        toClient.release(pipes: worker.pipes, buffers: buffers)
+        worker.tunnelClosed(self)
+    }
+
+    /// Whether the upstream's switch is to WebSocket (`Upgrade: websocket`, any case).
+    func upgradeIsWebSocket(_ p: UnsafePointer<UInt8>) -> Bool {
+        for i in 0..<headers.count where headers[i].kind == .upgrade {
+            let f = headers[i]
+            var found = false
+            forEachListElement(p, Int(f.valueStart), Int(f.valueLength)) { s, n in
+                if ByteClass.equalsLower(p + s, n, "websocket") { found = true }
+            }
+            if found { return true }
+        }
+        return false
+    }
+}
