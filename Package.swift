@@ -1,7 +1,7 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Dependencies point one way: switchyard -> ProxyEngine -> RouteResolver -> CSQLite; C targets at the bottom.
+// Dependencies point one way: switchyard -> AdminPlane -> ProxyEngine -> RouteResolver -> CSQLite; C targets at the bottom.
 // ProxyEngine is built without Foundation (see STYLE.md, point 9).
 let package = Package(
     name: "Switchyard",
@@ -25,10 +25,13 @@ let package = Package(
             // keep them, so an exclusivity violation still traps in `make test`.
             swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // The admin listener: registry API, heartbeats, explain, metrics. Off the hot path, so
+        // Foundation is fine here.
+        .target(name: "AdminPlane", dependencies: ["ProxyEngine", "RouteResolver"]),
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "ProxyEngine", "RouteResolver",
+                "ProxyEngine", "RouteResolver", "AdminPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

@@ -278,6 +278,8 @@ workers: $workers
 listeners:
   - name: public
     address: 127.0.0.1:$port
+admin:
+  address: "off"
 logging:
   access: off
   error: stderr

@@ -6,14 +6,17 @@ public final class Engine {
     public let config: EngineConfig
     /// Open tunnels per route and node, and the door to close a user's tunnels.
     public let tunnels = TunnelDirectory()
+    /// Counters for the metrics, one set per worker.
+    public let stats: EngineStats
 
     public init(config: EngineConfig) {
         self.config = config
+        stats = EngineStats(workers: config.workers, routeNames: config.routes.routes.map(\.name))
     }
 
     /// Runs until SIGTERM or SIGINT, then drains (in-flight requests get `timeouts.drain`) and
     /// returns. Listener errors (address in use, permission) are thrown before anything starts.
-    public func run(onReady: () -> Void = {}) throws(SysError) {
+    public func run(onReady: () -> Void = {}, onDrain: () -> Void = {}) throws(SysError) {
         // Signals are taken by this thread with sigwait; workers inherit the blocked mask.
         cl_block_signals()
         let sinks = LogSinks(access: try LogSink.open(config.accessLog), error: try LogSink.open(config.errorLog))
@@ -29,7 +32,8 @@ public final class Engine {
             controls.append(control)
             tunnels.register(control)
             // Listeners are bound here, on the calling thread, so a bind error stops start-up.
-            workers.append(Transfer(try Worker(id: i, config: config, control: control, sinks: sinks, directory: tunnels)))
+            workers.append(Transfer(try Worker(id: i, config: config, control: control, sinks: sinks, directory: tunnels,
+                                                stats: stats.workers[i])))
         }
         var threads: [pthread_t] = []
         for w in workers {
@@ -42,6 +46,7 @@ public final class Engine {
             let sig = cl_wait_signal()
             if sig == SIGTERM || sig == SIGINT { break }
         }
+        onDrain()
         for c in controls { c.requestDrain() }
         for t in threads { pthread_join(t, nil) }
         for s in [sinks.access, sinks.error].compactMap({ $0 }) { s.stop() }

@@ -12,6 +12,7 @@ extension Session {
     func startPortLookup(node: RegistryNode, settings: EngineConfig.PortLookup) -> Bool {
         guard let url = UpstreamURL(node.apiBaseURL) else {
             log.error("port_lookup", "node \(node.name) has no usable api_base_url")
+            worker.stats.upstreamError(.portLookup)
             respondError(502, "port lookup failed", reusable: true)
             return false
         }
@@ -22,6 +23,7 @@ extension Session {
         } catch {
             worker.recycleUnused(u)
             log.error("port_lookup", "node \(node.name): \(error)")
+            worker.stats.upstreamError(.portLookup)
             respondError(502, "port lookup failed", reusable: true)
             return false
         }
@@ -147,7 +149,8 @@ extension Session {
     private func failLookup(_ why: String) -> Bool {
         log.error("port_lookup", "node \(stickyNode?.name ?? "-") key \(stickyKeyString()): \(why)")
         dropLookup()
-        respondError(502, "port lookup failed", reusable: true)
+        worker.stats.upstreamError(.portLookup)
+            respondError(502, "port lookup failed", reusable: true)
         return true
     }
 

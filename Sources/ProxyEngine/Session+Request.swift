@@ -70,7 +70,7 @@ extension Session {
         let base = UnsafePointer(b.base)
         let start = b.start + scanner.headStart
         let end = b.start + headLength
-        if logged { startUs = cl_monotonic_us() }
+        startUs = cl_monotonic_us()
         bytesIn = UInt64(headLength)
         do {
             req = try RequestHead.parse(base, start: start, end: end, headers: headers)
@@ -174,6 +174,7 @@ extension Session {
         } catch {
             worker.recycleUnused(u)
             log.error("upstream_connect", error.description)
+            worker.stats.upstreamError(.connect)
             respondError(502, "upstream connect failed", reusable: true)
             return
         }
@@ -213,7 +214,7 @@ extension Session {
                     closeAfter = true
                     return true
                 }
-                upstreamFailed(status: 502, "upstream write failed", retryable: true)
+                upstreamFailed(status: 502, "upstream write failed", .reset, retryable: true)
                 return true
             }
             guard case .bytes(let n) = r else { u.io.writable = false; break }
@@ -266,9 +267,13 @@ extension Session {
     /// An upstream failure before or during the response. A reused connection that failed before
     /// any response byte is retried once on a fresh connection when the request is idempotent and
     /// has no body (the server may have closed it just as we sent: RFC 9112 §9.3.1).
-    func upstreamFailed(status: Int, _ code: StaticString, retryable: Bool) {
-        guard let u = upstream else { respondError(status, code, reusable: true); return }
-        if respStarted { abort(reason: code); return }
+    func upstreamFailed(status: Int, _ code: StaticString, _ kind: UpstreamErrorKind, retryable: Bool) {
+        guard let u = upstream else {
+            worker.stats.upstreamError(kind)
+            respondError(status, code, reusable: true)
+            return
+        }
+        if respStarted { worker.stats.upstreamError(kind); abort(reason: code); return }
         if retryable && u.reused && attempts == 0 && req.method.isIdempotent && req.framing == .none
             && !respScanner.started && (u.inBuf?.isEmpty ?? true) {
             attempts += 1
@@ -278,6 +283,7 @@ extension Session {
             acquireUpstream(fresh: true)
             return
         }
+        worker.stats.upstreamError(kind)
         respondError(status, code, reusable: true)
     }
 
@@ -290,6 +296,7 @@ extension Session {
         reqRemaining = 0
         reqAllSeen = true
         requestBroken = false
+        routeIndex = -1
         switching = false
         webSocket = false
         upstreamChosen = false

@@ -14,7 +14,7 @@ extension Session {
             if err != 0 {
                 forgetContainerPortIfRefused(err)
                 log.error("upstream_connect", SysError("connect", err).description)
-                upstreamFailed(status: 502, "upstream connect failed", retryable: false)
+                upstreamFailed(status: 502, "upstream connect failed", .connect, retryable: false)
                 return true
             }
         }
@@ -77,7 +77,7 @@ extension Session {
                         progress = true
                         continue
                     case .failed:
-                        upstreamFailed(status: 502, "invalid upstream response head", retryable: false)
+                        upstreamFailed(status: 502, "invalid upstream response head", .invalidResponse, retryable: false)
                         return true
                     case .needMore:
                         if b.writableCount == 0 && !growUpstreamBuffer(u) { return true }
@@ -87,10 +87,10 @@ extension Session {
                 case .bytes: progress = true; continue
                 case .blocked: break
                 case .eof:
-                    upstreamFailed(status: 502, "upstream closed before responding", retryable: true)
+                    upstreamFailed(status: 502, "upstream closed before responding", .reset, retryable: true)
                     return true
                 case .failed:
-                    upstreamFailed(status: 502, "upstream read failed", retryable: true)
+                    upstreamFailed(status: 502, "upstream read failed", .reset, retryable: true)
                     return true
                 }
                 break
@@ -143,7 +143,7 @@ extension Session {
 
     private func growUpstreamBuffer(_ u: UpstreamConnection) -> Bool {
         if buffers.makeRoom(&u.inBuf!) { return true }
-        upstreamFailed(status: 502, "upstream response head too large", retryable: false)
+        upstreamFailed(status: 502, "upstream response head too large", .invalidResponse, retryable: false)
         return false
     }
 
@@ -157,18 +157,18 @@ extension Session {
                                           headers: headers, requestMethod: req.method)
         } catch {
             log.error("bad_upstream_response", "\(error.code)")
-            upstreamFailed(status: 502, "invalid upstream response", retryable: false)
+            upstreamFailed(status: 502, "invalid upstream response", .invalidResponse, retryable: false)
             return false
         }
         if resp.status == 101 {
             // A switch we did not ask for, or one without its Upgrade field (RFC 9110 §15.2.2),
             // cannot be passed on; nor one that comes before the request body has gone out.
             guard req.upgrade, headers.has(.upgrade) else {
-                upstreamFailed(status: 502, "unexpected protocol switch", retryable: false)
+                upstreamFailed(status: 502, "unexpected protocol switch", .invalidResponse, retryable: false)
                 return false
             }
             guard reqAllSeen && reqPending == 0 && upOut.map({ upOutSent == $0.end }) ?? true else {
-                upstreamFailed(status: 502, "protocol switch before the request was sent", retryable: false)
+                upstreamFailed(status: 502, "protocol switch before the request was sent", .invalidResponse, retryable: false)
                 return false
             }
             switching = true
@@ -262,7 +262,7 @@ extension Session {
         u.session = nil
         upstream = nil
         if !(reusable && worker.keepIdle(u)) { u.close() }
-        log.access(self)
+        recordExchange()
         requestsServed += 1
         if closeAfter || !reqAllSeen || reqPending > 0 {
             beginLingering()

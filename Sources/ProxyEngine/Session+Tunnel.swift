@@ -98,7 +98,7 @@ extension Session {
             log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
                       client: clientIP, clientLength: clientIPLength)
         }
-        log.access(self)
+        recordExchange()
     }
 
     /// Gives back what the tunnel holds and takes it off the worker's list.

@@ -68,8 +68,8 @@ final class Session: Pollable {
     var closeAfter = false
     /// The upstream stopped taking the request body after answering; the rest is not sent.
     var requestBroken = false
-    /// The route the current request matched.
-    var routeIndex = 0
+    /// The route the current request matched; -1: none (yet).
+    var routeIndex = -1
 
     // The tunnel, once the upstream has answered an upgrade with 101.
     /// The 101 is on its way to the client; the tunnel starts when it has been written.
@@ -260,9 +260,9 @@ final class Session: Pollable {
                 respondError(408, "request body timeout")
             }
         case .connect:
-            upstreamFailed(status: 502, "upstream connect timeout", retryable: false)
+            upstreamFailed(status: 502, "upstream connect timeout", .connect, retryable: false)
         case .firstByte, .upstreamRead:
-            upstreamFailed(status: 504, "upstream timeout", retryable: false)
+            upstreamFailed(status: 504, "upstream timeout", .timeout, retryable: false)
         case .send:
             if phase == .tunnel { endTunnel(reason: "tunnel send timeout") } else { abort(reason: "send timeout") }
         case .tunnelIdle:
@@ -270,6 +270,7 @@ final class Session: Pollable {
         case .lookup:
             log.error("port_lookup", "node \(stickyNode?.name ?? "-") key \(stickyKeyString()): no answer in time")
             dropLookup()
+            worker.stats.upstreamError(.portLookup)
             respondError(504, "port lookup timeout", reusable: true)
         }
         if phase != .closed { drive() }
@@ -288,7 +289,7 @@ final class Session: Pollable {
         dropUpstream()
         self.status = status
         if requestIDLength == 0 { generateRequestID() }
-        if startUs == 0 && logged { startUs = cl_monotonic_us() }
+        if startUs == 0 { startUs = cl_monotonic_us() }
         closeAfter = closeAfter || !reusable || !(reqAllSeen && reqPending == 0) || worker.draining
         var b = clientOut ?? buffers.take()
         b.clear()
@@ -314,7 +315,7 @@ final class Session: Pollable {
             buffers.give(clientOut!)
             clientOut = nil
         }
-        log.access(self)
+        recordExchange()
         requestsServed += 1
         if closeAfter {
             beginLingering()
@@ -365,7 +366,7 @@ final class Session: Pollable {
             if status == 0 { status = 499 }
             log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
                              client: clientIP, clientLength: clientIPLength)
-            log.access(self)
+            recordExchange()
         }
         dropUpstream()
         close()
@@ -408,6 +409,14 @@ final class Session: Pollable {
         default:
             break
         }
+    }
+
+    /// One finished exchange (or tunnel): the metrics, the node's counters, the access log.
+    func recordExchange() {
+        let micros = startUs == 0 ? 0 : cl_monotonic_us() &- startUs
+        worker.stats.request(route: routeIndex >= 0 ? routeIndex : worker.stats.routeCount - 1, status: status, micros: micros)
+        stickyNode?.recordTraffic(bytesIn: bytesIn, bytesOut: bytesOut)
+        log.access(self)
     }
 
     func generateRequestID() {

@@ -47,6 +47,7 @@ final class Worker {
     let routeTunnelIdle: [UInt64]
     private let routeNames: [String]
     let directory: TunnelDirectory
+    let stats: WorkerStats
     private let idlePerAddress: Int
     private let idleTimeout: UInt64
     var requestIDs: RequestIDGenerator
@@ -68,8 +69,9 @@ final class Worker {
     private let acceptAddress = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
 
     init(id: Int, config: EngineConfig, control: WorkerControl, sinks: LogSinks,
-         directory: TunnelDirectory) throws(SysError) {
+         directory: TunnelDirectory, stats: WorkerStats) throws(SysError) {
         self.id = id
+        self.stats = stats
         self.directory = directory
         routeTunnelIdle = config.routeTunnelIdle
         routeNames = config.routes.routes.map(\.name)
@@ -295,6 +297,7 @@ final class Worker {
             s.slot = slot
             s.generation = gen
             sessionCount += 1
+            stats.setConnections(sessionCount)
             s.start()
         }
     }
@@ -303,6 +306,7 @@ final class Worker {
     func sessionClosed(_ s: Session) {
         unregister(slot: s.slot)
         sessionCount -= 1
+        stats.setConnections(sessionCount)
         if sessionCache.count < 1024 { sessionCache.append(s) }
     }
 

@@ -23,7 +23,8 @@ extension ConfigLoader {
                 throw ConfigError(key: "pools", reason: "pool names are [A-Za-z0-9._-]{1,64}")
             }
             let path = "pools.\(name)"
-            let p = try Mapping(v, path: path, allowed: ["policy", "labels", "heartbeat_threshold", "on_node_down", "retry_after", "port_lookup"])
+            let p = try Mapping(v, path: path, allowed: ["policy", "labels", "heartbeat_threshold", "on_node_down", "retry_after", "port_lookup",
+                                                        "node_token"])
             let labels = try stringMap(p.value("labels"), key: "\(path).labels")
             var settings = PoolSettings()
             if let policyName = try p.string("policy") {
@@ -43,6 +44,12 @@ extension ConfigLoader {
             case let other: throw ConfigError(key: "\(path).on_node_down", reason: "\"\(other)\" is not fail or replace")
             }
             config.sticky.pools[name] = settings
+            if let token = try p.string("node_token") {
+                guard token.utf8.count >= 16, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                    throw ConfigError(key: "\(path).node_token", reason: "must be at least 16 visible ASCII characters")
+                }
+                config.admin.nodeTokens[name] = token
+            }
             if let node = p.value("port_lookup") {
                 let l = try Mapping(node, path: "\(path).port_lookup", allowed: ["path", "key_parameter", "token"])
                 var lookup = EngineConfig.PortLookup()

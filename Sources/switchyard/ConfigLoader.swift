@@ -32,7 +32,7 @@ enum ConfigLoader {
         }
         guard let root, root.mapping != nil else { throw ConfigError(key: "", reason: "the file must be a YAML mapping") }
         let m = try Mapping(root, path: "", allowed: ["workers", "listeners", "limits", "timeouts", "upstream_pool", "logging", "routes",
-                                                                "registry", "pools", "nodes", "tunnels"])
+                                                                "registry", "pools", "nodes", "tunnels", "admin"])
 
         let workers = try parseWorkers(m.value("workers"))
         let listeners = try parseListeners(m.value("listeners"))
@@ -48,6 +48,7 @@ enum ConfigLoader {
         try parseRegistry(m.value("registry"), into: &config)
         try parsePools(m.value("pools"), into: &config)
         try parseNodes(m.value("nodes"), into: &config)
+        try parseAdmin(m.value("admin"), into: &config)
         for (i, r) in config.routes.routes.enumerated() {
             if case .keyed(let t) = r.target, !config.sticky.nodes.contains(where: { $0.pool == t.pool }),
                config.sticky.pools[t.pool] == nil {

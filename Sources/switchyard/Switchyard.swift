@@ -1,3 +1,4 @@
+import AdminPlane
 import ArgumentParser
 import Foundation
 import ProxyEngine
@@ -42,15 +43,37 @@ struct Serve: ParsableCommand {
         }
         defer { store?.close() }
         let engine = Engine(config: config)
+        // A moved placement closes that user's tunnels, so the HMR client reconnects to its new node.
+        let tunnels = engine.tunnels
+        config.registry?.observeMoves { moved in
+            tunnels.closeTunnels(of: moved.map { TunnelKey(pool: $0.pool, key: Array($0.key.utf8)) })
+        }
+        var admin: AdminServer?
+        if let address = config.admin.address {
+            do {
+                let token = try AdminToken.load(config.admin)
+                let server = AdminServer(config: config, engine: engine, token: token, audit: AuditLog())
+                try server.start()
+                admin = server
+                FileHandle.standardError.write(Data("switchyard: admin on \(address.text)\n".utf8))
+            } catch {
+                FileHandle.standardError.write(Data("switchyard: cannot start the admin listener on \(address.text): \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         do {
             try engine.run {
+                admin?.setReady(true)
                 let addresses = config.listeners.map { $0.address.text }.joined(separator: ", ")
                 FileHandle.standardError.write(Data("switchyard: serving on \(addresses) with \(config.workers) worker(s)\n".utf8))
+            } onDrain: {
+                admin?.setReady(false)
             }
         } catch {
             FileHandle.standardError.write(Data("switchyard: cannot start: \(error)\n".utf8))
             throw ExitCode(1)
         }
+        admin?.stop()
         FileHandle.standardError.write(Data("switchyard: stopped\n".utf8))
     }
 }

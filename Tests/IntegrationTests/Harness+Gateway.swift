@@ -50,6 +50,7 @@ struct GatewayConfig {
         timeouts: {\(t.map { "\($0.0): \($0.1)" }.joined(separator: ", "))}
         upstream_pool: {idle_per_address: 64, idle_timeout: 60s}
         logging: {access: \(access), error: stderr}
+        admin: {address: "off"}
         routes:
 
         """

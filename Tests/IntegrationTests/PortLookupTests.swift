@@ -24,6 +24,7 @@ struct PortLookupTests {
           - address: 127.0.0.1:\(port)
         timeouts: {upstream_connect: 1s}
         logging: {access: stdout, error: stderr}
+        admin: {address: "off"}
         registry: {database: \(scope.path("var/registry.db"))}
         pools:
           workspace:

@@ -14,6 +14,7 @@ struct StickyRoutingTests {
         listeners:
           - address: 127.0.0.1:\(port)
         logging: {access: stdout, error: stderr}
+        admin: {address: "off"}
         registry: {database: \(database)}
         pools:
           workspace: {policy: rendezvous}

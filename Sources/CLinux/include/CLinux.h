@@ -45,4 +45,12 @@ void cl_block_signals(void);
 /// Waits for SIGINT, SIGTERM or SIGHUP (blocked beforehand); returns the signal number.
 int cl_wait_signal(void);
 
+/// Counters with one writer thread and other readers: relaxed atomic load and store (a plain
+/// mov on x86-64, no lock prefix), so a reader never sees a torn value.
+static inline void cl_counter_add(uint64_t *p, uint64_t v) {
+    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+static inline void cl_counter_set(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+static inline uint64_t cl_counter_load(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
 #endif

@@ -11,10 +11,11 @@ enum ChoiceFailure: Error, Equatable {
 extension PoolEntry {
     /// The chosen node, its capacity already reserved. Choosing and reserving are separate steps
     /// so that a node filled by another worker in between is seen as full on the next try.
-    func chooseAndReserve(keyState: UInt64, now: Int64) -> Result<RegistryNode, ChoiceFailure> {
+    /// `excluding`: a node that may not be chosen (the one a drain empties).
+    func chooseAndReserve(keyState: UInt64, now: Int64, excluding: UInt16? = nil) -> Result<RegistryNode, ChoiceFailure> {
         // Each failed reservation means one more node just became full, so this ends.
         for _ in 0...nodes.count {
-            switch choose(keyState: keyState, now: now, advancing: true) {
+            switch choose(keyState: keyState, now: now, advancing: true, excluding: excluding) {
             case .success(let node):
                 if node.reserve() { return .success(node) }
             case .failure(let failure):
@@ -26,12 +27,12 @@ extension PoolEntry {
 
     /// The node the policy picks now, without reserving anything. `advancing` moves the round
     /// robin cursor past the choice; `explain` passes false so that looking changes nothing.
-    func choose(keyState: UInt64, now: Int64, advancing: Bool) -> Result<RegistryNode, ChoiceFailure> {
-        if case .roundRobin = settings.policy { return nextInTurn(now: now, advancing: advancing) }
+    func choose(keyState: UInt64, now: Int64, advancing: Bool, excluding: UInt16? = nil) -> Result<RegistryNode, ChoiceFailure> {
+        if case .roundRobin = settings.policy { return nextInTurn(now: now, advancing: advancing, excluding: excluding) }
         var anyHealthy = false
         var best: Ranked?
         for node in nodes {
-            guard node.enabled, node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs) else { continue }
+            guard node.id != excluding, node.enabled, node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs) else { continue }
             anyHealthy = true
             let used = node.placementCount
             guard node.capacity == 0 || used < node.capacity else { continue }
@@ -46,14 +47,14 @@ extension PoolEntry {
     /// Round robin: the first node with room at or after the cursor, in name order; the cursor
     /// then moves past it. A plain load and store rather than a compare-exchange: two workers
     /// racing may pick the same node once, which round robin can afford.
-    private func nextInTurn(now: Int64, advancing: Bool) -> Result<RegistryNode, ChoiceFailure> {
+    private func nextInTurn(now: Int64, advancing: Bool, excluding: UInt16?) -> Result<RegistryNode, ChoiceFailure> {
         guard !nodes.isEmpty else { return .failure(.noHealthyNode) }
         var anyHealthy = false
         let start = cursor.next.load(ordering: .relaxed)
         for step in 0..<nodes.count {
             let i = (start &+ step) % nodes.count
             let node = nodes[i]
-            guard node.enabled, node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs) else { continue }
+            guard node.id != excluding, node.enabled, node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs) else { continue }
             anyHealthy = true
             guard node.hasRoom() else { continue }
             if advancing { cursor.next.store((i + 1) % nodes.count, ordering: .relaxed) }

@@ -23,6 +23,7 @@ public final class Registry: Sendable {
     let control: Mutex<NodeDirectory>
     let store: (any RegistryStore)?
     let total = Atomic<Int>(0)
+    let moveObservers = Mutex<[@Sendable ([MovedPlacement]) -> Void]>([])
     /// Placements given to `init` that were not loaded: their node is unknown or serves another
     /// pool, or their key is malformed. They are placed anew on their next request (and the
     /// store's row is then overwritten).

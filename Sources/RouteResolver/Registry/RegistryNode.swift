@@ -47,6 +47,19 @@ public final class RegistryNode: Sendable {
     /// Unix milliseconds of the last heartbeat; 0 = never.
     public var lastHeartbeat: Int64 { counters.lastHeartbeat.load(ordering: .relaxed) }
 
+    /// Counts one finished request (or tunnel) to this node.
+    public func recordTraffic(bytesIn: UInt64, bytesOut: UInt64) {
+        counters.requests.add(1, ordering: .relaxed)
+        counters.bytesIn.add(bytesIn, ordering: .relaxed)
+        counters.bytesOut.add(bytesOut, ordering: .relaxed)
+    }
+
+    /// Requests finished and bytes moved (client to node, node to client) since start.
+    public var traffic: (requests: UInt64, bytesIn: UInt64, bytesOut: UInt64) {
+        (counters.requests.load(ordering: .relaxed), counters.bytesIn.load(ordering: .relaxed),
+         counters.bytesOut.load(ordering: .relaxed))
+    }
+
     /// How many placements this node holds now.
     public var placementCount: Int { counters.placements.load(ordering: .relaxed) }
 
@@ -90,6 +103,10 @@ final class NodeCounters: Sendable {
     /// Exact number of placements on the node: capacity and the spread policies depend on it.
     let placements = Atomic<Int>(0)
     let lastHeartbeat: Atomic<Int64>
+    /// Traffic through the gateway to this node (requests finished, bytes each way).
+    let requests = Atomic<UInt64>(0)
+    let bytesIn = Atomic<UInt64>(0)
+    let bytesOut = Atomic<UInt64>(0)
 
     init(lastHeartbeat: Int64) {
         self.lastHeartbeat = Atomic(lastHeartbeat)

@@ -62,4 +62,12 @@ public enum RegistryError: Error, Sendable, Equatable {
     case unknownNode(String)
     case unknownPlacement(pool: String, key: String)
     case invalidKey(String)
+    /// A move to a node of another pool.
+    case wrongPool(node: String, pool: String)
+    /// A move to a node that is disabled, or to the node the placement is already on.
+    case unusableTarget(String)
+    /// The target (or every candidate) has no room.
+    case noCapacity(String)
+    /// The store refused the change; memory was not changed either.
+    case storeFailed(String)
 }

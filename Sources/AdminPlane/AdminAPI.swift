@@ -1,0 +1,108 @@
+import Foundation
+import ProxyEngine
+import RouteResolver
+import Synchronization
+
+/// The admin plane's endpoints. Every change goes to the registry, which applies it at once
+/// (no reload) and persists it; every change is audited.
+///
+/// | path | auth |
+/// |---|---|
+/// | `/healthz`, `/readyz`, `/metrics` | none (allowlist only) |
+/// | `/admin/...` | `X-Admin-Token` |
+/// | `/internal/...` | `X-Node-Token` of the pool |
+/// | `/api/fun-ai/workspace/internal/gateway/node` | none (what the API server answered before) |
+final class AdminAPI: Sendable {
+    let config: EngineConfig
+    let registry: Registry?
+    let stats: EngineStats
+    let tunnels: TunnelDirectory
+    let token: String
+    let audit: AuditLog
+    let ready = Atomic<Bool>(false)
+
+    init(config: EngineConfig, engine: Engine, token: String, audit: AuditLog) {
+        self.config = config
+        registry = config.registry
+        stats = engine.stats
+        tunnels = engine.tunnels
+        self.token = token
+        self.audit = audit
+    }
+
+    static func nowMs() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    func handle(_ r: AdminRequest) -> AdminResponse {
+        do {
+            return try route(r)
+        } catch {
+            return error.response
+        }
+    }
+
+    private func route(_ r: AdminRequest) throws(BadInput) -> AdminResponse {
+        let s = r.segments
+        switch (r.method, s.first ?? "") {
+        case ("GET", "healthz") where s.count == 1:
+            return .json(200, ["status": "ok"])
+        case ("GET", "readyz") where s.count == 1:
+            return ready.load(ordering: .acquiring) ? .json(200, ["status": "ready"]) : .json(503, ["status": "not ready"])
+        case ("GET", "metrics") where s.count == 1:
+            return AdminResponse(status: 200, body: Array(metrics().utf8), contentType: "text/plain; version=0.0.4")
+        case (_, "admin"):
+            try authorizeAdmin(r)
+            return try admin(r, Array(s.dropFirst()))
+        case (_, "internal"):
+            return try internalAPI(r, Array(s.dropFirst()))
+        case ("GET", "api") where config.admin.compatNodeEndpoint
+            && s == ["api", "fun-ai", "workspace", "internal", "gateway", "node"]:
+            return try compatNode(r)
+        default:
+            throw BadInput("no such endpoint", status: 404)
+        }
+    }
+
+    private func authorizeAdmin(_ r: AdminRequest) throws(BadInput) {
+        guard let given = r.header("x-admin-token") else { throw BadInput("X-Admin-Token required", status: 401) }
+        guard constantTimeEquals(given, token) else { throw BadInput("wrong admin token", status: 403) }
+    }
+
+    private func admin(_ r: AdminRequest, _ s: [String]) throws(BadInput) -> AdminResponse {
+        switch (r.method, s.count, s.first ?? "") {
+        case ("GET", 1, "tunnels"):
+            let t = tunnels.snapshot()
+            return .json(200, ["total": t.total, "by_route": t.byRoute, "by_node": t.byNode])
+        case (_, _, "nodes"):
+            return try nodes(r, Array(s.dropFirst()))
+        case (_, _, "placements"):
+            return try placements(r, Array(s.dropFirst()))
+        case ("GET", 2, "routes") where s[1] == "explain":
+            return try explain(r)
+        default:
+            throw BadInput("no such endpoint", status: 404)
+        }
+    }
+
+    func requireRegistry() throws(BadInput) -> Registry {
+        guard let registry else {
+            throw BadInput("no registry: the configuration has no keyed routes or nodes", status: 409)
+        }
+        return registry
+    }
+
+    /// A registry refusal as an HTTP answer.
+    func refusal(_ e: RegistryError) -> BadInput {
+        switch e {
+        case .invalidNode(let why): return BadInput(why)
+        case .unknownNode(let name): return BadInput("no node named \(name)", status: 404)
+        case .unknownPlacement(let pool, let key): return BadInput("no placement for \(key) in \(pool)", status: 404)
+        case .invalidKey: return BadInput("keys are [A-Za-z0-9_-]{1,64}", field: "key")
+        case .wrongPool(let node, let pool): return BadInput("node \(node) is not in pool \(pool)", field: "node", status: 409)
+        case .unusableTarget(let node): return BadInput("node \(node) is disabled or already holds it", field: "node", status: 409)
+        case .noCapacity(let node): return BadInput("no room on \(node)", status: 409)
+        case .storeFailed(let why): return BadInput("store failed, nothing changed: \(why)", status: 500)
+        }
+    }
+
+    func who(_ r: AdminRequest) -> String { "admin" }
+}
