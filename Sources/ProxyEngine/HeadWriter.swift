@@ -26,7 +26,8 @@ enum HeadWriter {
         }
         copyFields(into: &b, p, headers) { kind in
             switch kind {
-            case .other, .contentLength, .transferEncoding, .trailer: return true
+            // Cookie has a kind of its own only so sticky routes can find their key in it.
+            case .other, .contentLength, .transferEncoding, .trailer, .cookie: return true
             default: return false
             }
         }
@@ -60,7 +61,7 @@ enum HeadWriter {
         var sawRequestID = false
         copyFields(into: &b, p, headers) { kind in
             switch kind {
-            case .other, .contentLength, .trailer, .xForwardedFor, .xForwardedProto, .xForwardedHost, .expect, .host:
+            case .other, .contentLength, .trailer, .xForwardedFor, .xForwardedProto, .xForwardedHost, .expect, .host, .cookie:
                 return true
             case .xRequestID:
                 sawRequestID = true

@@ -25,6 +25,8 @@ struct ForwardingTests {
             "X-Forwarded-For: 203.0.113.7",
             "Via: 1.0 fred",
             "X-End-To-End: kept",
+            "Cookie: ws_uid=alice; theme=dark",
+            "Cookie: second=field",
         ])
         #expect(r.status == 200, "\(r.summary)")
         let echo = try #require(Echo.decode(r.body), "not an /echo body: \(r.summary)")
@@ -34,6 +36,8 @@ struct ForwardingTests {
         #expect(echo.target == "/echo/some/path?q=1&r=two")
         #expect(echo.header("X-End-To-End") == "kept")
         #expect(echo.values("Host").count == 1)
+        // Cookies are end to end, however many fields (sticky routes read them, never drop them).
+        #expect(echo.values("Cookie") == ["ws_uid=alice; theme=dark", "second=field"], "\(echo.headers)")
 
         // Added by the gateway.
         #expect(echo.header("X-Forwarded-For") == "203.0.113.7, 127.0.0.1",
