@@ -26,7 +26,7 @@ extension AdminAPI {
         }
         guard target.hasPrefix("/") else { throw BadInput("must be an absolute http(s) URL or a path starting with /", field: "url") }
         let hostName = host.hasPrefix("[") ? host : String(host.split(separator: ":", maxSplits: 1).first ?? "")
-        var hostBytes = Array(hostName.utf8)
+        let hostBytes = Array(hostName.utf8)
         var targetBytes = Array(target.utf8)
         let pathLength = targetBytes.firstIndex(of: 0x3F) ?? targetBytes.count
 

@@ -98,7 +98,8 @@ final class AdminAPI: Sendable {
         case .unknownPlacement(let pool, let key): return BadInput("no placement for \(key) in \(pool)", status: 404)
         case .invalidKey: return BadInput("keys are [A-Za-z0-9_-]{1,64}", field: "key")
         case .wrongPool(let node, let pool): return BadInput("node \(node) is not in pool \(pool)", field: "node", status: 409)
-        case .unusableTarget(let node): return BadInput("node \(node) is disabled or already holds it", field: "node", status: 409)
+        case .unusableTarget(let node): return BadInput("node \(node) is disabled or has no fresh heartbeat", field: "node", status: 409)
+        case .sameNode(let node): return BadInput("node \(node) already holds it", field: "node", status: 409)
         case .noCapacity(let node): return BadInput("no room on \(node)", status: 409)
         case .storeFailed(let why): return BadInput("store failed, nothing changed: \(why)", status: 500)
         }

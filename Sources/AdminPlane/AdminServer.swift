@@ -103,7 +103,7 @@ public final class AdminServer: Sendable {
                 }
             }
         }
-        return String(cString: out)
+        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

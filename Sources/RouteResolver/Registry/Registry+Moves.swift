@@ -32,7 +32,9 @@ extension Registry {
         let moved = try control.withLock { (directory) throws(RegistryError) -> MovedPlacement in
             guard let node = directory.node(named: target) else { throw .unknownNode(target) }
             guard node.pool == pool else { throw .wrongPool(node: target, pool: pool) }
-            guard node.enabled else { throw .unusableTarget(target) }
+            guard node.enabled, node.isFresh(now: now, thresholdMs: directory.settings(of: pool).heartbeatThresholdMs) else {
+                throw .unusableTarget(target)
+            }
             let outcome = keyCopy.withUTF8 { utf8 -> Result<MovedPlacement, RegistryError> in
               Result { () throws(RegistryError) -> MovedPlacement in
                 let bytes = UnsafeRawBufferPointer(utf8)
@@ -47,7 +49,7 @@ extension Registry {
                     return (slot, n, state.map.slots[slot].createdAt)
                 }
                 guard let current else { throw .unknownPlacement(pool: pool, key: key) }
-                guard current.node.id != node.id else { throw .unusableTarget(target) }
+                guard current.node.id != node.id else { throw .sameNode(target) }
                 guard node.reserve() else { throw .noCapacity(target) }
                 let record = PlacementRecord(pool: pool, key: key, node: node.name, hostPort: 0, lastActive: now,
                                              createdAt: current.createdAt, updatedAt: now)
@@ -95,7 +97,10 @@ extension Registry {
             if let target {
                 guard let t = directory.node(named: target) else { throw .unknownNode(target) }
                 guard t.pool == from.pool else { throw .wrongPool(node: target, pool: from.pool) }
-                guard t.enabled, t.id != from.id else { throw .unusableTarget(target) }
+                guard t.id != from.id else { throw .sameNode(target) }
+                guard t.enabled, t.isFresh(now: now, thresholdMs: directory.settings(of: from.pool).heartbeatThresholdMs) else {
+                    throw .unusableTarget(target)
+                }
                 fixed = t
             }
             let snapshot = directory.snapshot()
@@ -172,6 +177,7 @@ extension Registry {
                 start = end
             }
             from.counters.placements.subtract(moved.count, ordering: .relaxed)
+            moved.sort { $0.key < $1.key }
             return DrainResult(moved: moved, unmoved: unmoved)
         }
         announce(result.moved)

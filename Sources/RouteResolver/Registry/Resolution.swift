@@ -64,8 +64,10 @@ public enum RegistryError: Error, Sendable, Equatable {
     case invalidKey(String)
     /// A move to a node of another pool.
     case wrongPool(node: String, pool: String)
-    /// A move to a node that is disabled, or to the node the placement is already on.
+    /// A move to a node that is disabled or has no fresh heartbeat: its users would get 503.
     case unusableTarget(String)
+    /// A move to the node the placement is already on (or a drain into itself).
+    case sameNode(String)
     /// The target (or every candidate) has no room.
     case noCapacity(String)
     /// The store refused the change; memory was not changed either.
