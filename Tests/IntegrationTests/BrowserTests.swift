@@ -1,0 +1,229 @@
+// A real browser through the gateway: headless Chromium (Debian's `chromium`) loads a
+// Vite-style page from a workspace node (peers/hmrpage.py) and the page's script opens a
+// `vite-hmr` WebSocket back through the gateway, by the /ws/<id>/ path or, on root paths, by
+// the `ws_uid` cookie the /ws/ route set. peers/browser_cdp.py drives Chromium over the
+// DevTools protocol and reports what each page wrote into its DOM; Chromium and all its
+// processes are gone when it returns, which the tests check too.
+
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What browser_cdp.py saw (its docstring has the format).
+struct BrowserReport: Decodable {
+    struct Visit: Decodable {
+        let url: String
+        let error: String?
+        let state: String?
+        let title: String?
+        let page_port: String?
+        let page_cookie: String?
+        let ws_url: String?
+        let body: String?
+        let log: [String]
+    }
+
+    struct Cookie: Decodable {
+        let name: String
+        let value: String
+        let path: String?
+        let httpOnly: Bool?
+        let sameSite: String?
+    }
+
+    let version: String?
+    let visits: [Visit]
+    let cookies: [Cookie]
+    let leftover: [Int]
+}
+
+@Suite("Chromium through the gateway")
+struct BrowserTests {
+    /// What hmrpage.py's page logs when its WebSocket exchange went right: the subprotocol the
+    /// browser accepted, the node that answered, what the node saw of the handshake, the echo
+    /// of the page's message, a 200,000-character message intact, and a clean close.
+    static func expectedLog(node: Int, wsTarget: String) -> [String] {
+        ["open vite-hmr", "msg:node:\(node)", "msg:protocol:vite-hmr", "msg:path:\(wsTarget)",
+         "msg:echo:hello-from-browser", "msg:big:200000", "big-received:200000:ok", "msg:done",
+         "close:1000:bye:true"]
+    }
+
+    /// The exchange went as `expectedLog` says, and the node saw `ws_uid=<user>` in the
+    /// WebSocket handshake (checked on its own: it fails for a different reason).
+    static func expectExchange(_ visit: BrowserReport.Visit, node: Int, user: String, wsTarget: String) {
+        let uid = visit.log.filter { $0.hasPrefix("msg:uid:") }
+        #expect(visit.log.filter { !$0.hasPrefix("msg:uid:") } == expectedLog(node: node, wsTarget: wsTarget),
+                "\(visit.url): page log \(visit.log), state \(visit.state ?? "-"), page text \((visit.body ?? "").prefix(300).debugDescription)")
+        #expect(uid == ["msg:uid:\(user)"],
+                "\(visit.url): the node saw the WebSocket handshake with ws_uid \(uid.first?.dropFirst(8) ?? "?") instead of \(user): the browser holds the cookie, so the Cookie field did not reach the node")
+    }
+
+    @Test("a Vite-style page and its vite-hmr WebSocket work in Chromium through /ws/<id>/")
+    func pageAndSocketByPath() throws {
+        let scope = try Scope("browser-path")
+        defer { scope.close() }
+        let nodes = try startPages(scope, count: 1)
+        let gw = try startGateway(scope, nodes: nodes)
+
+        let report = try browse(scope, [gw.url("/ws/alice/")])
+        let visit = try #require(report.visits.first)
+        #expect(visit.error == nil, "navigation failed: \(visit.error ?? "")")
+        #expect(visit.page_port == String(nodes[0]), "page came from \(visit.page_port ?? "nowhere")")
+        #expect(visit.ws_url == "ws://127.0.0.1:\(gw.port)/ws/alice/hmr?token=t1")
+        // uid:alice: the page's response set ws_uid, and Chromium sent it with the handshake.
+        Self.expectExchange(visit, node: nodes[0], user: "alice", wsTarget: "/ws/alice/hmr?token=t1")
+        #expect(visit.state == "closed")
+        let cookie = report.cookies.first { $0.name == "ws_uid" }
+        #expect(cookie?.value == "alice" && cookie?.path == "/" && cookie?.httpOnly == true && cookie?.sameSite == "Lax",
+                "cookies: \(report.cookies)")
+        #expect(report.leftover.isEmpty, "browser_cdp.py left Chromium processes: \(report.leftover)")
+        expectNoChromiumLeft(scope)
+    }
+
+    @Test("root-path pages and their WebSockets follow the ws_uid cookie to the user's node")
+    func rootPathsFollowTheCookie() throws {
+        let scope = try Scope("browser-cookie")
+        defer { scope.close() }
+        let nodes = try startPages(scope, count: 2)
+        let gw = try startGateway(scope, nodes: nodes)
+
+        // Two users placed on different nodes (placements are sticky, so the browser's requests
+        // below land where these did).
+        var userOn: [Int: String] = [:]
+        for i in 0..<40 where userOn.count < 2 {
+            let user = "user\(i)"
+            let r = try scope.get(gw.url("/ws/\(user)/"))
+            #expect(r.status == 200, "\(user): \(r.summary)")
+            if let port = r.header("X-Page-Port").flatMap(Int.init), userOn[port] == nil { userOn[port] = user }
+        }
+        let a = try #require(userOn[nodes[0]], "no user of 40 placed on the first node")
+        let b = try #require(userOn[nodes[1]], "no user of 40 placed on the second node")
+
+        // One tab, one cookie jar: the /ws/ page sets ws_uid, the root page then goes by it.
+        let report = try browse(scope, [gw.url("/ws/\(a)/"), gw.url("/"), gw.url("/ws/\(b)/src/main.ts"), gw.url("/")])
+        try #require(report.visits.count == 4, "\(report.visits)")
+        let steps: [(node: Int, user: String, target: String, cookie: String?)] = [
+            (nodes[0], a, "/ws/\(a)/hmr?token=t1", nil),
+            (nodes[0], a, "/?token=t1", "ws_uid=\(a)"),
+            (nodes[1], b, "/ws/\(b)/hmr?token=t1", "ws_uid=\(a)"),  // still a's cookie until this response
+            (nodes[1], b, "/?token=t1", "ws_uid=\(b)"),
+        ]
+        for (visit, step) in zip(report.visits, steps) {
+            #expect(visit.error == nil, "\(visit.url): navigation failed: \(visit.error ?? "")")
+            #expect(visit.page_port == String(step.node), "\(visit.url): page from \(visit.page_port ?? "nowhere"), expected \(step.node)")
+            if let cookie = step.cookie {
+                #expect(visit.page_cookie == cookie, "\(visit.url): the node got the page request with Cookie \(visit.page_cookie ?? "?"), the browser sent \(cookie)")
+            }
+            Self.expectExchange(visit, node: step.node, user: step.user, wsTarget: step.target)
+        }
+        #expect(report.cookies.first { $0.name == "ws_uid" }?.value == b, "cookies: \(report.cookies)")
+        #expect(report.leftover.isEmpty, "browser_cdp.py left Chromium processes: \(report.leftover)")
+        expectNoChromiumLeft(scope)
+    }
+
+    // MARK: - Peers
+
+    private func venvPython() throws -> String {
+        let python = Paths.packageRoot.appendingPathComponent(".venv/bin/python3").path
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw HarnessError("\(python) not found: run `make venv` (the browser tests' peers need the websockets package)")
+        }
+        return python
+    }
+
+    /// Starts hmrpage.py with `count` node ports.
+    private func startPages(_ scope: Scope, count: Int) throws -> [Int] {
+        let ready = scope.path("hmrpage.ready")
+        let child = try scope.spawn("hmrpage", try venvPython(),
+                                    [Paths.peers.appendingPathComponent("hmrpage.py").path, "--ready-file", ready,
+                                     "--parent", "\(getpid())"] + Array(repeating: "0", count: count))
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            if let text = try? String(contentsOfFile: ready, encoding: .utf8) {
+                let ports = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+                if ports.count == count { return ports }
+            }
+            if !child.isRunning { throw HarnessError("hmrpage.py exited early: \(child.stderr.suffix(2000))") }
+            usleep(20_000)
+        }
+        throw HarnessError("hmrpage.py did not become ready; stderr: \(child.stderr.suffix(2000))")
+    }
+
+    /// The production shape: /ws/<id>/ keyed by path (and setting ws_uid), everything else by
+    /// the ws_uid cookie, one workspace node per hmrpage port.
+    private func startGateway(_ scope: Scope, nodes: [Int]) throws -> Gateway {
+        let port = try Ports.free()
+        var yaml = """
+        workers: 2
+        listeners:
+          - address: 127.0.0.1:\(port)
+        logging: {access: stdout, error: stderr}
+        admin: {address: "off"}
+        registry: {database: \(scope.path("var/registry.db"))}
+        pools:
+          workspace: {policy: rendezvous}
+        nodes:
+
+        """
+        for (i, node) in nodes.enumerated() {
+            yaml += "  - {name: ws-\(i + 1), pool: workspace, address: 127.0.0.1:\(node), heartbeats: false}\n"
+        }
+        yaml += """
+        routes:
+          - name: workspace
+            path_prefix: /ws/
+            key: {path_segment: /ws/}
+            pool: workspace
+            set_cookie: ws_uid
+          - name: assets
+            path_prefix: /
+            key: {cookie: ws_uid}
+            pool: workspace
+
+        """
+        let configPath = try scope.write("gateway.yaml", yaml)
+        let child = try scope.spawn("gateway", try scope.gatewayBinary(), ["serve", "--config", configPath])
+        try Ports.waitUntilOpen(port, child: child)
+        return Gateway(child: child, port: port, configPath: configPath)
+    }
+
+    private func profileDir(_ scope: Scope) -> String { scope.path("chromium-profile") }
+
+    /// Opens the URLs in turn in one headless Chromium tab and returns what the pages showed.
+    private func browse(_ scope: Scope, _ urls: [String]) throws -> BrowserReport {
+        guard let chromium = Paths.which("chromium") else {
+            throw HarnessError("chromium not found on PATH: `make deps-test` installs Debian's chromium package")
+        }
+        let out = scope.path("browser.json")
+        let r = try scope.run(try venvPython(),
+                              [Paths.peers.appendingPathComponent("browser_cdp.py").path, "--chromium", chromium,
+                               "--profile", profileDir(scope), "--out", out, "--parent", "\(getpid())",
+                               "--timeout", "30"] + urls,
+                              timeout: 60 + 35 * Double(urls.count))
+        guard r.status == 0, let data = FileManager.default.contents(atPath: out) else {
+            throw HarnessError("browser_cdp.py failed (status \(r.status)\(r.timedOut ? ", timed out" : "")): \(r.stderr.suffix(4000))")
+        }
+        do {
+            return try JSONDecoder().decode(BrowserReport.self, from: data)
+        } catch {
+            throw HarnessError("unreadable browser report (\(error)): \(String(decoding: data.prefix(2000), as: UTF8.self))")
+        }
+    }
+
+    /// No process of this test's Chromium profile survives the driver; any straggler is
+    /// killed here so a failure does not leave a browser behind.
+    private func expectNoChromiumLeft(_ scope: Scope) {
+        let needle = profileDir(scope)
+        var left: [Int32] = []
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry),
+                  let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
+            if String(decoding: cmdline.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(needle) { left.append(pid) }
+        }
+        for pid in left { kill(pid, SIGKILL) }
+        #expect(left.isEmpty, "Chromium processes still running after the driver returned: \(left)")
+    }
+}
