@@ -4,9 +4,26 @@ import RouteResolver
 /// milliseconds). Built by the executable from YAML; immutable and shared by all workers.
 public struct EngineConfig: Sendable {
     public struct Listener: Sendable {
+        /// TLS on this listener: certificates from a directory of PEM pairs, picked by SNI.
+        public struct TLS: Sendable, Equatable {
+            public var certificates: String
+            /// The certificate for clients without SNI or with an unknown name (its file name
+            /// without extension); nil: the first file alphabetically.
+            public var defaultCertificate: String?
+            /// `Strict-Transport-Security: max-age=<seconds>` on every response; 0: none.
+            public var hstsSeconds: UInt64 = 0
+            public var sessionTickets = true
+            /// How often session-ticket keys rotate (ms).
+            public var ticketRotation: UInt64 = 12 * 3_600_000
+            public init(certificates: String) { self.certificates = certificates }
+        }
         public var name: String
         public var address: SocketAddress
         public var backlog: Int32
+        public var tls: TLS?
+        /// A plain listener that answers every request with 308 to `https://host[:port]/...`
+        /// (port omitted when 443).
+        public var redirectHTTPSPort: UInt16?
         public init(name: String, address: SocketAddress, backlog: Int32 = 4096) {
             self.name = name
             self.address = address

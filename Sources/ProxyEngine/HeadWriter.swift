@@ -91,6 +91,26 @@ enum HeadWriter {
         b.append("\r\n")
     }
 
+    /// `308 Permanent Redirect` to `https://host[:port]<path>`, no body. False when it does not
+    /// fit the buffer (the caller answers 414 instead).
+    static func redirect(into b: inout IOBuffer, host: UnsafePointer<UInt8>, hostLength: Int, port: UInt16,
+                         path: UnsafePointer<UInt8>, pathLength: Int, close: Bool,
+                         requestID: UnsafePointer<UInt8>, requestIDLength: Int) -> Bool {
+        guard hostLength + pathLength + requestIDLength + 200 <= b.writableCount else { return false }
+        b.append("HTTP/1.1 308 Permanent Redirect\r\nLocation: https://")
+        b.append(host, hostLength)
+        if port != 443 {
+            b.append(byte: 0x3A)
+            b.append(decimal: UInt64(port))
+        }
+        if pathLength == 0 || path[0] != 0x2F { b.append(byte: 0x2F) }
+        b.append(path, pathLength)
+        b.append("\r\nContent-Length: 0\r\nX-Request-Id: ")
+        b.append(requestID, requestIDLength)
+        b.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+        return true
+    }
+
     /// The gateway's own error: a short JSON body naming the reason and the request id.
     static func error(into b: inout IOBuffer, status: Int, code: StaticString, close: Bool, retryAfter: Int = 0,
                       requestID: UnsafePointer<UInt8>, requestIDLength: Int) {

@@ -98,6 +98,10 @@ extension Session {
         default: reqAllSeen = true
         }
 
+        if worker.redirectPorts[listenerIndex] != 0 {
+            respondRedirect(base)
+            return
+        }
         let host = UnsafeRawBufferPointer(start: req.hostStart >= 0 ? base + req.hostStart : base, count: req.hostStart >= 0 ? req.hostNameLength : 0)
         let path = UnsafeRawBufferPointer(start: base + req.pathStart, count: req.pathLength)
         guard let route = routes.match(host: host, path: path) else {
@@ -139,6 +143,30 @@ extension Session {
         } else {
             acquireUpstream(fresh: false)
         }
+    }
+
+    /// A plain listener that only sends clients to HTTPS: 308 (method and body kept, RFC 9110
+    /// §15.4.9) to the same host and target on the HTTPS port.
+    private func respondRedirect(_ base: UnsafePointer<UInt8>) {
+        guard req.hostStart >= 0, req.hostNameLength > 0 else {
+            respondError(400, "no host to redirect to", reusable: true)
+            return
+        }
+        status = 308
+        closeAfter = closeAfter || !reqAllSeen
+        var b = buffers.take()
+        let port = worker.redirectPorts[listenerIndex]
+        let fits = HeadWriter.redirect(into: &b, host: base + req.hostStart, hostLength: req.hostNameLength,
+                                       port: port, path: base + req.pathStart, pathLength: req.pathLength,
+                                       close: closeAfter, requestID: requestID, requestIDLength: requestIDLength)
+        guard fits else {
+            buffers.give(b)
+            respondError(414, "target too long to redirect", reusable: true)
+            return
+        }
+        clientOut = b
+        respStarted = true
+        phase = .responding
     }
 
     /// Copies "METHOD target" (the request line up to the version, truncated) for the access log.

@@ -68,6 +68,8 @@ final class Session: Pollable {
     var closeAfter = false
     /// The upstream stopped taking the request body after answering; the rest is not sent.
     var requestBroken = false
+    /// Which of the worker's listeners accepted this connection.
+    var listenerIndex = 0
     /// The route the current request matched; -1: none (yet).
     var routeIndex = -1
 
@@ -146,8 +148,9 @@ final class Session: Pollable {
         stickyKey.deallocate()
     }
 
-    func open(fd: Int32, peer: UnsafePointer<sockaddr_storage>) {
+    func open(fd: Int32, peer: UnsafePointer<sockaddr_storage>, listener: Int) {
         self.fd = fd
+        listenerIndex = listener
         clientIPLength = SocketAddress.formatHost(peer, into: clientIP, capacity: 64)
         io = Readiness()
         requestsServed = 0

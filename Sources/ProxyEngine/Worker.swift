@@ -45,6 +45,8 @@ final class Worker {
     /// Open tunnels of this worker (each session knows its index here).
     private(set) var tunnels: [Session] = []
     let routeTunnelIdle: [UInt64]
+    /// Per listener: the HTTPS port it redirects every request to, or 0.
+    let redirectPorts: [UInt16]
     private let routeNames: [String]
     let directory: TunnelDirectory
     let stats: WorkerStats
@@ -74,6 +76,7 @@ final class Worker {
         self.stats = stats
         self.directory = directory
         routeTunnelIdle = config.routeTunnelIdle
+        redirectPorts = config.listeners.map { $0.redirectHTTPSPort ?? 0 }
         routeNames = config.routes.routes.map(\.name)
         self.config = config
         self.control = control
@@ -292,7 +295,7 @@ final class Worker {
             guard let c = client else { listenerReadable[i] = false; return }
             _ = cl_set_nodelay(c)
             let s = sessionCache.popLast() ?? Session(worker: self)
-            s.open(fd: c, peer: acceptAddress)
+            s.open(fd: c, peer: acceptAddress, listener: i)
             let (slot, gen) = register(.session(s), fd: c, events: Self.connectionEvents)
             s.slot = slot
             s.generation = gen

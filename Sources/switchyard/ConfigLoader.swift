@@ -119,13 +119,16 @@ enum ConfigLoader {
         return n
     }
 
+    /// TLS termination is wired into the engine (set when it is).
+    static let tlsAvailable = false
+
     private static func parseListeners(_ node: Node?) throws(ConfigError) -> [EngineConfig.Listener] {
         guard let node else { throw ConfigError(key: "listeners", reason: "at least one listener is required") }
         guard let seq = node.sequence, !seq.isEmpty else { throw ConfigError(key: "listeners", reason: "must be a non-empty list") }
         var result: [EngineConfig.Listener] = []
         for (i, item) in seq.enumerated() {
             let path = "listeners[\(i)]"
-            let l = try Mapping(item, path: path, allowed: ["name", "address", "backlog"])
+            let l = try Mapping(item, path: path, allowed: ["name", "address", "backlog", "tls", "redirect_https"])
             guard let text = try l.string("address") else { throw ConfigError(key: "\(path).address", reason: "is required") }
             guard let address = SocketAddress(text) else {
                 throw ConfigError(key: "\(path).address", reason: "\"\(text)\" is not a numeric host:port (e.g. 127.0.0.1:8080 or [::1]:8080)")
@@ -134,7 +137,18 @@ enum ConfigLoader {
                 throw ConfigError(key: "\(path).address", reason: "\(text) is used by another listener")
             }
             let backlog = try l.int("backlog", range: 1...65535) ?? 4096
-            result.append(.init(name: try l.string("name") ?? "listener\(i)", address: address, backlog: Int32(backlog)))
+            var listener = EngineConfig.Listener(name: try l.string("name") ?? "listener\(i)", address: address, backlog: Int32(backlog))
+            listener.tls = try parseTLS(l.value("tls"), path: "\(path).tls")
+            if listener.tls != nil, !tlsAvailable {
+                throw ConfigError(key: "\(path).tls", reason: "TLS listeners are not in this build yet")
+            }
+            if let port = try l.int("redirect_https", range: 1...65535) {
+                guard listener.tls == nil else {
+                    throw ConfigError(key: "\(path).redirect_https", reason: "a TLS listener cannot redirect to HTTPS")
+                }
+                listener.redirectHTTPSPort = UInt16(port)
+            }
+            result.append(listener)
         }
         return result
     }
