@@ -51,17 +51,17 @@ extension AdminAPI {
             let port = try w.int("host_port", range: 1...65535, required: true)!
             ports.append((key, UInt16(port)))
         }
-        let existing = registry.node(named: name)
-        if let existing, existing.pool != pool {
-            throw BadInput("node \(name) belongs to pool \(existing.pool)", field: "pool", status: 409)
+        if let existing = registry.node(named: name), existing.isStatic {
+            throw BadInput("node \(name) is declared in configuration", field: "name", status: 409)
         }
-        if existing?.isStatic == true { throw BadInput("node \(name) is declared in configuration", field: "name", status: 409) }
+        var patch = try nodePatch(body)
+        patch.pool = pool
+        patch.enabled = nil  // the operator's, never the node's
+        patch.isStatic = nil
         let now = Self.nowMs()
-        var record = existing?.record ?? NodeRecord(name: name, pool: pool, address: "", createdAt: now)
-        try apply(body, to: &record, creating: existing == nil)
-        record.lastHeartbeat = now
-        record.updatedAt = existing == nil || changed(existing!.record, record) ? now : record.updatedAt
-        do { try registry.upsertNode(record) } catch { throw refusal(error) }
+        patch.heartbeat = now
+        let change: (before: NodeRecord?, after: NodeRecord)
+        do { change = try registry.patchNode(name: name, patch, now: now) } catch { throw refusal(error) }
         var recorded = 0, ignored = 0
         for (key, port) in ports {
             if registry.placement(pool: pool, key: key)?.node == name,
@@ -71,9 +71,9 @@ extension AdminAPI {
                 ignored += 1
             }
         }
-        if existing == nil || changed(existing!.record, record) {
-            audit.record(who: "node:\(name)", client: r.peer, action: existing == nil ? "node.register" : "node.update",
-                         target: name, before: existing.map(describe), after: registry.node(named: name).map(describe))
+        if change.before == nil || changed(change.before!, change.after) {
+            audit.record(who: "node:\(name)", client: r.peer, action: change.before == nil ? "node.register" : "node.update",
+                         target: name, before: change.before.map(describe), after: registry.node(named: name).map(describe))
         }
         return .json(200, ["node": name, "ports_recorded": recorded, "ports_ignored": ignored])
     }

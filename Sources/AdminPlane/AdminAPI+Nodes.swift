@@ -45,47 +45,48 @@ extension AdminAPI {
     private func upsertNode(_ r: AdminRequest, _ registry: Registry, _ name: String) throws(BadInput) -> AdminResponse {
         let body = try JSONBody(r.body, allowed: Self.nodeFields.union(["name"]))
         if let n = try body.string("name"), n != name { throw BadInput("must match the name in the path", field: "name") }
-        let existing = registry.node(named: name)
-        let now = Self.nowMs()
-        var record = existing?.record ?? NodeRecord(name: name, pool: "", address: "", createdAt: now)
-        try apply(body, to: &record, creating: existing == nil)
-        if let existing, existing.pool != record.pool {
-            throw BadInput("a node cannot change pools (it holds placements of \(existing.pool)); delete it first", field: "pool", status: 409)
-        }
-        record.updatedAt = now
-        do { try registry.upsertNode(record) } catch { throw refusal(error) }
+        let patch = try nodePatch(body)
+        let change: (before: NodeRecord?, after: NodeRecord)
+        do { change = try registry.patchNode(name: name, patch, now: Self.nowMs()) } catch { throw refusal(error) }
         let after = registry.node(named: name).map(describe)
-        audit.record(who: who(r), client: r.peer, action: existing == nil ? "node.create" : "node.update", target: name,
-                     before: existing.map(describe), after: after)
-        return .json(existing == nil ? 201 : 200, after ?? [:])
+        audit.record(who: who(r), client: r.peer, action: change.before == nil ? "node.create" : "node.update", target: name,
+                     before: change.before.map(describe), after: after)
+        return .json(change.before == nil ? 201 : 200, after ?? [:])
     }
 
-    /// Validates the node fields of `body` into `record`. Required on creation: pool, address
-    /// and preview_base_url.
-    func apply(_ body: JSONBody, to record: inout NodeRecord, creating: Bool) throws(BadInput) {
-        if let pool = try body.string("pool", required: creating) {
+    /// The node fields of `body`, each checked; what is absent stays as it is.
+    func nodePatch(_ body: JSONBody) throws(BadInput) -> NodePatch {
+        var patch = NodePatch()
+        if let pool = try body.string("pool") {
             guard isName(pool) else { throw BadInput("pool names are [A-Za-z0-9._-]{1,64}", field: "pool") }
-            record.pool = pool
+            patch.pool = pool
         }
-        if let address = try body.string("address", required: creating) {
+        if let address = try body.string("address") {
             guard let a = SocketAddress(address), a.port != 0 else {
                 throw BadInput("must be a numeric host:port with a port in 1-65535", field: "address")
             }
-            record.address = address
+            patch.address = address
         }
-        if let url = try body.string("preview_base_url", required: creating) {
-            guard UpstreamURL(url) != nil else { throw BadInput("must be an http://host:port URL", field: "preview_base_url") }
-            record.previewBaseURL = url
+        if let url = try body.string("preview_base_url") {
+            guard let u = UpstreamURL(url), u.address.port != 0 else {
+                throw BadInput("must be an http://host:port URL with a port in 1-65535", field: "preview_base_url")
+            }
+            patch.previewBaseURL = url
         }
         if let url = try body.string("api_base_url") {
-            guard url.isEmpty || UpstreamURL(url) != nil else { throw BadInput("must be an http://host:port URL", field: "api_base_url") }
-            record.apiBaseURL = url
+            if !url.isEmpty {
+                guard let u = UpstreamURL(url), u.address.port != 0 else {
+                    throw BadInput("must be an http://host:port URL with a port in 1-65535", field: "api_base_url")
+                }
+            }
+            patch.apiBaseURL = url
         }
-        if let enabled = try body.bool("enabled") { record.enabled = enabled }
-        if let weight = try body.int("weight", range: 1...10_000) { record.weight = weight }
-        if let capacity = try body.int("capacity", range: 0...10_000_000) { record.capacity = capacity }
-        if let labels = try body.stringMap("labels") { record.labels = labels }
-        if let isStatic = try body.bool("static") { record.isStatic = isStatic }
+        patch.enabled = try body.bool("enabled")
+        patch.weight = try body.int("weight", range: 1...10_000)
+        patch.capacity = try body.int("capacity", range: 0...10_000_000)
+        patch.labels = try body.stringMap("labels")
+        patch.isStatic = try body.bool("static")
+        return patch
     }
 
     private func drain(_ r: AdminRequest, _ registry: Registry, _ name: String) throws(BadInput) -> AdminResponse {
@@ -96,15 +97,24 @@ extension AdminAPI {
         let listLimit = try body.int("list_limit", range: 0...1_000_000) ?? 1000
         let started = DispatchTime.now()
         let result: Registry.DrainResult
-        do { result = try registry.drain(node: name, to: target, limit: limit, now: Self.nowMs()) } catch { throw refusal(error) }
+        do { result = try registry.drain(node: name, to: target, limit: limit, now: Self.nowMs()) } catch {
+            throw refusal(error, targetField: "target")
+        }
         let tookMs = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
         var perTarget: [String: Int] = [:]
         for m in result.moved { perTarget[m.to, default: 0] += 1 }
         audit.record(who: who(r), client: r.peer, action: "node.drain", target: name,
-                     before: ["node": name], after: ["moved": result.moved.count, "unmoved": result.unmoved, "to": perTarget])
+                     before: ["node": name, "placements": result.moved.count + (registry.node(named: name)?.placementCount ?? 0)], after: ["moved": result.moved.count, "unmoved": result.unmoved, "to": perTarget])
         let listed = result.moved.prefix(listLimit).map { ["pool": $0.pool, "key": $0.key, "from": $0.from, "to": $0.to] }
         return .json(200, ["node": name, "moved": result.moved.count, "unmoved": result.unmoved, "by_target": perTarget,
                            "placements": listed, "truncated": result.moved.count > listLimit, "took_ms": tookMs])
+    }
+
+    /// A stored node record as JSON (the state an audit line shows).
+    func describe(_ r: NodeRecord) -> [String: Any] {
+        ["name": r.name, "pool": r.pool, "address": r.address, "preview_base_url": r.previewBaseURL,
+         "api_base_url": r.apiBaseURL, "enabled": r.enabled, "weight": r.weight, "capacity": r.capacity,
+         "labels": r.labels, "static": r.isStatic]
     }
 
     /// A node as JSON, with its live numbers.

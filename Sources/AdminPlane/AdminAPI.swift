@@ -91,15 +91,18 @@ final class AdminAPI: Sendable {
     }
 
     /// A registry refusal as an HTTP answer.
-    func refusal(_ e: RegistryError) -> BadInput {
+    func refusal(_ e: RegistryError, targetField: String = "node") -> BadInput {
         switch e {
+        case .poolChange(let node, let pool):
+            return BadInput("node \(node) is in pool \(pool): a node cannot change pools (delete it first)", field: "pool", status: 409)
+        case .missingField(let field): return BadInput("is required to create a node", field: field)
         case .invalidNode(let why): return BadInput(why)
         case .unknownNode(let name): return BadInput("no node named \(name)", status: 404)
         case .unknownPlacement(let pool, let key): return BadInput("no placement for \(key) in \(pool)", status: 404)
         case .invalidKey: return BadInput("keys are [A-Za-z0-9_-]{1,64}", field: "key")
-        case .wrongPool(let node, let pool): return BadInput("node \(node) is not in pool \(pool)", field: "node", status: 409)
-        case .unusableTarget(let node): return BadInput("node \(node) is disabled or has no fresh heartbeat", field: "node", status: 409)
-        case .sameNode(let node): return BadInput("node \(node) already holds it", field: "node", status: 409)
+        case .wrongPool(let node, let pool): return BadInput("node \(node) is not in pool \(pool)", field: targetField, status: 409)
+        case .unusableTarget(let node): return BadInput("node \(node) is disabled or has no fresh heartbeat", field: targetField, status: 409)
+        case .sameNode(let node): return BadInput("node \(node) already holds it", field: targetField, status: 409)
         case .noCapacity(let node): return BadInput("no room on \(node)", status: 409)
         case .storeFailed(let why): return BadInput("store failed, nothing changed: \(why)", status: 500)
         }

@@ -64,7 +64,7 @@ struct AdminConnection {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let table = HeaderTable(capacity: 101)
         var buffer: [UInt8] = []
-        for _ in 0..<100 {
+        for served in 1...100 {
             guard let headEnd = readHead(&buffer) else {
                 if buffer.count >= Self.maxHead { send(.error(431, "request head too large"), close: true) }
                 return
@@ -98,8 +98,10 @@ struct AdminConnection {
             let request = makeRequest(head, table, buffer, headEnd: headEnd, length: length)
             buffer.removeFirst(headEnd + length)
             let response = handler(request)
-            guard send(response, close: head.close) else { return }
-            if head.close { return }
+            // The last request this connection serves says so (RFC 9112 §9.6).
+            let last = head.close || served == 100
+            guard send(response, close: last) else { return }
+            if last { return }
         }
     }
 

@@ -72,7 +72,7 @@ extension Session {
     /// The gateway ends the tunnel (the user's placement moved, or the gateway is draining). A
     /// WebSocket client gets a close frame with `code` (1012 service restart, 1001 going away)
     /// then our FIN, so it reconnects at once; the upstream side is closed.
-    func closeTunnel(code: UInt16, reason: StaticString) {
+    func closeTunnel(code: UInt16) {
         guard phase == .tunnel else { return }
         // Only between messages: bytes still in flight to the client may be part of a frame, and a
         // close frame in the middle of one would corrupt it. Then the client just sees the FIN.
@@ -81,7 +81,9 @@ extension Session {
             var frame: (UInt8, UInt8, UInt8, UInt8) = (0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF))
             _ = withUnsafeBytes(of: &frame) { try? Sys.write(fd, $0.baseAddress!, 4) }
         }
-        finishTunnelLog(reason: reason)
+        // Not an error: the access line says the tunnel ended; a drain of many users would
+        // otherwise write an error line per tunnel.
+        finishTunnelLog(reason: nil)
         leaveTunnel()
         dropUpstream()
         // Shut our side and read what the client still sends until it closes: its answering

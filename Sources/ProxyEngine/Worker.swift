@@ -375,7 +375,7 @@ final class Worker {
             let key = TunnelKey(pool: s.stickyPool, key: Array(UnsafeBufferPointer(start: s.stickyKey, count: s.stickyKeyLength)))
             if moved.contains(key) { matching.append(s) }
         }
-        for s in matching { s.closeTunnel(code: 1012, reason: "placement moved") }
+        for s in matching { s.closeTunnel(code: 1012) }
     }
 
     /// Stops accepting, closes idle connections, lets in-flight exchanges finish (each then closes),
@@ -390,7 +390,7 @@ final class Worker {
         forEachSession { $0.drainIfIdle() }
         // WebSocket clients are told the gateway is going away (1001) and reconnect elsewhere;
         // other tunnels run until they end or the drain timeout does.
-        for s in tunnels where s.webSocket { s.closeTunnel(code: 1001, reason: "gateway draining") }
+        for s in tunnels where s.webSocket { s.closeTunnel(code: 1001) }
         for pool in pools { pool.closeAll() }
         checkDrained()
     }

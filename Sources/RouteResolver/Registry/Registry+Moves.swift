@@ -31,10 +31,6 @@ extension Registry {
         var keyCopy = key
         let moved = try control.withLock { (directory) throws(RegistryError) -> MovedPlacement in
             guard let node = directory.node(named: target) else { throw .unknownNode(target) }
-            guard node.pool == pool else { throw .wrongPool(node: target, pool: pool) }
-            guard node.enabled, node.isFresh(now: now, thresholdMs: directory.settings(of: pool).heartbeatThresholdMs) else {
-                throw .unusableTarget(target)
-            }
             let outcome = keyCopy.withUTF8 { utf8 -> Result<MovedPlacement, RegistryError> in
               Result { () throws(RegistryError) -> MovedPlacement in
                 let bytes = UnsafeRawBufferPointer(utf8)
@@ -48,7 +44,12 @@ extension Registry {
                           let n = state.nodes.node(state.map.slots[slot].node) else { return nil }
                     return (slot, n, state.map.slots[slot].createdAt)
                 }
+                // The placement first: a request about one that does not exist is a 404, whatever the target.
                 guard let current else { throw .unknownPlacement(pool: pool, key: key) }
+                guard node.pool == pool else { throw .wrongPool(node: target, pool: pool) }
+                guard node.enabled, node.isFresh(now: now, thresholdMs: directory.settings(of: pool).heartbeatThresholdMs) else {
+                    throw .unusableTarget(target)
+                }
                 guard current.node.id != node.id else { throw .sameNode(target) }
                 guard node.reserve() else { throw .noCapacity(target) }
                 let record = PlacementRecord(pool: pool, key: key, node: node.name, hostPort: 0, lastActive: now,

@@ -15,6 +15,42 @@ extension Registry {
         }
     }
 
+    /// Changes the fields `patch` sets on the node `name`, or creates it (then `pool`, `address`
+    /// and `previewBaseURL` are required), in one step under the control lock: a concurrent
+    /// `setEnabled` is never overwritten by a record read before it. Returns the record before
+    /// (nil: created) and after.
+    @discardableResult
+    public func patchNode(name: String, _ patch: NodePatch, now: Int64) throws(RegistryError) -> (before: NodeRecord?, after: NodeRecord) {
+        try control.withLock { (directory) throws(RegistryError) -> (NodeRecord?, NodeRecord) in
+            let current = directory.node(named: name)?.record
+            var record: NodeRecord
+            if let current {
+                if let pool = patch.pool, pool != current.pool { throw .poolChange(node: name, pool: current.pool) }
+                record = current
+            } else {
+                for (field, value) in [("pool", patch.pool), ("address", patch.address), ("preview_base_url", patch.previewBaseURL)]
+                    where value == nil { throw .missingField(field) }
+                record = NodeRecord(name: name, pool: patch.pool!, address: "", createdAt: now)
+            }
+            if let v = patch.address { record.address = v }
+            if let v = patch.previewBaseURL { record.previewBaseURL = v }
+            if let v = patch.apiBaseURL { record.apiBaseURL = v }
+            if let v = patch.enabled { record.enabled = v }
+            if let v = patch.weight { record.weight = v }
+            if let v = patch.capacity { record.capacity = v }
+            if let v = patch.labels { record.labels = v }
+            if let v = patch.isStatic { record.isStatic = v }
+            if let v = patch.heartbeat { record.lastHeartbeat = max(record.lastHeartbeat, v) }
+            var unchanged = record
+            unchanged.lastHeartbeat = current?.lastHeartbeat ?? 0
+            if current == nil || unchanged != current { record.updatedAt = now }
+            let node = try directory.upsert(record)
+            store?.enqueue(.upsertNode(node.record))
+            publish(directory.snapshot())
+            return (current, node.record)
+        }
+    }
+
     /// Takes a node out of scheduling (false) or back in (true). A disabled node keeps the
     /// placements it has: its users stay until an operator drains it.
     public func setEnabled(name: String, _ enabled: Bool, now: Int64) throws(RegistryError) {

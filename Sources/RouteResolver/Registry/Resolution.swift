@@ -56,6 +56,22 @@ public struct PlacementExplanation: Sendable {
     public let candidates: [Candidate]
 }
 
+/// Fields to change on a node; nil leaves a field as it is.
+public struct NodePatch: Sendable {
+    public var pool: String?
+    public var address: String?
+    public var previewBaseURL: String?
+    public var apiBaseURL: String?
+    public var enabled: Bool?
+    public var weight: Int?
+    public var capacity: Int?
+    public var labels: [String: String]?
+    public var isStatic: Bool?
+    /// A heartbeat at this time (Unix ms); an older one than the node's is ignored.
+    public var heartbeat: Int64?
+    public init() {}
+}
+
 /// Why a registry change was refused; nothing was changed.
 public enum RegistryError: Error, Sendable, Equatable {
     case invalidNode(String)
@@ -70,6 +86,10 @@ public enum RegistryError: Error, Sendable, Equatable {
     case sameNode(String)
     /// The target (or every candidate) has no room.
     case noCapacity(String)
+    /// A node may not move to another pool (its placements belong to the old one).
+    case poolChange(node: String, pool: String)
+    /// Creating a node needs this field.
+    case missingField(String)
     /// The store refused the change; memory was not changed either.
     case storeFailed(String)
 }
