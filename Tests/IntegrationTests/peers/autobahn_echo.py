@@ -17,6 +17,7 @@ Once listening, the port is written to --ready-file (atomically, via rename)
 and to stdout.
 """
 
+import sigreset  # noqa: F401  (first: see sigreset.py)
 import os
 
 # Autobahn 9.3.x/9.4.x send 4 MiB messages in up to 65536 fragments; websockets

@@ -36,6 +36,7 @@ close:<code>:<reason>:<wasClean>; body[data-state] becomes "open", "closed" or
 "error", so a driver knows when the exchange is over.
 """
 
+import sigreset  # noqa: F401  (first: see sigreset.py)
 import argparse
 import asyncio
 import html

@@ -6,6 +6,7 @@ X-WS-Port: <the current container port>. Users named missing* get 404, users nam
 no answer at all, a wrong token gets 401. /_set_port?port=N changes the port; /_count returns
 how many lookups were answered (tests check the gateway caches ports).
 """
+import sigreset  # noqa: F401  (first: see sigreset.py)
 import argparse
 import os
 import signal

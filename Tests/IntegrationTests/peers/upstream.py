@@ -30,6 +30,7 @@ Endpoints (query strings are ignored unless noted):
                    status-line, garbage, chunk-size, obs-fold, nul-header, close
 """
 
+import sigreset  # noqa: F401  (first: see sigreset.py)
 import argparse
 import hashlib
 import json

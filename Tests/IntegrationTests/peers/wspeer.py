@@ -51,6 +51,7 @@ The 101 paths answer 426 (keep-alive, JSON of what was seen) when the request
 is not a WebSocket upgrade, so a gateway that drops Upgrade shows up as such.
 """
 
+import sigreset  # noqa: F401  (first: see sigreset.py)
 import argparse
 import asyncio
 import base64
