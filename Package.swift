@@ -16,10 +16,13 @@ let package = Package(
     targets: [
         .target(name: "CLinux"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // TLS termination: certificate store, per-worker SSL_CTX, SNI/ALPN, session tickets.
+        .target(name: "TLSTerminator", dependencies: ["COpenSSL"]),
         .target(name: "RouteResolver", dependencies: ["CSQLite"]),
         .target(
             name: "ProxyEngine",
-            dependencies: ["CLinux", "RouteResolver"],
+            dependencies: ["CLinux", "RouteResolver", "TLSTerminator"],
             // Dynamic exclusivity checks cost ~50% more instructions per request (bench/callgrind.sh:
             // 16,712 vs 11,109), so release builds drop them; debug builds, where every test runs,
             // keep them, so an exclusivity violation still traps in `make test`.
@@ -38,6 +41,7 @@ let package = Package(
         ),
         .testTarget(name: "ProxyEngineTests", dependencies: ["ProxyEngine"]),
         .testTarget(name: "RouteResolverTests", dependencies: ["RouteResolver"]),
+        .testTarget(name: "TLSTerminatorTests", dependencies: ["TLSTerminator", "COpenSSL"]),
         .testTarget(name: "SwitchyardTests", dependencies: ["switchyard"]),
         // End-to-end: the built binary with curl, a Python upstream (peers/) and slowhttptest.
         .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["peers"]),

@@ -109,6 +109,18 @@ void cl_block_signals(void) {
     signal(SIGPIPE, SIG_IGN);
 }
 
+int cl_wait_signal_ms(int timeout_ms) {
+    sigset_t set;
+    fill_set(&set);
+    struct timespec ts = { .tv_sec = timeout_ms / 1000, .tv_nsec = (long)(timeout_ms % 1000) * 1000000L };
+    for (;;) {
+        int sig = sigtimedwait(&set, NULL, &ts);
+        if (sig >= 0) return sig;
+        if (errno == EAGAIN) return 0;
+        if (errno != EINTR) return -1;
+    }
+}
+
 int cl_wait_signal(void) {
     sigset_t set;
     fill_set(&set);

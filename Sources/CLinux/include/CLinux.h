@@ -44,6 +44,8 @@ int cl_getrandom(void *buf, size_t len);
 void cl_block_signals(void);
 /// Waits for SIGINT, SIGTERM or SIGHUP (blocked beforehand); returns the signal number.
 int cl_wait_signal(void);
+/// As cl_wait_signal, but returns 0 when none came within `timeout_ms`.
+int cl_wait_signal_ms(int timeout_ms);
 
 /// Counters with one writer thread and other readers: relaxed atomic load and store (a plain
 /// mov on x86-64, no lock prefix), so a reader never sees a torn value.
