@@ -8,7 +8,11 @@ extension Session {
 
     func stepExchange() -> Bool {
         if lookupActive, let l = lookup { return stepPortLookup(l) }
-        guard let u = upstream else { return false }
+        guard let u = upstreamRef else { return false }
+        return u._withUnsafeGuaranteedRef { stepExchange($0) }
+    }
+
+    private func stepExchange(_ u: UpstreamConnection) -> Bool {
         if !u.connected && u.io.writable {
             let err = u.finishConnect()
             if err != 0 {

@@ -4,7 +4,8 @@ import Glibc
 /// One TCP connection to an upstream address. While an exchange uses it, `session` is set and its
 /// events drive that session; while idle it sits in its address's pool, watched for close.
 final class UpstreamConnection: Pollable {
-    unowned(unsafe) let worker: Worker
+    /// Strong (a borrowed `let`, no retain per use); `Worker.run` breaks the cycle when it ends.
+    let worker: Worker
     var addressIndex = 0
     var inBuf: IOBuffer?
     var io = Readiness()
@@ -13,7 +14,12 @@ final class UpstreamConnection: Pollable {
     /// then be the server's keep-alive race, so an idempotent request is retried once).
     var reused = false
     /// The session using this connection. Not owning: an open session is owned by its slot.
-    unowned(unsafe) var session: Session?
+    /// Unmanaged so each event borrows it instead of paying a retain/release pair.
+    var sessionRef: Unmanaged<Session>?
+    var session: Session? {
+        @inline(__always) get { sessionRef?.takeUnretainedValue() }
+        @inline(__always) set { sessionRef = newValue.map { Unmanaged.passUnretained($0) } }
+    }
     /// Index in the pool's idle list; -1 when not idle.
     var poolPosition = -1
 
@@ -54,8 +60,8 @@ final class UpstreamConnection: Pollable {
     @inline(__always)
     func handle(_ events: UInt32) {
         io.apply(events)
-        if let s = session {
-            s.drive()
+        if let s = sessionRef {
+            s._withUnsafeGuaranteedRef { $0.drive() }
         } else if io.readable || io.hangup {
             // Idle in the pool: anything readable is a close (or junk) from the server. A lone
             // EPOLLOUT edge (late ACKs) is not.

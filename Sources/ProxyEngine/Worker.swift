@@ -45,6 +45,12 @@ final class Worker {
     var requestIDs: RequestIDGenerator
 
     private var owners: [SlotOwner] = []
+    /// `owners` as dispatch reads it (same slots).
+    private var targets: [SlotTarget] = []
+    /// Owners unregistered during this loop turn. Dispatch borrows an object without retaining
+    /// it, and an object may close (unregister) itself from inside its own handler: it must
+    /// outlive that call even when no cache takes it.
+    private var retired: [SlotOwner] = []
     private var generations: [UInt32] = []
     private var freeSlots: [UInt32] = []
     private var listenerFDs: [Int32] = []
@@ -161,9 +167,11 @@ final class Worker {
         if let s = freeSlots.popLast() {
             slot = s
             owners[Int(s)] = owner
+            targets[Int(s)] = owner.target
         } else {
             slot = UInt32(owners.count)
             owners.append(owner)
+            targets.append(owner.target)
             generations.append(1)
         }
         let gen = generations[Int(slot)]
@@ -178,7 +186,9 @@ final class Worker {
     /// Frees a slot; closing the fd removes it from epoll. Stale events for it are dropped by the
     /// generation check.
     func unregister(slot: UInt32) {
+        retired.append(owners[Int(slot)])
         owners[Int(slot)] = .free
+        targets[Int(slot)] = .free
         generations[Int(slot)] &+= 1
         if generations[Int(slot)] == 0 { generations[Int(slot)] = 1 }
         freeSlots.append(slot)
@@ -203,9 +213,9 @@ final class Worker {
         for (token, tick) in dueTimers {
             let slot = Int(token & 0xFFFF_FFFF)
             guard slot < owners.count, generations[slot] == UInt32(token >> 32) else { continue }
-            switch owners[slot] {
-            case .session(let s): timerEntryDue(s, tick) { s.timeout() }
-            case .upstream(let u): timerEntryDue(u, tick) { u.timeout() }
+            switch targets[slot] {
+            case .session(let s): s._withUnsafeGuaranteedRef { s in timerEntryDue(s, tick) { s.timeout() } }
+            case .upstream(let u): u._withUnsafeGuaranteedRef { u in timerEntryDue(u, tick) { u.timeout() } }
             default: continue
             }
         }
@@ -242,20 +252,29 @@ final class Worker {
                 i += 1
             }
             fireTimers()
+            if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
             log.tick(now: now)
             if draining { checkDrained() }
         }
         log.flush()
         for fd in listenerFDs where fd >= 0 { Sys.close(fd) }
+        // Sessions and upstream connections hold their worker strongly: drop every one we keep,
+        // so the worker (and its epoll fd) is freed once its thread lets go of it.
+        owners.removeAll()
+        targets.removeAll()
+        retired.removeAll()
+        sessionCache.removeAll()
+        upstreamCache.removeAll()
+        pools.removeAll()
     }
 
     @inline(__always)
     private func dispatch(_ ev: cl_event) {
         let slot = Int(ev.data & 0xFFFF_FFFF)
         guard generations[slot] == UInt32(ev.data >> 32) else { return }
-        switch owners[slot] {
-        case .session(let s): s.handle(ev.events)
-        case .upstream(let u): u.handle(ev.events)
+        switch targets[slot] {
+        case .session(let s): s._withUnsafeGuaranteedRef { $0.handle(ev.events) }
+        case .upstream(let u): u._withUnsafeGuaranteedRef { $0.handle(ev.events) }
         case .listener(let i): listenerReadable[i] = true; acceptLoop(i)
         case .wake: handleWake()
         case .free: return
