@@ -69,12 +69,22 @@ public final class HeaderTable {
 
     @inline(__always) func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
 
+    /// tchar membership by byte value (1: token byte): one load per name byte, where the bit
+    /// test of `ByteClass.isToken` costs two branches. Per table rather than global, because a
+    /// lazily initialised global costs a `swift_once` check per use.
+    private let tokenTable: UnsafeMutablePointer<UInt8>
+
     public init(capacity: Int) {
         self.capacity = capacity
         fields = .allocate(capacity: max(capacity, 1))
+        tokenTable = .allocate(capacity: 256)
+        for b in 0..<256 { tokenTable[b] = ByteClass.isToken(UInt8(b)) ? 1 : 0 }
     }
 
-    deinit { fields.deallocate() }
+    deinit {
+        fields.deallocate()
+        tokenTable.deallocate()
+    }
 
     @inline(__always) subscript(i: Int) -> HeaderField {
         get { fields[i] }
@@ -97,26 +107,26 @@ public final class HeaderTable {
             let b = p[j]
             invalid |= (b < 0x20 && b != 0x09 && b != 0x0D && b != 0x0A ? 1 : 0) | (b == 0x7F ? 1 : 0)
         }
+        let token = UnsafePointer(tokenTable)
         var i = from
         while i < to {
             let c = p[i]
             // obs-fold (RFC 9112 §5.2): a line starting with whitespace continues the previous one.
             if c == 0x20 || c == 0x09 { throw .obsFold }
             let nameStart = i
-            while i < to && ByteClass.isToken(p[i]) { i += 1 }
-            if i == to { throw .badHeaderName }
+            // No bound check needed: every line of the block ends in CRLF, and CR is no token byte.
+            while token[Int(p[i])] != 0 { i &+= 1 }
             if p[i] != 0x3A {  // ':'
                 if p[i] == 0x20 || p[i] == 0x09 { throw .spaceBeforeColon }
                 throw .badHeaderName
             }
             let nameLength = i - nameStart
             if nameLength == 0 { throw .badHeaderName }
-            i += 1
-            while p[i] == 0x20 || p[i] == 0x09 { i += 1 }
+            i &+= 1
+            while p[i] == 0x20 || p[i] == 0x09 { i &+= 1 }
             // The value ends at the first CR: every line of the block ends in CRLF, so one exists.
-            let crPointer = memchr(p + i, 0x0D, to - i)!
-            let cr = UnsafeRawPointer(crPointer).assumingMemoryBound(to: UInt8.self) - p
-            if p[cr + 1] != 0x0A { throw .bareCR }
+            let cr = ByteClass.find(0x0D, p, from: i, to: to)
+            if p[cr &+ 1] != 0x0A { throw .bareCR }
             let valueStart = i
             var valueEnd = cr
             while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
