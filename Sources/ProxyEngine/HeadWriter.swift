@@ -10,15 +10,13 @@ enum HeadWriter {
     static func request(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ req: RequestHead,
                         _ headers: HeaderTable, clientIP: UnsafePointer<UInt8>, clientIPLength: Int,
                         requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
-        b.append(p + req.methodStart, req.methodLength)
-        b.append(byte: 0x20)
-        if req.pathLength == 0 {
-            b.append(byte: 0x2F)
+        if req.version == 11 && req.pathStart == req.methodStart + req.methodLength + 1 && p[req.pathStart] == 0x2F {
+            // Origin-form HTTP/1.1 (the path is the whole target): the request line is already
+            // what we send (one SP after the method, one before the version, checked by the parser).
+            b.append(p + req.methodStart, req.pathStart + req.pathLength + 11 - req.methodStart)
         } else {
-            if p[req.pathStart] == 0x3F { b.append(byte: 0x2F) }  // "http://h?q" -> "/?q"
-            b.append(p + req.pathStart, req.pathLength)
+            requestLine(into: &b, p, req)
         }
-        b.append(" HTTP/1.1\r\n")
         if req.hostStart >= 0 {
             b.append("Host: ")
             b.append(p + req.hostStart, req.hostLength)
@@ -33,17 +31,30 @@ enum HeadWriter {
         b.append("X-Forwarded-For: ")
         appendValues(into: &b, p, headers, .xForwardedFor)
         b.append(clientIP, clientIPLength)
-        b.append("\r\nX-Forwarded-Proto: http\r\n")
         if req.hostStart >= 0 {
-            b.append("X-Forwarded-Host: ")
+            b.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
             b.append(p + req.hostStart, req.hostLength)
-            b.append("\r\n")
+            b.append("\r\nVia: ")
+        } else {
+            b.append("\r\nX-Forwarded-Proto: http\r\nVia: ")
         }
-        b.append("Via: ")
         appendValues(into: &b, p, headers, .via)
         b.append(req.version == 10 ? "1.0 switchyard\r\nX-Request-Id: " : "1.1 switchyard\r\nX-Request-Id: ")
         b.append(requestID, requestIDLength)
         b.append("\r\n\r\n")
+    }
+
+    /// The request line rebuilt: origin-form target, HTTP/1.1.
+    private static func requestLine(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ req: RequestHead) {
+        b.append(p + req.methodStart, req.methodLength)
+        b.append(byte: 0x20)
+        if req.pathLength == 0 {
+            b.append(byte: 0x2F)
+        } else {
+            if p[req.pathStart] == 0x3F { b.append(byte: 0x2F) }  // "http://h?q" -> "/?q"
+            b.append(p + req.pathStart, req.pathLength)
+        }
+        b.append(" HTTP/1.1\r\n")
     }
 
     /// Response to the client, from the upstream's head.
@@ -51,11 +62,17 @@ enum HeadWriter {
                          _ headers: HeaderTable, dechunk: Bool, close: Bool, keepAlive10: Bool,
                          extra: UnsafePointer<UInt8>, extraLength: Int,
                          requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
-        b.append("HTTP/1.1 ")
-        b.append(decimal: UInt64(resp.status))
-        b.append(byte: 0x20)
-        b.append(p + resp.reasonStart, resp.reasonLength)
-        b.append("\r\n")
+        if resp.version == 11 && resp.reasonStart != 0 {
+            // "HTTP/1.1 NNN reason": the upstream's status line is what we would write.
+            let lineStart = resp.reasonStart - 13
+            b.append(p + lineStart, resp.reasonStart + resp.reasonLength + 2 - lineStart)
+        } else {
+            b.append("HTTP/1.1 ")
+            b.append(decimal: UInt64(resp.status))
+            b.append(byte: 0x20)
+            b.append(p + resp.reasonStart, resp.reasonLength)
+            b.append("\r\n")
+        }
         var sawRequestID = false
         copyFields(into: &b, p, headers) { kind in
             switch kind {
@@ -134,13 +151,30 @@ enum HeadWriter {
     @inline(__always)
     private static func copyFields(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable,
                                    _ keep: (HeaderKind) -> Bool) {
-        for i in 0..<headers.count {
+        let n = headers.count
+        var i = 0
+        while i < n {
             let f = headers.fields[i]
+            i += 1
             if f.dropped || !keep(f.kind) { continue }
-            b.append(p + Int(f.nameStart), Int(f.nameLength))
-            b.append(": ")
-            b.append(p + Int(f.valueStart), Int(f.valueLength))
-            b.append("\r\n")
+            if !f.canonical {
+                b.append(p + Int(f.nameStart), Int(f.nameLength))
+                b.append(": ")
+                b.append(p + Int(f.valueStart), Int(f.valueLength))
+                b.append("\r\n")
+                continue
+            }
+            // Consecutive fields are consecutive lines: a run of kept canonical ones is one copy.
+            // (`keep` is asked once per field: it may count what it sees.)
+            var runEnd = Int(f.valueStart + f.valueLength) + 2
+            while i < n {
+                let g = headers.fields[i]
+                if g.dropped || !g.canonical { break }
+                i += 1
+                if !keep(g.kind) { break }
+                runEnd = Int(g.valueStart + g.valueLength) + 2
+            }
+            b.append(p + Int(f.nameStart), runEnd - Int(f.nameStart))
         }
     }
 

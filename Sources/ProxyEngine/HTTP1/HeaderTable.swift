@@ -53,6 +53,9 @@ public struct HeaderField {
     public var kind: HeaderKind
     /// Set when a `Connection` option names this field, so it is dropped like a hop-by-hop field.
     public var dropped: Bool
+    /// The line is exactly `name ": " value CRLF`, the form the gateway writes: runs of such lines
+    /// are forwarded with one copy (HeadWriter).
+    public var canonical: Bool = false
 }
 
 /// A fixed-capacity table of header fields, owned by a worker and reused for every head it parses.
@@ -128,6 +131,8 @@ public final class HeaderTable {
             let cr = ByteClass.find(0x0D, p, from: i, to: to)
             if p[cr &+ 1] != 0x0A { throw .bareCR }
             let valueStart = i
+            // One SP after the colon, no trailing whitespace: the line is in the form we write.
+            let canonical = valueStart == nameStart &+ nameLength &+ 2 && p[valueStart &- 1] == 0x20
             var valueEnd = cr
             while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
             if count == capacity { throw .tooManyHeaders }
@@ -137,7 +142,7 @@ public final class HeaderTable {
                 nameStart: Int32(truncatingIfNeeded: nameStart), nameLength: Int32(truncatingIfNeeded: nameLength),
                 valueStart: Int32(truncatingIfNeeded: valueStart),
                 valueLength: Int32(truncatingIfNeeded: valueEnd &- valueStart),
-                kind: kind, dropped: false)
+                kind: kind, dropped: false, canonical: canonical && valueEnd == cr)
             presence |= 1 << UInt32(kind.rawValue)
             if kind == .host {
                 if hostCount == 0 { hostIndex = count }
