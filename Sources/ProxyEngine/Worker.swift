@@ -243,8 +243,13 @@ final class Worker {
             let cap: Int32 = draining ? 50 : log.pendingFlush ? 100 : -1
             if cap >= 0 && (timeout < 0 || timeout > cap) { timeout = cap }
             let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
-            now = cl_monotonic_ms()
-            wallMs = Worker.wallClockMs()
+            let t = cl_monotonic_ms()
+            if t != now {
+                // The wall clock only moves on when the (coarse) monotonic one does: most turns
+                // under load come within the same tick and skip the call.
+                now = t
+                wallMs = Worker.wallClockMs()
+            }
             if n < 0 && errno != EINTR { fatalError("epoll_wait: errno \(errno)") }
             var i = 0
             while i < Int(n) {
