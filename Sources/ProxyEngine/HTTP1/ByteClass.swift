@@ -30,25 +30,6 @@ enum ByteClass {
         return UInt64((b | 0x20) &- 0x61 &+ 10)
     }
 
-    /// Offset of the first `byte` in `p[from..<end]`, or `end`. Eight bytes per step (SWAR), never
-    /// reading outside the range: inlined, this beats a `memchr` call on the short lines of a
-    /// head, where the call and its setup cost more than the search.
-    @inline(__always)
-    static func find(_ byte: UInt8, _ p: UnsafePointer<UInt8>, from: Int, to end: Int) -> Int {
-        var i = from
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let pattern = ones &* UInt64(byte)
-        while end &- i >= 8 {
-            let x = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)) ^ pattern
-            // The lowest set bit marks the first zero byte of x (higher ones may be false hits).
-            let hit = (x &- ones) & ~x & 0x8080_8080_8080_8080
-            if hit != 0 { return i &+ (hit.trailingZeroBitCount >> 3) }
-            i &+= 8
-        }
-        while i < end && p[i] != byte { i &+= 1 }
-        return i
-    }
-
     /// Case-insensitive comparison of `n` bytes with a lowercase ASCII literal made of letters,
     /// digits, '-', ':' and '/' (the only shapes our known names have; `| 0x20` maps no other
     /// token byte onto those).

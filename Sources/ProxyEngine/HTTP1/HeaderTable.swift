@@ -72,21 +72,25 @@ public final class HeaderTable {
 
     @inline(__always) func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
 
-    /// tchar membership by byte value (1: token byte): one load per name byte, where the bit
+    /// Byte classes by byte value (`tokenByte`, `hostByte`): one load per byte, where the bit
     /// test of `ByteClass.isToken` costs two branches. Per table rather than global, because a
     /// lazily initialised global costs a `swift_once` check per use.
-    private let tokenTable: UnsafeMutablePointer<UInt8>
+    let byteClasses: UnsafeMutablePointer<UInt8>
+    static let tokenByte: UInt8 = 1
+    static let hostByte: UInt8 = 2
 
     public init(capacity: Int) {
         self.capacity = capacity
         fields = .allocate(capacity: max(capacity, 1))
-        tokenTable = .allocate(capacity: 256)
-        for b in 0..<256 { tokenTable[b] = ByteClass.isToken(UInt8(b)) ? 1 : 0 }
+        byteClasses = .allocate(capacity: 256)
+        for b in 0..<256 {
+            byteClasses[b] = (ByteClass.isToken(UInt8(b)) ? Self.tokenByte : 0) | (isHostByte(UInt8(b)) ? Self.hostByte : 0)
+        }
     }
 
     deinit {
         fields.deallocate()
-        tokenTable.deallocate()
+        byteClasses.deallocate()
     }
 
     @inline(__always) subscript(i: Int) -> HeaderField {
@@ -102,15 +106,12 @@ public final class HeaderTable {
         hostIndex = -1
         hostCount = 0
         if from >= to { return }
-        // One branch-free pass over the whole block (the compiler vectorises it): no CTL other
-        // than HTAB, CR and LF, no DEL. The walk below meets every CR (names refuse it, a value
-        // ends at it) and checks that an LF follows (RFC 9112 §2.2).
-        var invalid: UInt8 = 0
-        for j in from..<to {
-            let b = p[j]
-            invalid |= (b < 0x20 && b != 0x09 && b != 0x0D && b != 0x0A ? 1 : 0) | (b == 0x7F ? 1 : 0)
-        }
-        let token = UnsafePointer(tokenTable)
+        // Every byte of the block is checked once on the walk below: names against the token
+        // table, whitespace by value, and values (with their trailing whitespace) by `valueEnd`,
+        // which notes any CTL other than HTAB, or DEL. It stops at the first CR, and an LF must
+        // follow it (RFC 9112 §2.2).
+        var invalid = false
+        let classes = UnsafePointer(byteClasses)
         var i = from
         while i < to {
             let c = p[i]
@@ -118,7 +119,7 @@ public final class HeaderTable {
             if c == 0x20 || c == 0x09 { throw .obsFold }
             let nameStart = i
             // No bound check needed: every line of the block ends in CRLF, and CR is no token byte.
-            while token[Int(p[i])] != 0 { i &+= 1 }
+            while classes[Int(p[i])] & Self.tokenByte != 0 { i &+= 1 }
             if p[i] != 0x3A {  // ':'
                 if p[i] == 0x20 || p[i] == 0x09 { throw .spaceBeforeColon }
                 throw .badHeaderName
@@ -128,7 +129,7 @@ public final class HeaderTable {
             i &+= 1
             while p[i] == 0x20 || p[i] == 0x09 { i &+= 1 }
             // The value ends at the first CR: every line of the block ends in CRLF, so one exists.
-            let cr = ByteClass.find(0x0D, p, from: i, to: to)
+            let cr = Self.valueEnd(p, from: i, to: to, invalid: &invalid)
             if p[cr &+ 1] != 0x0A { throw .bareCR }
             let valueStart = i
             // One SP after the colon, no trailing whitespace: the line is in the form we write.
@@ -152,7 +153,39 @@ public final class HeaderTable {
             i = cr + 2
         }
         // Reported after the structure checks, so a malformed line is named for what it is.
-        if invalid != 0 { throw .badHeaderValue }
+        if invalid { throw .badHeaderValue }
+    }
+
+    /// Offset of the first CR in `p[from..<end]` (or `end`), eight bytes a step (SWAR), noting
+    /// in `invalid` any CTL other than HTAB, or DEL, on the way (RFC 9110 §5.5).
+    @inline(__always)
+    private static func valueEnd(_ p: UnsafePointer<UInt8>, from: Int, to end: Int, invalid: inout Bool) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        var i = from
+        while end &- i >= 8 {
+            let x = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+            let d = x ^ (ones &* 0x7F)
+            // The lowest set bit marks the first byte below 0x20 or equal to 0x7F (bits above it
+            // may be false hits from borrows, so only that one is trusted).
+            let hit = ((x &- ones &* 0x20) & ~x | (d &- ones) & ~d) & high
+            if hit == 0 {
+                i &+= 8
+                continue
+            }
+            i &+= hit.trailingZeroBitCount >> 3
+            let b = p[i]
+            if b == 0x0D { return i }
+            if b != 0x09 { invalid = true }
+            i &+= 1
+        }
+        while i < end {
+            let b = p[i]
+            if b == 0x0D { return i }
+            if (b < 0x20 && b != 0x09) || b == 0x7F { invalid = true }
+            i &+= 1
+        }
+        return end
     }
 
     /// Marks fields named by `Connection` options as dropped (RFC 9110 §7.6.1). Framing fields and

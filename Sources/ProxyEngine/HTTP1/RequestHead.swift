@@ -143,7 +143,9 @@ public struct RequestHead {
             if version == 11 { throw .missingHost }
         } else {
             let f = headers[hostField]
-            for j in Int(f.valueStart)..<Int(f.valueStart + f.valueLength) where !isHostByte(p[j]) { throw .badHost }
+            let classes = headers.byteClasses
+            for j in Int(f.valueStart)..<Int(f.valueStart + f.valueLength)
+            where classes[Int(p[j])] & HeaderTable.hostByte == 0 { throw .badHost }
             if hostStart < 0 {
                 hostStart = Int(f.valueStart)
                 hostLength = Int(f.valueLength)
@@ -153,8 +155,8 @@ public struct RequestHead {
         if hostLength > 0 {
             // Split "name[:port]" (RFC 9110 §7.2); an IPv6 literal keeps its colons inside [].
             let e = hostStart + hostLength
-            var portStart = e
             if p[hostStart] == 0x5B {
+                var portStart = e
                 var j = hostStart + 1
                 while j < e && p[j] != 0x5D { j += 1 }
                 if j == e { throw .badHost }
@@ -163,19 +165,25 @@ public struct RequestHead {
                     if p[j + 1] != 0x3A { throw .badHost }
                     portStart = j + 2
                 }
+                for k in portStart..<e where p[k] < 0x30 || p[k] > 0x39 { throw .badHost }
             } else {
-                var j = e - 1
-                while j > hostStart && p[j] != 0x3A { j -= 1 }
-                if p[j] == 0x3A {
-                    hostNameLength = j - hostStart
-                    portStart = j + 1
+                // One pass: "name[:port]" needs no bracket anywhere (a bracket in the port is not a
+                // digit either), at most one colon, a non-empty name and digits after the colon.
+                var colons = 0, lastColon = -1, lastNonDigit = -1, brackets = false
+                for k in hostStart..<e {
+                    let b = p[k]
+                    if b &- 0x30 > 9 {
+                        lastNonDigit = k
+                        if b == 0x3A { colons += 1; lastColon = k }
+                        if b == 0x5B || b == 0x5D { brackets = true }
+                    }
                 }
-                if p[hostStart] == 0x5D || hostNameLength == 0 { throw .badHost }
-                for k in hostStart..<(hostStart + hostNameLength) where p[k] == 0x3A || p[k] == 0x5B || p[k] == 0x5D {
-                    throw .badHost
+                if brackets || colons > 1 || lastColon == hostStart { throw .badHost }
+                if lastColon >= 0 {
+                    if lastNonDigit > lastColon { throw .badHost }
+                    hostNameLength = lastColon - hostStart
                 }
             }
-            for k in portStart..<e where p[k] < 0x30 || p[k] > 0x39 { throw .badHost }
         }
         if requestIDs != 1 || !Self.validRequestID(p + requestIDStart, requestIDLength) {
             requestIDStart = -1; requestIDLength = 0
