@@ -244,9 +244,12 @@ final class Worker {
             if cap >= 0 && (timeout < 0 || timeout > cap) { timeout = cap }
             let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
             let t = cl_monotonic_ms()
-            if t != now {
-                // The wall clock only moves on when the (coarse) monotonic one does: most turns
-                // under load come within the same tick and skip the call.
+            // The wall clock, the timers and the log flush only move on when the (coarse)
+            // monotonic clock does: most turns under load come within the same tick. With `now`
+            // unchanged, no timer can have come due (an entry is queued for a later tick than
+            // the last one processed) and the flush interval cannot have passed.
+            let moved = t != now
+            if moved {
                 now = t
                 wallMs = Worker.wallClockMs()
             }
@@ -256,9 +259,11 @@ final class Worker {
                 dispatch(events[i])
                 i += 1
             }
-            fireTimers()
+            if moved {
+                fireTimers()
+                log.tick(now: now)
+            }
             if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
-            log.tick(now: now)
             if draining { checkDrained() }
         }
         log.flush()
