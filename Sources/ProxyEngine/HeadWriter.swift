@@ -182,6 +182,7 @@ enum HeadWriter {
     @inline(__always)
     private static func appendValues(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable,
                                      _ kind: HeaderKind) {
+        if !headers.has(kind) { return }  // the common case: no such field, no walk
         for i in 0..<headers.count where headers.fields[i].kind == kind && headers.fields[i].valueLength > 0 {
             let f = headers.fields[i]
             b.append(p + Int(f.valueStart), Int(f.valueLength))

@@ -398,9 +398,11 @@ final class Session: Pollable {
     }
 
     func generateRequestID() {
-        var b = IOBuffer(base: requestID, capacity: 128)
-        b.append(hex: worker.requestIDs.next(), width: 16)
-        b.append(hex: worker.requestIDs.next(), width: 16)
+        let a = worker.requestIDs.next(), b = worker.requestIDs.next()
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a >> 32), requestID)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a), requestID + 8)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b >> 32), requestID + 16)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b), requestID + 24)
         requestIDLength = 32
     }
 }

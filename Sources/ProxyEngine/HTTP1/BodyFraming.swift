@@ -31,7 +31,13 @@ enum FramingRules {
     /// exactly one `chunked`, and whether any other coding (or a second chunked) appears in it.
     static func scan(_ p: UnsafePointer<UInt8>, _ headers: HeaderTable) throws(HTTPError)
         -> (length: UInt64?, te: Bool, chunked: Bool, other: Bool) {
-        if !headers.has(.contentLength) && !headers.has(.transferEncoding) { return (nil, false, false, false) }
+        if !headers.has(.transferEncoding) {
+            if !headers.has(.contentLength) { return (nil, false, false, false) }
+            // One Content-Length and no Transfer-Encoding (the usual case): no walk.
+            if headers.hasOne(.contentLength) {
+                return (try contentLength(p, headers[headers.lastIndex(.contentLength)]), false, false, false)
+            }
+        }
         var length: UInt64? = nil
         var te = false
         var chunkedCount = 0

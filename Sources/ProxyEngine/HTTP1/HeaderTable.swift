@@ -70,7 +70,17 @@ public final class HeaderTable {
     public var hostIndex = -1
     public var hostCount = 0
 
+    /// Bit `kind.rawValue` is set when a kind was seen more than once; with it clear,
+    /// `lastIndex(kind)` is the one field of that kind, and later passes need not walk the table.
+    public var repeated: UInt32 = 0
+    private let lastIndices: UnsafeMutablePointer<Int32>
+
     @inline(__always) func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
+    @inline(__always) func hasOne(_ kind: HeaderKind) -> Bool {
+        (presence & ~repeated) & (1 << UInt32(kind.rawValue)) != 0
+    }
+    /// Index of the last field of `kind` (valid only when `has(kind)`).
+    @inline(__always) func lastIndex(_ kind: HeaderKind) -> Int { Int(lastIndices[Int(kind.rawValue)]) }
 
     /// Byte classes by byte value (`tokenByte`, `hostByte`): one load per byte, where the bit
     /// test of `ByteClass.isToken` costs two branches. Per table rather than global, because a
@@ -83,6 +93,8 @@ public final class HeaderTable {
         self.capacity = capacity
         fields = .allocate(capacity: max(capacity, 1))
         byteClasses = .allocate(capacity: 256)
+        lastIndices = .allocate(capacity: 32)
+        lastIndices.initialize(repeating: 0, count: 32)
         for b in 0..<256 {
             byteClasses[b] = (ByteClass.isToken(UInt8(b)) ? Self.tokenByte : 0) | (isHostByte(UInt8(b)) ? Self.hostByte : 0)
         }
@@ -91,6 +103,7 @@ public final class HeaderTable {
     deinit {
         fields.deallocate()
         byteClasses.deallocate()
+        lastIndices.deallocate()
     }
 
     @inline(__always) subscript(i: Int) -> HeaderField {
@@ -103,6 +116,7 @@ public final class HeaderTable {
     func parse(_ p: UnsafePointer<UInt8>, from: Int, to: Int) throws(HTTPError) {
         count = 0
         presence = 0
+        repeated = 0
         hostIndex = -1
         hostCount = 0
         if from >= to { return }
@@ -144,7 +158,10 @@ public final class HeaderTable {
                 valueStart: Int32(truncatingIfNeeded: valueStart),
                 valueLength: Int32(truncatingIfNeeded: valueEnd &- valueStart),
                 kind: kind, dropped: false, canonical: canonical && valueEnd == cr)
-            presence |= 1 << UInt32(kind.rawValue)
+            let bit: UInt32 = 1 << UInt32(kind.rawValue)
+            repeated |= presence & bit
+            presence |= bit
+            lastIndices[Int(kind.rawValue)] = Int32(truncatingIfNeeded: count)
             if kind == .host {
                 if hostCount == 0 { hostIndex = count }
                 hostCount += 1
@@ -196,7 +213,9 @@ public final class HeaderTable {
         if !has(.connection) { return (false, false) }
         var close = false
         var keepAlive = false
-        for c in 0..<count where fields[c].kind == .connection {
+        // One Connection field (the usual case): no walk to find it.
+        let only = hasOne(.connection) ? lastIndex(.connection) : -1
+        for c in (only >= 0 ? only..<(only + 1) : 0..<count) where fields[c].kind == .connection {
             let f = fields[c]
             forEachListElement(p, Int(f.valueStart), Int(f.valueLength)) { s, n in
                 if ByteClass.equalsLower(p + s, n, "close") { close = true; return }
