@@ -157,14 +157,15 @@ extension Session {
 
     /// Takes an idle pooled connection (unless `fresh`) or starts a new connect.
     func acquireUpstream(fresh: Bool) {
-        let pool = worker.pools[addressIndex]
         connectStartMs = worker.now
         if logged { upstreamStartUs = cl_monotonic_us() }
-        if !fresh, let u = pool.take() {
-            u.reused = true
-            u.session = self
-            u.deadline = 0
-            upstream = u
+        if !fresh, let ref = worker.pools[addressIndex].take() {
+            ref._withUnsafeGuaranteedRef { u in
+                u.reused = true
+                u.session = self
+                u.deadline = 0
+            }
+            upstreamRef = ref
             return
         }
         let u = worker.makeUpstream()

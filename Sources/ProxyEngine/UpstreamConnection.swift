@@ -90,45 +90,50 @@ final class UpstreamConnection: Pollable {
 }
 
 /// Idle keep-alive connections to one upstream address, per worker. LIFO: the most recently used
-/// connection is the least likely to have been closed by the server.
+/// connection is the least likely to have been closed by the server. Not owning: an idle
+/// connection stays registered (it is watched for close), so its slot keeps it alive, and every
+/// path that closes an idle connection removes it from here first.
 final class UpstreamPool {
     let address: SocketAddress
     /// The address as bytes, for access log lines.
     let addressText: [UInt8]
-    private var idle: [UpstreamConnection] = []
+    private var idle: [Unmanaged<UpstreamConnection>] = []
 
     init(address: SocketAddress) {
         self.address = address
         addressText = Array(address.text.utf8)
     }
 
-    func take() -> UpstreamConnection? {
+    @inline(__always)
+    func take() -> Unmanaged<UpstreamConnection>? {
         guard let u = idle.popLast() else { return nil }
-        u.poolPosition = -1
+        u._withUnsafeGuaranteedRef { $0.poolPosition = -1 }
         return u
     }
 
     /// Returns a connection to the pool; false (caller closes it) when the pool is full.
+    @inline(__always)
     func put(_ u: UpstreamConnection, limit: Int) -> Bool {
         guard idle.count < limit else { return false }
         u.poolPosition = idle.count
-        idle.append(u)
+        idle.append(Unmanaged.passUnretained(u))
         return true
     }
 
     func remove(_ u: UpstreamConnection) {
         let i = u.poolPosition
-        guard i >= 0, i < idle.count, idle[i] === u else { return }
+        guard i >= 0, i < idle.count, idle[i].toOpaque() == Unmanaged.passUnretained(u).toOpaque() else { return }
         let last = idle.removeLast()
         if i < idle.count {
             idle[i] = last
-            last.poolPosition = i
+            last._withUnsafeGuaranteedRef { $0.poolPosition = i }
         }
         u.poolPosition = -1
     }
 
     func closeAll() {
-        while let u = idle.popLast() {
+        while let ref = idle.popLast() {
+            let u = ref.takeUnretainedValue()
             u.poolPosition = -1
             u.close()
         }

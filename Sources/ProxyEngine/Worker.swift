@@ -22,9 +22,14 @@ final class Worker {
     let headers: HeaderTable
     let log: WorkerLog
     var pools: [UpstreamPool]
-    /// Per route: the next upstream index for round robin.
-    private var roundRobin: [Int]
-    private let routeUpstreams: [[Int]]
+    /// Per route: the next upstream index for round robin. Raw memory: an Array would check
+    /// its uniqueness on every request's write.
+    private let roundRobin: UnsafeMutablePointer<Int>
+    /// Per route: its upstreams, as a range of the flat `upstreamList`. Reading a nested array
+    /// retained and released the inner one on every request.
+    private let routeListStart: [Int]
+    private let routeListCount: [Int]
+    private let upstreamList: [Int]
     /// Per route: its sticky target, or nil for a static route.
     let keyedRoutes: [KeyedTarget?]
     /// Per route: keyed or not — checked on every request without copying the target (whose
@@ -79,8 +84,16 @@ final class Worker {
         headers = HeaderTable(capacity: config.limits.maxHeaders + 1)
         log = WorkerLog(sinks: sinks)
         pools = config.upstreamAddresses.map { UpstreamPool(address: $0) }
-        roundRobin = Array(repeating: id, count: config.routes.routes.count)
-        routeUpstreams = config.routeUpstreams
+        roundRobin = .allocate(capacity: max(config.routes.routes.count, 1))
+        roundRobin.initialize(repeating: id, count: max(config.routes.routes.count, 1))
+        var starts: [Int] = [], flat: [Int] = []
+        for list in config.routeUpstreams {
+            starts.append(flat.count)
+            flat.append(contentsOf: list)
+        }
+        routeListStart = starts
+        routeListCount = config.routeUpstreams.map(\.count)
+        upstreamList = flat
         keyedRoutes = config.routes.routes.map { r in
             if case .keyed(let t) = r.target { return t }
             return nil
@@ -105,16 +118,16 @@ final class Worker {
     deinit {
         events.deallocate()
         acceptAddress.deallocate()
+        roundRobin.deallocate()
         Sys.close(epfd)
     }
 
     /// Round robin over a route's upstreams (per worker; workers start at different offsets).
     @inline(__always)
     func pickUpstream(route: Int) -> Int {
-        let list = routeUpstreams[route]
-        let k = roundRobin[route] % list.count
+        let k = roundRobin[route] % routeListCount[route]
         roundRobin[route] = k &+ 1
-        return list[k]
+        return upstreamList[routeListStart[route] + k]
     }
 
     /// The pool of a registry node's preview address (created on first use). Nil when the
