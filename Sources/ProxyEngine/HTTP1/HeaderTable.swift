@@ -138,7 +138,7 @@ public final class HeaderTable {
                 if p[i] == 0x20 || p[i] == 0x09 { throw .spaceBeforeColon }
                 throw .badHeaderName
             }
-            let nameLength = i - nameStart
+            let nameLength = i &- nameStart
             if nameLength == 0 { throw .badHeaderName }
             i &+= 1
             while p[i] == 0x20 || p[i] == 0x09 { i &+= 1 }
@@ -149,7 +149,7 @@ public final class HeaderTable {
             // One SP after the colon, no trailing whitespace: the line is in the form we write.
             let canonical = valueStart == nameStart &+ nameLength &+ 2 && p[valueStart &- 1] == 0x20
             var valueEnd = cr
-            while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            while valueEnd > valueStart && (p[valueEnd &- 1] == 0x20 || p[valueEnd &- 1] == 0x09) { valueEnd &-= 1 }
             if count == capacity { throw .tooManyHeaders }
             let kind = HeaderKind.classify(p + nameStart, nameLength)
             // Heads are at most 64 KiB, so every offset fits Int32.
@@ -164,10 +164,10 @@ public final class HeaderTable {
             lastIndices[Int(kind.rawValue)] = Int32(truncatingIfNeeded: count)
             if kind == .host {
                 if hostCount == 0 { hostIndex = count }
-                hostCount += 1
+                hostCount &+= 1
             }
-            count += 1
-            i = cr + 2
+            count &+= 1
+            i = cr &+ 2
         }
         // Reported after the structure checks, so a malformed line is named for what it is.
         if invalid { throw .badHeaderValue }
