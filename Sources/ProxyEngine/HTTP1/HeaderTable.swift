@@ -88,6 +88,9 @@ public final class HeaderTable {
     let byteClasses: UnsafeMutablePointer<UInt8>
     static let tokenByte: UInt8 = 1
     static let hostByte: UInt8 = 2
+    /// ':', '[' and ']': the bytes that shape "name[:port]".
+    static let hostDelimiter: UInt8 = 4
+    static let digit: UInt8 = 8
 
     public init(capacity: Int) {
         self.capacity = capacity
@@ -96,7 +99,9 @@ public final class HeaderTable {
         lastIndices = .allocate(capacity: 32)
         lastIndices.initialize(repeating: 0, count: 32)
         for b in 0..<256 {
-            byteClasses[b] = (ByteClass.isToken(UInt8(b)) ? Self.tokenByte : 0) | (isHostByte(UInt8(b)) ? Self.hostByte : 0)
+            let c = UInt8(b)
+            byteClasses[b] = (ByteClass.isToken(c) ? Self.tokenByte : 0) | (isHostByte(c) ? Self.hostByte : 0)
+                | (c == 0x3A || c == 0x5B || c == 0x5D ? Self.hostDelimiter : 0) | (c >= 0x30 && c <= 0x39 ? Self.digit : 0)
         }
     }
 

@@ -152,16 +152,18 @@ public struct RequestHead {
                 }
             }
         }
+        let classes = headers.byteClasses
         if hostField < 0 {
             if version == 11 { throw .missingHost }
         } else {
             let f = headers[hostField]
-            let classes = headers.byteClasses
-            for j in Int(f.valueStart)..<Int(f.valueStart + f.valueLength)
-            where classes[Int(p[j])] & HeaderTable.hostByte == 0 { throw .badHost }
             if hostStart < 0 {
+                // Its bytes are checked by the split below.
                 hostStart = Int(f.valueStart)
                 hostLength = Int(f.valueLength)
+            } else {
+                for j in Int(f.valueStart)..<Int(f.valueStart + f.valueLength)
+                where classes[Int(p[j])] & HeaderTable.hostByte == 0 { throw .badHost }
             }
         }
         hostNameLength = hostLength
@@ -169,6 +171,7 @@ public struct RequestHead {
             // Split "name[:port]" (RFC 9110 §7.2); an IPv6 literal keeps its colons inside [].
             let e = hostStart + hostLength
             if p[hostStart] == 0x5B {
+                for k in hostStart..<e where classes[Int(p[k])] & HeaderTable.hostByte == 0 { throw .badHost }
                 var portStart = e
                 var j = hostStart + 1
                 while j < e && p[j] != 0x5D { j += 1 }
@@ -180,15 +183,18 @@ public struct RequestHead {
                 }
                 for k in portStart..<e where p[k] < 0x30 || p[k] > 0x39 { throw .badHost }
             } else {
-                // One pass: "name[:port]" needs no bracket anywhere (a bracket in the port is not a
-                // digit either), at most one colon, a non-empty name and digits after the colon.
+                // One pass: every byte a host byte (RFC 3986 §3.2.2), no bracket anywhere (a bracket
+                // in the port is not a digit either), at most one colon, a non-empty name and
+                // digits after the colon.
                 var colons = 0, lastColon = -1, lastNonDigit = -1, brackets = false
                 for k in hostStart..<e {
-                    let b = p[k]
-                    if b &- 0x30 > 9 {
+                    let c = classes[Int(p[k])]
+                    if c & HeaderTable.hostByte == 0 { throw .badHost }
+                    if c & HeaderTable.digit == 0 {
                         lastNonDigit = k
-                        if b == 0x3A { colons += 1; lastColon = k }
-                        if b == 0x5B || b == 0x5D { brackets = true }
+                        if c & HeaderTable.hostDelimiter != 0 {
+                            if p[k] == 0x3A { colons &+= 1; lastColon = k } else { brackets = true }
+                        }
                     }
                 }
                 if brackets || colons > 1 || lastColon == hostStart { throw .badHost }
