@@ -17,7 +17,16 @@ enum HeadWriter {
         } else {
             requestLine(into: &b, p, req)
         }
-        if req.hostStart >= 0 {
+        // A first field "Host: <value>" CRLF, where the value is the host we route by, is the line
+        // we would write in that place: it joins the run of fields copied as they are.
+        var hostInPlace = false
+        if headers.hostIndex == 0 {
+            let f = headers.fields[0]
+            hostInPlace = f.canonical && Int(f.valueStart) == req.hostStart && f.nameLength == 4
+                && UnsafeRawPointer(p + Int(f.nameStart)).loadUnaligned(as: UInt32.self)
+                    == UnsafeRawPointer(("Host" as StaticString).utf8Start).loadUnaligned(as: UInt32.self)
+        }
+        if req.hostStart >= 0 && !hostInPlace {
             b.append("Host: ")
             b.append(p + req.hostStart, req.hostLength)
             b.append("\r\n")
@@ -25,6 +34,7 @@ enum HeadWriter {
         copyFields(into: &b, p, headers) { kind in
             switch kind {
             case .other, .contentLength, .transferEncoding, .trailer: return true
+            case .host: return hostInPlace
             default: return false
             }
         }
