@@ -37,6 +37,7 @@ extension Session {
 
     /// Reads from the client into `inBuf`. True when bytes arrived; on EOF or error the session
     /// is closed (a client that leaves mid-request gets nothing more).
+    @inline(__always)
     func readClient() -> Bool {
         if inBuf == nil { inBuf = buffers.take() }
         if inBuf!.writableCount == 0 {

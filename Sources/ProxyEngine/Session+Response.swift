@@ -122,6 +122,7 @@ extension Session {
         return progress
     }
 
+    @inline(__always)
     private func readUpstream(_ u: UpstreamConnection) -> UpstreamRead {
         guard u.io.readable else { return .blocked }
         if u.inBuf == nil { u.inBuf = buffers.take() }
@@ -217,6 +218,7 @@ extension Session {
 
     /// Marks body bytes at the front of the upstream buffer as ready for the client. In de-chunk
     /// mode framing bytes are consumed here and only payload is queued.
+    @inline(__always)
     private func validateResponseBody(_ u: UpstreamConnection) -> Bool {
         let b = u.inBuf!
         switch resp.framing {
@@ -251,6 +253,7 @@ extension Session {
     }
 
     /// The response is complete and flushed: pool or close the upstream, log, and go on.
+    @inline(__always)
     private func finishExchange(_ u: UpstreamConnection) {
         let reusable = !resp.close && resp.framing != .untilClose && !requestBroken
             && reqAllSeen && reqPending == 0 && (u.inBuf?.isEmpty ?? true) && !worker.draining

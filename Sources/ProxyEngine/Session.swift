@@ -187,6 +187,7 @@ final class Session: Pollable {
 
     // MARK: timers
 
+    @inline(__always)
     private func updateTimer() {
         let t = timeouts
         let clientBlocked = (clientOut != nil || respPending > 0) && !io.writable
@@ -397,6 +398,7 @@ final class Session: Pollable {
         }
     }
 
+    @inline(__always)
     func generateRequestID() {
         let a = worker.requestIDs.next(), b = worker.requestIDs.next()
         IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a >> 32), requestID)

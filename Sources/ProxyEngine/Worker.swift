@@ -338,6 +338,7 @@ final class Worker {
 
     /// Puts a finished upstream connection in its address's idle pool (holding no buffer, with an
     /// idle deadline). False when the pool is full: the caller closes it.
+    @inline(__always)
     func keepIdle(_ u: UpstreamConnection) -> Bool {
         guard pools[u.addressIndex].put(u, limit: idlePerAddress) else { return false }
         if let b = u.inBuf { buffers.give(b); u.inBuf = nil }

@@ -46,6 +46,7 @@ public struct HeadScanner {
     public var started: Bool { scanned > 0 }
 
     /// Scans `p[0..<count]`, where `p` is the first byte of the head and earlier calls saw a prefix.
+    @inline(__always)
     public mutating func scan(_ p: UnsafePointer<UInt8>, count: Int) -> Outcome {
         // The hot state lives in locals (stored back on every exit): as fields of `self` each
         // would be reloaded and stored around every memchr call.
