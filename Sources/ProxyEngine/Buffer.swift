@@ -82,6 +82,13 @@ public struct IOBuffer {
     /// Appends `v` as lowercase hex, `width` digits (zero padded).
     public mutating func append(hex v: UInt64, width: Int) {
         precondition(width <= writableCount)
+        if width == 16 {
+            // Request ids: two words of eight digits each, without a loop per digit.
+            Self.storeHex8(UInt32(truncatingIfNeeded: v >> 32), base + end)
+            Self.storeHex8(UInt32(truncatingIfNeeded: v), base + end + 8)
+            end += 16
+            return
+        }
         let digits: StaticString = "0123456789abcdef"
         let d = digits.utf8Start
         var x = v
@@ -95,31 +102,58 @@ public struct IOBuffer {
     }
 }
 
+extension IOBuffer {
+    /// Stores `v` as eight lowercase hex digits: the nibbles are spread one per byte and mapped
+    /// to ASCII in one 64-bit word (SWAR).
+    @inline(__always)
+    static func storeHex8(_ v: UInt32, _ p: UnsafeMutablePointer<UInt8>) {
+        var x = UInt64(v)
+        x = (x | x << 16) & 0x0000_FFFF_0000_FFFF
+        x = (x | x << 8) & 0x00FF_00FF_00FF_00FF
+        x = (x | x << 4) & 0x0F0F_0F0F_0F0F_0F0F
+        // Bytes holding 10...15 get 'a' - '0' - 10 more than the digits.
+        let letters = ((x &+ 0x0606_0606_0606_0606) & 0x1010_1010_1010_1010) >> 4
+        x = x &+ 0x3030_3030_3030_3030 &+ letters &* 0x27
+        // The most significant nibble is the high byte: big-endian order puts it first.
+        UnsafeMutableRawPointer(p).storeBytes(of: x.bigEndian, as: UInt64.self)
+    }
+}
+
 /// Per-worker pools of standard (16 KiB) and large (64 KiB) buffers. A connection takes a buffer
 /// only while it has bytes to hold, so an idle keep-alive connection holds none. At most 4 MiB of
 /// free buffers stay pooled per worker; the rest go back to the allocator.
 public final class BufferPool {
     public static let standardSize = 16 * 1024
     public static let largeSize = 64 * 1024
-    private var standard: [IOBuffer] = []
-    private var large: [IOBuffer] = []
+    // Fixed stacks rather than arrays: a buffer moves in and out several times per request, and
+    // Array's popLast/append cost a uniqueness check and bookkeeping each time.
+    private let standard: UnsafeMutablePointer<IOBuffer>
+    private let large: UnsafeMutablePointer<IOBuffer>
+    private var standardCount = 0
+    private var largeCount = 0
     private let keepStandard: Int
     private let keepLarge: Int
 
     public init(keepStandard: Int = 256, keepLarge: Int = 16) {
         self.keepStandard = keepStandard
         self.keepLarge = keepLarge
-        standard.reserveCapacity(keepStandard)
-        large.reserveCapacity(keepLarge)
+        standard = .allocate(capacity: max(keepStandard, 1))
+        large = .allocate(capacity: max(keepLarge, 1))
     }
 
     @inline(__always) public func take() -> IOBuffer {
-        if let b = standard.popLast() { return b }
+        if standardCount > 0 {
+            standardCount -= 1
+            return standard[standardCount]
+        }
         return IOBuffer(capacity: BufferPool.standardSize)
     }
 
     public func takeLarge() -> IOBuffer {
-        if let b = large.popLast() { return b }
+        if largeCount > 0 {
+            largeCount -= 1
+            return large[largeCount]
+        }
         return IOBuffer(capacity: BufferPool.largeSize)
     }
 
@@ -140,15 +174,23 @@ public final class BufferPool {
         var b = b
         b.clear()
         if b.capacity == BufferPool.standardSize {
-            if standard.count < keepStandard { standard.append(b); return }
-        } else if large.count < keepLarge {
-            large.append(b); return
+            if standardCount < keepStandard {
+                (standard + standardCount).initialize(to: b)
+                standardCount += 1
+                return
+            }
+        } else if largeCount < keepLarge {
+            (large + largeCount).initialize(to: b)
+            largeCount += 1
+            return
         }
         b.base.deallocate()
     }
 
     deinit {
-        for b in standard { b.base.deallocate() }
-        for b in large { b.base.deallocate() }
+        for i in 0..<standardCount { standard[i].base.deallocate() }
+        for i in 0..<largeCount { large[i].base.deallocate() }
+        standard.deallocate()
+        large.deallocate()
     }
 }

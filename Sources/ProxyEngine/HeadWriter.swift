@@ -10,6 +10,54 @@ enum HeadWriter {
     static func request(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ req: RequestHead,
                         _ headers: HeaderTable, clientIP: UnsafePointer<UInt8>, clientIPLength: Int,
                         requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
+        if req.version == 11 && req.pathStart == req.methodStart + req.methodLength + 1 && p[req.pathStart] == 0x2F {
+            // Origin-form HTTP/1.1 (the path is the whole target): the request line is already
+            // what we send (one SP after the method, one before the version, checked by the parser).
+            b.append(p + req.methodStart, req.pathStart + req.pathLength + 11 - req.methodStart)
+        } else {
+            requestLine(into: &b, p, req)
+        }
+        // A first field "Host: <value>" CRLF, where the value is the host we route by, is the line
+        // we would write in that place: it joins the run of fields copied as they are.
+        var hostInPlace = false
+        if headers.hostIndex == 0 {
+            let f = headers.fields[0]
+            hostInPlace = f.canonical && Int(f.valueStart) == req.hostStart && f.nameLength == 4
+                && UnsafeRawPointer(p + Int(f.nameStart)).loadUnaligned(as: UInt32.self)
+                    == UnsafeRawPointer(("Host" as StaticString).utf8Start).loadUnaligned(as: UInt32.self)
+        }
+        if req.hostStart >= 0 && !hostInPlace {
+            b.append("Host: ")
+            b.append(p + req.hostStart, req.hostLength)
+            b.append("\r\n")
+        }
+        copyFields(into: &b, p, headers) { kind in
+            switch kind {
+            // Cookie has a kind of its own only so sticky routes can find their key in it.
+            case .other, .contentLength, .transferEncoding, .trailer, .cookie: return true
+            case .host: return hostInPlace
+            default: return false
+            }
+        }
+        if req.upgrade { appendUpgrade(into: &b, p, headers) }
+        b.append("X-Forwarded-For: ")
+        appendValues(into: &b, p, headers, .xForwardedFor)
+        b.append(clientIP, clientIPLength)
+        if req.hostStart >= 0 {
+            b.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+            b.append(p + req.hostStart, req.hostLength)
+            b.append("\r\nVia: ")
+        } else {
+            b.append("\r\nX-Forwarded-Proto: http\r\nVia: ")
+        }
+        appendValues(into: &b, p, headers, .via)
+        b.append(req.version == 10 ? "1.0 switchyard\r\nX-Request-Id: " : "1.1 switchyard\r\nX-Request-Id: ")
+        b.append(requestID, requestIDLength)
+        b.append("\r\n\r\n")
+    }
+
+    /// The request line rebuilt: origin-form target, HTTP/1.1.
+    private static func requestLine(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ req: RequestHead) {
         b.append(p + req.methodStart, req.methodLength)
         b.append(byte: 0x20)
         if req.pathLength == 0 {
@@ -19,33 +67,6 @@ enum HeadWriter {
             b.append(p + req.pathStart, req.pathLength)
         }
         b.append(" HTTP/1.1\r\n")
-        if req.hostStart >= 0 {
-            b.append("Host: ")
-            b.append(p + req.hostStart, req.hostLength)
-            b.append("\r\n")
-        }
-        copyFields(into: &b, p, headers) { kind in
-            switch kind {
-            // Cookie has a kind of its own only so sticky routes can find their key in it.
-            case .other, .contentLength, .transferEncoding, .trailer, .cookie: return true
-            default: return false
-            }
-        }
-        if req.upgrade { appendUpgrade(into: &b, p, headers) }
-        b.append("X-Forwarded-For: ")
-        appendValues(into: &b, p, headers, .xForwardedFor)
-        b.append(clientIP, clientIPLength)
-        b.append("\r\nX-Forwarded-Proto: http\r\n")
-        if req.hostStart >= 0 {
-            b.append("X-Forwarded-Host: ")
-            b.append(p + req.hostStart, req.hostLength)
-            b.append("\r\n")
-        }
-        b.append("Via: ")
-        appendValues(into: &b, p, headers, .via)
-        b.append(req.version == 10 ? "1.0 switchyard\r\nX-Request-Id: " : "1.1 switchyard\r\nX-Request-Id: ")
-        b.append(requestID, requestIDLength)
-        b.append("\r\n\r\n")
     }
 
     /// Response to the client, from the upstream's head.
@@ -53,11 +74,17 @@ enum HeadWriter {
                          _ headers: HeaderTable, dechunk: Bool, close: Bool, keepAlive10: Bool, switching: Bool = false,
                          extra: UnsafePointer<UInt8>, extraLength: Int,
                          requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
-        b.append("HTTP/1.1 ")
-        b.append(decimal: UInt64(resp.status))
-        b.append(byte: 0x20)
-        b.append(p + resp.reasonStart, resp.reasonLength)
-        b.append("\r\n")
+        if resp.version == 11 && resp.reasonStart != 0 {
+            // "HTTP/1.1 NNN reason": the upstream's status line is what we would write.
+            let lineStart = resp.reasonStart - 13
+            b.append(p + lineStart, resp.reasonStart + resp.reasonLength + 2 - lineStart)
+        } else {
+            b.append("HTTP/1.1 ")
+            b.append(decimal: UInt64(resp.status))
+            b.append(byte: 0x20)
+            b.append(p + resp.reasonStart, resp.reasonLength)
+            b.append("\r\n")
+        }
         var sawRequestID = false
         copyFields(into: &b, p, headers) { kind in
             switch kind {
@@ -158,13 +185,30 @@ enum HeadWriter {
     @inline(__always)
     private static func copyFields(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable,
                                    _ keep: (HeaderKind) -> Bool) {
-        for i in 0..<headers.count {
+        let n = headers.count
+        var i = 0
+        while i < n {
             let f = headers.fields[i]
+            i += 1
             if f.dropped || !keep(f.kind) { continue }
-            b.append(p + Int(f.nameStart), Int(f.nameLength))
-            b.append(": ")
-            b.append(p + Int(f.valueStart), Int(f.valueLength))
-            b.append("\r\n")
+            if !f.canonical {
+                b.append(p + Int(f.nameStart), Int(f.nameLength))
+                b.append(": ")
+                b.append(p + Int(f.valueStart), Int(f.valueLength))
+                b.append("\r\n")
+                continue
+            }
+            // Consecutive fields are consecutive lines: a run of kept canonical ones is one copy.
+            // (`keep` is asked once per field: it may count what it sees.)
+            var runEnd = Int(f.valueStart + f.valueLength) + 2
+            while i < n {
+                let g = headers.fields[i]
+                if g.dropped || !g.canonical { break }
+                i += 1
+                if !keep(g.kind) { break }
+                runEnd = Int(g.valueStart + g.valueLength) + 2
+            }
+            b.append(p + Int(f.nameStart), runEnd - Int(f.nameStart))
         }
     }
 
@@ -186,6 +230,7 @@ enum HeadWriter {
     @inline(__always)
     private static func appendValues(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable,
                                      _ kind: HeaderKind) {
+        if !headers.has(kind) { return }  // the common case: no such field, no walk
         for i in 0..<headers.count where headers.fields[i].kind == kind && headers.fields[i].valueLength > 0 {
             let f = headers.fields[i]
             b.append(p + Int(f.valueStart), Int(f.valueLength))

@@ -20,6 +20,28 @@ enum SlotOwner {
     case listener(Int)
     case session(Session)
     case upstream(UpstreamConnection)
+
+    /// The same owner without the references counted, for dispatch (see `SlotTarget`).
+    var target: SlotTarget {
+        switch self {
+        case .free: return .free
+        case .wake: return .wake
+        case .listener(let i): return .listener(i)
+        case .session(let s): return .session(Unmanaged.passUnretained(s))
+        case .upstream(let u): return .upstream(Unmanaged.passUnretained(u))
+        }
+    }
+}
+
+/// A slot's owner as dispatch reads it: a trivial value, so reading it from the slot table costs
+/// no retain/release pair (three per request otherwise). The `SlotOwner` table keeps the objects
+/// alive; an object unregistered during a loop turn is kept until the turn ends (`Worker.retired`).
+enum SlotTarget {
+    case free
+    case wake
+    case listener(Int)
+    case session(Unmanaged<Session>)
+    case upstream(Unmanaged<UpstreamConnection>)
 }
 
 /// Readiness of one socket, tracked for edge-triggered epoll: a flag stays set until a call

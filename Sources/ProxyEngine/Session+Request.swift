@@ -37,6 +37,7 @@ extension Session {
 
     /// Reads from the client into `inBuf`. True when bytes arrived; on EOF or error the session
     /// is closed (a client that leaves mid-request gets nothing more).
+    @inline(__always)
     func readClient() -> Bool {
         if inBuf == nil { inBuf = buffers.take() }
         if inBuf!.writableCount == 0 {
@@ -186,14 +187,15 @@ extension Session {
 
     /// Takes an idle pooled connection (unless `fresh`) or starts a new connect.
     func acquireUpstream(fresh: Bool) {
-        let pool = worker.pools[addressIndex]
         connectStartMs = worker.now
         if logged { upstreamStartUs = cl_monotonic_us() }
-        if !fresh, let u = pool.take() {
-            u.reused = true
-            u.session = self
-            u.deadline = 0
-            upstream = u
+        if !fresh, let ref = worker.pools[addressIndex].take() {
+            ref._withUnsafeGuaranteedRef { u in
+                u.reused = true
+                u.session = self
+                u.deadline = 0
+            }
+            upstreamRef = ref
             return
         }
         let u = worker.makeUpstream()

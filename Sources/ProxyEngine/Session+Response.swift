@@ -8,7 +8,11 @@ extension Session {
 
     func stepExchange() -> Bool {
         if lookupActive, let l = lookup { return stepPortLookup(l) }
-        guard let u = upstream else { return false }
+        guard let u = upstreamRef else { return false }
+        return u._withUnsafeGuaranteedRef { stepExchange($0) }
+    }
+
+    private func stepExchange(_ u: UpstreamConnection) -> Bool {
         if !u.connected && u.io.writable {
             let err = u.finishConnect()
             if err != 0 {
@@ -118,6 +122,7 @@ extension Session {
         return progress
     }
 
+    @inline(__always)
     private func readUpstream(_ u: UpstreamConnection) -> UpstreamRead {
         guard u.io.readable else { return .blocked }
         if u.inBuf == nil { u.inBuf = buffers.take() }
@@ -221,6 +226,7 @@ extension Session {
 
     /// Marks body bytes at the front of the upstream buffer as ready for the client. In de-chunk
     /// mode framing bytes are consumed here and only payload is queued.
+    @inline(__always)
     private func validateResponseBody(_ u: UpstreamConnection) -> Bool {
         let b = u.inBuf!
         switch resp.framing {
@@ -255,6 +261,7 @@ extension Session {
     }
 
     /// The response is complete and flushed: pool or close the upstream, log, and go on.
+    @inline(__always)
     private func finishExchange(_ u: UpstreamConnection) {
         if switching { enterTunnel(u); return }
         let reusable = !resp.close && resp.framing != .untilClose && !requestBroken

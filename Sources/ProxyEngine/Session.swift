@@ -9,19 +9,25 @@ import RouteResolver
 /// response streaming back), `.responding` (the gateway's own response is being written),
 /// `.lingering` (our side is shut; draining what the client still sends before closing, so the
 /// kernel does not turn our last response into a RST), `.tunnel` (after a 101: bytes move both
-/// ways unparsed until both sides have closed, see Session+Tunnel.swift). Bytes move only when both sides can take
-/// them: a reader stops when the buffer it fills is full and the writer behind it is blocked.
+/// ways unparsed until both sides have closed, see Session+Tunnel.swift). Bytes move only when
+/// both sides can take them: a reader stops when the buffer it fills is full and the writer
+/// behind it is blocked.
 final class Session: Pollable {
     enum Phase { case head, exchange, responding, lingering, tunnel, closed }
     enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger, lookup, tunnelIdle }
 
-    unowned(unsafe) let worker: Worker
+    /// Strong, for the same reason as the parts below: every `worker.now` or `worker.arm` through
+    /// an `unowned(unsafe)` reference cost a retain/release pair. The cycle this makes (the
+    /// worker keeps its sessions) is broken when `Worker.run` ends.
+    let worker: Worker
     // The worker's parts a session uses on every request, held directly: reaching them through
-    // `worker.config` would copy (and retain) the whole configuration each time.
-    unowned(unsafe) let buffers: BufferPool
-    unowned(unsafe) let headers: HeaderTable
-    unowned(unsafe) let log: WorkerLog
-    unowned(unsafe) let routes: RouteTable
+    // `worker.config` would copy (and retain) the whole configuration each time. Strong `let`s
+    // (none of them refers back to sessions, so no cycle): a `let` of a live object is borrowed
+    // on use, where loading an `unowned(unsafe)` reference costs a retain/release pair.
+    let buffers: BufferPool
+    let headers: HeaderTable
+    let log: WorkerLog
+    let routes: RouteTable
     let timeouts: EngineConfig.Timeouts
     /// The access log is on: keep the request line and the timings it prints.
     let logged: Bool
@@ -39,7 +45,13 @@ final class Session: Pollable {
     var req = RequestHead()
     /// The upstream connection of the current exchange. Not owning: while linked, the worker's
     /// slot table owns it (it is registered), and every path that closes it unlinks it first.
-    unowned(unsafe) var upstream: UpstreamConnection?
+    /// Unmanaged so the hot path can borrow it (`_withUnsafeGuaranteedRef`) instead of paying a
+    /// retain/release pair on every load.
+    var upstreamRef: Unmanaged<UpstreamConnection>?
+    var upstream: UpstreamConnection? {
+        @inline(__always) get { upstreamRef?.takeUnretainedValue() }
+        @inline(__always) set { upstreamRef = newValue.map { Unmanaged.passUnretained($0) } }
+    }
     var addressIndex = 0
     /// An upstream address was chosen for this exchange (the access log names it, even on 502).
     var upstreamChosen = false
@@ -195,6 +207,7 @@ final class Session: Pollable {
 
     // MARK: timers
 
+    @inline(__always)
     private func updateTimer() {
         let t = timeouts
         let clientBlocked = (clientOut != nil || respPending > 0) && !io.writable
@@ -215,14 +228,15 @@ final class Session: Pollable {
             } else if clientBlocked {
                 timerKind = .send
                 worker.arm(self, deadline: lastProgressMs + t.send)
-            } else if let u = upstream, !u.connected {
+            } else if let u = upstreamRef, !u._withUnsafeGuaranteedRef({ $0.connected }) {
                 timerKind = .connect
                 worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
             } else if !respHeadDone {
                 if reqAllSeen && reqPending == 0 && upOut.map({ upOutSent == $0.end }) ?? true {
                     timerKind = .firstByte
                     worker.arm(self, deadline: requestSentMs + t.upstreamFirstByte)
-                } else if upstream?.io.writable == false && (reqPending > 0 || upOut != nil) {
+                } else if upstreamRef?._withUnsafeGuaranteedRef({ $0.io.writable }) == false
+                            && (reqPending > 0 || upOut != nil) {
                     timerKind = .send
                     worker.arm(self, deadline: lastProgressMs + t.send)
                 } else {
@@ -422,10 +436,13 @@ final class Session: Pollable {
         log.access(self)
     }
 
+    @inline(__always)
     func generateRequestID() {
-        var b = IOBuffer(base: requestID, capacity: 128)
-        b.append(hex: worker.requestIDs.next(), width: 16)
-        b.append(hex: worker.requestIDs.next(), width: 16)
+        let a = worker.requestIDs.next(), b = worker.requestIDs.next()
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a >> 32), requestID)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a), requestID + 8)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b >> 32), requestID + 16)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b), requestID + 24)
         requestIDLength = 32
     }
 }

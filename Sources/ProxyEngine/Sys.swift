@@ -34,7 +34,7 @@ public enum Sys {
     @inline(__always)
     public static func read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) throws(SysError) -> IOResult {
         while true {
-            let r = Glibc.recv(fd, p, n, 0)
+            let r = cl_recv(fd, p, n)
             if r > 0 { return .bytes(r) }
             if r == 0 { return .eof }
             let e = errno
@@ -49,7 +49,7 @@ public enum Sys {
     @inline(__always)
     public static func write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) throws(SysError) -> IOResult {
         while true {
-            let r = Glibc.send(fd, p, n, Int32(MSG_NOSIGNAL))
+            let r = cl_send(fd, p, n)
             if r >= 0 { return .bytes(r) }
             let e = errno
             if e == EINTR { continue }
@@ -73,7 +73,7 @@ public enum Sys {
                     var m = msghdr()
                     m.msg_iov = v
                     m.msg_iovlen = 2
-                    return Glibc.sendmsg(fd, &m, Int32(MSG_NOSIGNAL))
+                    return cl_sendmsg(fd, &m)
                 }
             }
             if r >= 0 { return .bytes(r) }

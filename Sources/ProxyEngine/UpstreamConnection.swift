@@ -4,7 +4,8 @@ import Glibc
 /// One TCP connection to an upstream address. While an exchange uses it, `session` is set and its
 /// events drive that session; while idle it sits in its address's pool, watched for close.
 final class UpstreamConnection: Pollable {
-    unowned(unsafe) let worker: Worker
+    /// Strong (a borrowed `let`, no retain per use); `Worker.run` breaks the cycle when it ends.
+    let worker: Worker
     var addressIndex = 0
     var inBuf: IOBuffer?
     var io = Readiness()
@@ -13,7 +14,12 @@ final class UpstreamConnection: Pollable {
     /// then be the server's keep-alive race, so an idempotent request is retried once).
     var reused = false
     /// The session using this connection. Not owning: an open session is owned by its slot.
-    unowned(unsafe) var session: Session?
+    /// Unmanaged so each event borrows it instead of paying a retain/release pair.
+    var sessionRef: Unmanaged<Session>?
+    var session: Session? {
+        @inline(__always) get { sessionRef?.takeUnretainedValue() }
+        @inline(__always) set { sessionRef = newValue.map { Unmanaged.passUnretained($0) } }
+    }
     /// Index in the pool's idle list; -1 when not idle.
     var poolPosition = -1
 
@@ -54,8 +60,8 @@ final class UpstreamConnection: Pollable {
     @inline(__always)
     func handle(_ events: UInt32) {
         io.apply(events)
-        if let s = session {
-            s.drive()
+        if let s = sessionRef {
+            s._withUnsafeGuaranteedRef { $0.drive() }
         } else if io.readable || io.hangup {
             // Idle in the pool: anything readable is a close (or junk) from the server. A lone
             // EPOLLOUT edge (late ACKs) is not.
@@ -84,45 +90,50 @@ final class UpstreamConnection: Pollable {
 }
 
 /// Idle keep-alive connections to one upstream address, per worker. LIFO: the most recently used
-/// connection is the least likely to have been closed by the server.
+/// connection is the least likely to have been closed by the server. Not owning: an idle
+/// connection stays registered (it is watched for close), so its slot keeps it alive, and every
+/// path that closes an idle connection removes it from here first.
 final class UpstreamPool {
     let address: SocketAddress
     /// The address as bytes, for access log lines.
     let addressText: [UInt8]
-    private var idle: [UpstreamConnection] = []
+    private var idle: [Unmanaged<UpstreamConnection>] = []
 
     init(address: SocketAddress) {
         self.address = address
         addressText = Array(address.text.utf8)
     }
 
-    func take() -> UpstreamConnection? {
+    @inline(__always)
+    func take() -> Unmanaged<UpstreamConnection>? {
         guard let u = idle.popLast() else { return nil }
-        u.poolPosition = -1
+        u._withUnsafeGuaranteedRef { $0.poolPosition = -1 }
         return u
     }
 
     /// Returns a connection to the pool; false (caller closes it) when the pool is full.
+    @inline(__always)
     func put(_ u: UpstreamConnection, limit: Int) -> Bool {
         guard idle.count < limit else { return false }
         u.poolPosition = idle.count
-        idle.append(u)
+        idle.append(Unmanaged.passUnretained(u))
         return true
     }
 
     func remove(_ u: UpstreamConnection) {
         let i = u.poolPosition
-        guard i >= 0, i < idle.count, idle[i] === u else { return }
+        guard i >= 0, i < idle.count, idle[i].toOpaque() == Unmanaged.passUnretained(u).toOpaque() else { return }
         let last = idle.removeLast()
         if i < idle.count {
             idle[i] = last
-            last.poolPosition = i
+            last._withUnsafeGuaranteedRef { $0.poolPosition = i }
         }
         u.poolPosition = -1
     }
 
     func closeAll() {
-        while let u = idle.popLast() {
+        while let ref = idle.popLast() {
+            let u = ref.takeUnretainedValue()
             u.poolPosition = -1
             u.close()
         }

@@ -22,9 +22,14 @@ final class Worker {
     let headers: HeaderTable
     let log: WorkerLog
     var pools: [UpstreamPool]
-    /// Per route: the next upstream index for round robin.
-    private var roundRobin: [Int]
-    private let routeUpstreams: [[Int]]
+    /// Per route: the next upstream index for round robin. Raw memory: an Array would check
+    /// its uniqueness on every request's write.
+    private let roundRobin: UnsafeMutablePointer<Int>
+    /// Per route: its upstreams, as a range of the flat `upstreamList`. Reading a nested array
+    /// retained and released the inner one on every request.
+    private let routeListStart: [Int]
+    private let routeListCount: [Int]
+    private let upstreamList: [Int]
     /// Per route: its sticky target, or nil for a static route.
     let keyedRoutes: [KeyedTarget?]
     /// Per route: keyed or not — checked on every request without copying the target (whose
@@ -55,6 +60,12 @@ final class Worker {
     var requestIDs: RequestIDGenerator
 
     private var owners: [SlotOwner] = []
+    /// `owners` as dispatch reads it (same slots).
+    private var targets: [SlotTarget] = []
+    /// Owners unregistered during this loop turn. Dispatch borrows an object without retaining
+    /// it, and an object may close (unregister) itself from inside its own handler: it must
+    /// outlive that call even when no cache takes it.
+    private var retired: [SlotOwner] = []
     private var generations: [UInt32] = []
     private var freeSlots: [UInt32] = []
     private var listenerFDs: [Int32] = []
@@ -89,8 +100,16 @@ final class Worker {
         headers = HeaderTable(capacity: config.limits.maxHeaders + 1)
         log = WorkerLog(sinks: sinks)
         pools = config.upstreamAddresses.map { UpstreamPool(address: $0) }
-        roundRobin = Array(repeating: id, count: config.routes.routes.count)
-        routeUpstreams = config.routeUpstreams
+        roundRobin = .allocate(capacity: max(config.routes.routes.count, 1))
+        roundRobin.initialize(repeating: id, count: max(config.routes.routes.count, 1))
+        var starts: [Int] = [], flat: [Int] = []
+        for list in config.routeUpstreams {
+            starts.append(flat.count)
+            flat.append(contentsOf: list)
+        }
+        routeListStart = starts
+        routeListCount = config.routeUpstreams.map(\.count)
+        upstreamList = flat
         keyedRoutes = config.routes.routes.map { r in
             if case .keyed(let t) = r.target { return t }
             return nil
@@ -115,16 +134,16 @@ final class Worker {
     deinit {
         events.deallocate()
         acceptAddress.deallocate()
+        roundRobin.deallocate()
         Sys.close(epfd)
     }
 
     /// Round robin over a route's upstreams (per worker; workers start at different offsets).
     @inline(__always)
     func pickUpstream(route: Int) -> Int {
-        let list = routeUpstreams[route]
-        let k = roundRobin[route] % list.count
+        let k = roundRobin[route] % routeListCount[route]
         roundRobin[route] = k &+ 1
-        return list[k]
+        return upstreamList[routeListStart[route] + k]
     }
 
     /// The pool of a registry node's preview address (created on first use). Nil when the
@@ -177,9 +196,11 @@ final class Worker {
         if let s = freeSlots.popLast() {
             slot = s
             owners[Int(s)] = owner
+            targets[Int(s)] = owner.target
         } else {
             slot = UInt32(owners.count)
             owners.append(owner)
+            targets.append(owner.target)
             generations.append(1)
         }
         let gen = generations[Int(slot)]
@@ -194,7 +215,9 @@ final class Worker {
     /// Frees a slot; closing the fd removes it from epoll. Stale events for it are dropped by the
     /// generation check.
     func unregister(slot: UInt32) {
+        retired.append(owners[Int(slot)])
         owners[Int(slot)] = .free
+        targets[Int(slot)] = .free
         generations[Int(slot)] &+= 1
         if generations[Int(slot)] == 0 { generations[Int(slot)] = 1 }
         freeSlots.append(slot)
@@ -219,9 +242,9 @@ final class Worker {
         for (token, tick) in dueTimers {
             let slot = Int(token & 0xFFFF_FFFF)
             guard slot < owners.count, generations[slot] == UInt32(token >> 32) else { continue }
-            switch owners[slot] {
-            case .session(let s): timerEntryDue(s, tick) { s.timeout() }
-            case .upstream(let u): timerEntryDue(u, tick) { u.timeout() }
+            switch targets[slot] {
+            case .session(let s): s._withUnsafeGuaranteedRef { s in timerEntryDue(s, tick) { s.timeout() } }
+            case .upstream(let u): u._withUnsafeGuaranteedRef { u in timerEntryDue(u, tick) { u.timeout() } }
             default: continue
             }
         }
@@ -249,30 +272,49 @@ final class Worker {
             let cap: Int32 = draining ? 50 : log.pendingFlush ? 100 : -1
             if cap >= 0 && (timeout < 0 || timeout > cap) { timeout = cap }
             let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
-            now = cl_monotonic_ms()
-            wallMs = Worker.wallClockMs()
+            let t = cl_monotonic_ms()
+            // The wall clock, the timers and the log flush only move on when the (coarse)
+            // monotonic clock does: most turns under load come within the same tick. With `now`
+            // unchanged, no timer can have come due (an entry is queued for a later tick than
+            // the last one processed) and the flush interval cannot have passed.
+            let moved = t != now
+            if moved {
+                now = t
+                wallMs = Worker.wallClockMs()
+            }
             if n < 0 && errno != EINTR { fatalError("epoll_wait: errno \(errno)") }
             var i = 0
             while i < Int(n) {
                 dispatch(events[i])
                 i += 1
             }
-            fireTimers()
-            log.tick(now: now)
+            if moved {
+                fireTimers()
+                log.tick(now: now)
+            }
+            if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
             if draining { checkDrained() }
         }
         log.flush()
         pipes.closeAll()
         for fd in listenerFDs where fd >= 0 { Sys.close(fd) }
+        // Sessions and upstream connections hold their worker strongly: drop every one we keep,
+        // so the worker (and its epoll fd) is freed once its thread lets go of it.
+        owners.removeAll()
+        targets.removeAll()
+        retired.removeAll()
+        sessionCache.removeAll()
+        upstreamCache.removeAll()
+        pools.removeAll()
     }
 
     @inline(__always)
     private func dispatch(_ ev: cl_event) {
         let slot = Int(ev.data & 0xFFFF_FFFF)
         guard generations[slot] == UInt32(ev.data >> 32) else { return }
-        switch owners[slot] {
-        case .session(let s): s.handle(ev.events)
-        case .upstream(let u): u.handle(ev.events)
+        switch targets[slot] {
+        case .session(let s): s._withUnsafeGuaranteedRef { $0.handle(ev.events) }
+        case .upstream(let u): u._withUnsafeGuaranteedRef { $0.handle(ev.events) }
         case .listener(let i): listenerReadable[i] = true; acceptLoop(i)
         case .wake: handleWake()
         case .free: return
@@ -315,6 +357,7 @@ final class Worker {
 
     /// Puts a finished upstream connection in its address's idle pool (holding no buffer, with an
     /// idle deadline). False when the pool is full: the caller closes it.
+    @inline(__always)
     func keepIdle(_ u: UpstreamConnection) -> Bool {
         guard pools[u.addressIndex].put(u, limit: idlePerAddress) else { return false }
         if let b = u.inBuf { buffers.give(b); u.inBuf = nil }

@@ -20,6 +20,12 @@ int cl_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
 /// Waits for events; fills `out` (an array of cl_event of length max). Returns the count or -1.
 int cl_epoll_wait(int epfd, cl_event *out, int max, int timeout_ms);
 
+/// recv(2), send(2) and sendmsg(2) (the last two with MSG_NOSIGNAL) as plain system calls:
+/// -1 and errno on failure, like the libc calls, but not pthread cancellation points.
+ssize_t cl_recv(int fd, void *buf, size_t n);
+ssize_t cl_send(int fd, const void *buf, size_t n);
+ssize_t cl_sendmsg(int fd, const struct msghdr *m);
+
 int cl_eventfd(void);
 int cl_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 int cl_socket_stream(int family);

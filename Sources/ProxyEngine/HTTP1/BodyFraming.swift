@@ -13,6 +13,7 @@ enum FramingRules {
     /// Largest Content-Length accepted (2^53): far above any real body, far below overflow.
     static let maxContentLength: UInt64 = 1 << 53
 
+    @inline(__always)
     static func contentLength(_ p: UnsafePointer<UInt8>, _ f: HeaderField) throws(HTTPError) -> UInt64 {
         let s = Int(f.valueStart), n = Int(f.valueLength)
         if n == 0 || n > 16 { throw .badContentLength }
@@ -31,7 +32,13 @@ enum FramingRules {
     /// exactly one `chunked`, and whether any other coding (or a second chunked) appears in it.
     static func scan(_ p: UnsafePointer<UInt8>, _ headers: HeaderTable) throws(HTTPError)
         -> (length: UInt64?, te: Bool, chunked: Bool, other: Bool) {
-        if !headers.has(.contentLength) && !headers.has(.transferEncoding) { return (nil, false, false, false) }
+        if !headers.has(.transferEncoding) {
+            if !headers.has(.contentLength) { return (nil, false, false, false) }
+            // One Content-Length and no Transfer-Encoding (the usual case): no walk.
+            if headers.hasOne(.contentLength) {
+                return (try contentLength(p, headers[headers.lastIndex(.contentLength)]), false, false, false)
+            }
+        }
         var length: UInt64? = nil
         var te = false
         var chunkedCount = 0

@@ -46,42 +46,57 @@ public struct HeadScanner {
     public var started: Bool { scanned > 0 }
 
     /// Scans `p[0..<count]`, where `p` is the first byte of the head and earlier calls saw a prefix.
+    @inline(__always)
     public mutating func scan(_ p: UnsafePointer<UInt8>, count: Int) -> Outcome {
-        while scanned < count {
-            let rest = count - scanned
-            guard let hit = memchr(p + scanned, 0x0A, rest) else {
+        // The hot state lives in locals (stored back on every exit): as fields of `self` each
+        // would be reloaded and stored around every memchr call.
+        var scanned = self.scanned, lineStart = self.lineStart, headerLines = self.headerLines
+        defer {
+            self.scanned = scanned
+            self.lineStart = lineStart
+            self.headerLines = headerLines
+        }
+        while headersStart < 0 {
+            guard scanned < count else { return .needMore }
+            guard let hit = memchr(p + scanned, 0x0A, count - scanned) else {
                 scanned = count
-                return checkPartialLine(count: count)
+                return checkPartialLine(count: count, lineStart: lineStart)
             }
             let lf = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - p
             scanned = lf + 1
             if lf == lineStart || p[lf - 1] != 0x0D { return .failed(.bareLF) }
             let lineLength = lf - 1 - lineStart
             if lineLength == 0 {
-                if headersStart < 0 {
-                    // Empty line before the start line.
-                    if skippedEmpty >= leadingEmptyLines { return .failed(.badRequestLine) }
-                    skippedEmpty += 1
-                    lineStart = scanned
-                    headStart = scanned
-                    continue
-                }
-                return .complete(length: scanned)
+                // Empty line before the start line.
+                if skippedEmpty >= leadingEmptyLines { return .failed(.badRequestLine) }
+                skippedEmpty += 1
+                lineStart = scanned
+                headStart = scanned
+                continue
             }
-            if headersStart < 0 {
-                if lineLength > maxFirstLine { return .failed(.uriTooLong) }
-                headersStart = scanned
-            } else {
-                headerLines += 1
-                if headerLines > maxHeaders { return .failed(.tooManyHeaders) }
-                if scanned - headersStart > maxHeaderBytes { return .failed(.headersTooLarge) }
+            if lineLength > maxFirstLine { return .failed(.uriTooLong) }
+            headersStart = scanned
+            lineStart = scanned
+        }
+        let headersStart = self.headersStart, maxHeaders = self.maxHeaders, maxHeaderBytes = self.maxHeaderBytes
+        while scanned < count {
+            guard let hit = memchr(p + scanned, 0x0A, count &- scanned) else {
+                scanned = count
+                return checkPartialLine(count: count, lineStart: lineStart)
             }
+            let lf = UnsafeRawPointer(hit).assumingMemoryBound(to: UInt8.self) - p
+            scanned = lf &+ 1
+            if lf == lineStart || p[lf &- 1] != 0x0D { return .failed(.bareLF) }
+            if lf &- 1 == lineStart { return .complete(length: scanned) }
+            headerLines &+= 1
+            if headerLines > maxHeaders { return .failed(.tooManyHeaders) }
+            if scanned &- headersStart > maxHeaderBytes { return .failed(.headersTooLarge) }
             lineStart = scanned
         }
         return .needMore
     }
 
-    private func checkPartialLine(count: Int) -> Outcome {
+    private func checkPartialLine(count: Int, lineStart: Int) -> Outcome {
         if headersStart < 0 {
             if count - lineStart > maxFirstLine + 1 { return .failed(.uriTooLong) }
         } else if count - headersStart > maxHeaderBytes + 2 {

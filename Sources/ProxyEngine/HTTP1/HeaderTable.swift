@@ -53,6 +53,9 @@ public struct HeaderField {
     public var kind: HeaderKind
     /// Set when a `Connection` option names this field, so it is dropped like a hop-by-hop field.
     public var dropped: Bool
+    /// The line is exactly `name ": " value CRLF`, the form the gateway writes: runs of such lines
+    /// are forwarded with one copy (HeadWriter).
+    public var canonical: Bool = false
 }
 
 /// A fixed-capacity table of header fields, owned by a worker and reused for every head it parses.
@@ -67,14 +70,46 @@ public final class HeaderTable {
     public var hostIndex = -1
     public var hostCount = 0
 
+    /// Bit `kind.rawValue` is set when a kind was seen more than once; with it clear,
+    /// `lastIndex(kind)` is the one field of that kind, and later passes need not walk the table.
+    public var repeated: UInt32 = 0
+    private let lastIndices: UnsafeMutablePointer<Int32>
+
     @inline(__always) func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
+    @inline(__always) func hasOne(_ kind: HeaderKind) -> Bool {
+        (presence & ~repeated) & (1 << UInt32(kind.rawValue)) != 0
+    }
+    /// Index of the last field of `kind` (valid only when `has(kind)`).
+    @inline(__always) func lastIndex(_ kind: HeaderKind) -> Int { Int(lastIndices[Int(kind.rawValue)]) }
+
+    /// Byte classes by byte value (`tokenByte`, `hostByte`): one load per byte, where the bit
+    /// test of `ByteClass.isToken` costs two branches. Per table rather than global, because a
+    /// lazily initialised global costs a `swift_once` check per use.
+    let byteClasses: UnsafeMutablePointer<UInt8>
+    static let tokenByte: UInt8 = 1
+    static let hostByte: UInt8 = 2
+    /// ':', '[' and ']': the bytes that shape "name[:port]".
+    static let hostDelimiter: UInt8 = 4
+    static let digit: UInt8 = 8
 
     public init(capacity: Int) {
         self.capacity = capacity
         fields = .allocate(capacity: max(capacity, 1))
+        byteClasses = .allocate(capacity: 256)
+        lastIndices = .allocate(capacity: 32)
+        lastIndices.initialize(repeating: 0, count: 32)
+        for b in 0..<256 {
+            let c = UInt8(b)
+            byteClasses[b] = (ByteClass.isToken(c) ? Self.tokenByte : 0) | (isHostByte(c) ? Self.hostByte : 0)
+                | (c == 0x3A || c == 0x5B || c == 0x5D ? Self.hostDelimiter : 0) | (c >= 0x30 && c <= 0x39 ? Self.digit : 0)
+        }
     }
 
-    deinit { fields.deallocate() }
+    deinit {
+        fields.deallocate()
+        byteClasses.deallocate()
+        lastIndices.deallocate()
+    }
 
     @inline(__always) subscript(i: Int) -> HeaderField {
         get { fields[i] }
@@ -86,40 +121,40 @@ public final class HeaderTable {
     func parse(_ p: UnsafePointer<UInt8>, from: Int, to: Int) throws(HTTPError) {
         count = 0
         presence = 0
+        repeated = 0
         hostIndex = -1
         hostCount = 0
         if from >= to { return }
-        // One branch-free pass over the whole block (the compiler vectorises it): no CTL other
-        // than HTAB, CR and LF, no DEL. The walk below meets every CR (names refuse it, a value
-        // ends at it) and checks that an LF follows (RFC 9112 §2.2).
-        var invalid: UInt8 = 0
-        for j in from..<to {
-            let b = p[j]
-            invalid |= (b < 0x20 && b != 0x09 && b != 0x0D && b != 0x0A ? 1 : 0) | (b == 0x7F ? 1 : 0)
-        }
+        // Every byte of the block is checked once on the walk below: names against the token
+        // table, whitespace by value, and values (with their trailing whitespace) by `valueEnd`,
+        // which notes any CTL other than HTAB, or DEL. It stops at the first CR, and an LF must
+        // follow it (RFC 9112 §2.2).
+        var invalid = false
+        let classes = UnsafePointer(byteClasses)
         var i = from
         while i < to {
             let c = p[i]
             // obs-fold (RFC 9112 §5.2): a line starting with whitespace continues the previous one.
             if c == 0x20 || c == 0x09 { throw .obsFold }
             let nameStart = i
-            while i < to && ByteClass.isToken(p[i]) { i += 1 }
-            if i == to { throw .badHeaderName }
+            // No bound check needed: every line of the block ends in CRLF, and CR is no token byte.
+            while classes[Int(p[i])] & Self.tokenByte != 0 { i &+= 1 }
             if p[i] != 0x3A {  // ':'
                 if p[i] == 0x20 || p[i] == 0x09 { throw .spaceBeforeColon }
                 throw .badHeaderName
             }
-            let nameLength = i - nameStart
+            let nameLength = i &- nameStart
             if nameLength == 0 { throw .badHeaderName }
-            i += 1
-            while p[i] == 0x20 || p[i] == 0x09 { i += 1 }
+            i &+= 1
+            while p[i] == 0x20 || p[i] == 0x09 { i &+= 1 }
             // The value ends at the first CR: every line of the block ends in CRLF, so one exists.
-            let crPointer = memchr(p + i, 0x0D, to - i)!
-            let cr = UnsafeRawPointer(crPointer).assumingMemoryBound(to: UInt8.self) - p
-            if p[cr + 1] != 0x0A { throw .bareCR }
+            let cr = Self.valueEnd(p, from: i, to: to, invalid: &invalid)
+            if p[cr &+ 1] != 0x0A { throw .bareCR }
             let valueStart = i
+            // One SP after the colon, no trailing whitespace: the line is in the form we write.
+            let canonical = valueStart == nameStart &+ nameLength &+ 2 && p[valueStart &- 1] == 0x20
             var valueEnd = cr
-            while valueEnd > valueStart && (p[valueEnd - 1] == 0x20 || p[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            while valueEnd > valueStart && (p[valueEnd &- 1] == 0x20 || p[valueEnd &- 1] == 0x09) { valueEnd &-= 1 }
             if count == capacity { throw .tooManyHeaders }
             let kind = HeaderKind.classify(p + nameStart, nameLength)
             // Heads are at most 64 KiB, so every offset fits Int32.
@@ -127,17 +162,52 @@ public final class HeaderTable {
                 nameStart: Int32(truncatingIfNeeded: nameStart), nameLength: Int32(truncatingIfNeeded: nameLength),
                 valueStart: Int32(truncatingIfNeeded: valueStart),
                 valueLength: Int32(truncatingIfNeeded: valueEnd &- valueStart),
-                kind: kind, dropped: false)
-            presence |= 1 << UInt32(kind.rawValue)
+                kind: kind, dropped: false, canonical: canonical && valueEnd == cr)
+            let bit: UInt32 = 1 << UInt32(kind.rawValue)
+            repeated |= presence & bit
+            presence |= bit
+            lastIndices[Int(kind.rawValue)] = Int32(truncatingIfNeeded: count)
             if kind == .host {
                 if hostCount == 0 { hostIndex = count }
-                hostCount += 1
+                hostCount &+= 1
             }
-            count += 1
-            i = cr + 2
+            count &+= 1
+            i = cr &+ 2
         }
         // Reported after the structure checks, so a malformed line is named for what it is.
-        if invalid != 0 { throw .badHeaderValue }
+        if invalid { throw .badHeaderValue }
+    }
+
+    /// Offset of the first CR in `p[from..<end]` (or `end`), eight bytes a step (SWAR), noting
+    /// in `invalid` any CTL other than HTAB, or DEL, on the way (RFC 9110 §5.5).
+    @inline(__always)
+    private static func valueEnd(_ p: UnsafePointer<UInt8>, from: Int, to end: Int, invalid: inout Bool) -> Int {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        var i = from
+        while end &- i >= 8 {
+            let x = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+            let d = x ^ (ones &* 0x7F)
+            // The lowest set bit marks the first byte below 0x20 or equal to 0x7F (bits above it
+            // may be false hits from borrows, so only that one is trusted).
+            let hit = ((x &- ones &* 0x20) & ~x | (d &- ones) & ~d) & high
+            if hit == 0 {
+                i &+= 8
+                continue
+            }
+            i &+= hit.trailingZeroBitCount >> 3
+            let b = p[i]
+            if b == 0x0D { return i }
+            if b != 0x09 { invalid = true }
+            i &+= 1
+        }
+        while i < end {
+            let b = p[i]
+            if b == 0x0D { return i }
+            if (b < 0x20 && b != 0x09) || b == 0x7F { invalid = true }
+            i &+= 1
+        }
+        return end
     }
 
     /// Marks fields named by `Connection` options as dropped (RFC 9110 §7.6.1). Framing fields and
@@ -149,7 +219,9 @@ public final class HeaderTable {
         var close = false
         var keepAlive = false
         var upgrade = false
-        for c in 0..<count where fields[c].kind == .connection {
+        // One Connection field (the usual case): no walk to find it.
+        let only = hasOne(.connection) ? lastIndex(.connection) : -1
+        for c in (only >= 0 ? only..<(only + 1) : 0..<count) where fields[c].kind == .connection {
             let f = fields[c]
             forEachListElement(p, Int(f.valueStart), Int(f.valueLength)) { s, n in
                 if ByteClass.equalsLower(p + s, n, "close") { close = true; return }

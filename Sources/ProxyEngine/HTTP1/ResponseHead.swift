@@ -18,12 +18,18 @@ public struct ResponseHead {
                              requestMethod: Method) throws(HTTPError) -> ResponseHead {
         var h = ResponseHead()
         var i = start
-        // "HTTP/1.x" SP 3DIGIT [SP reason-phrase] CRLF
-        guard end - i >= 14,
+        // "HTTP/1.x" SP 3DIGIT [SP reason-phrase] CRLF; "HTTP/1.1" in one word compare first.
+        if end - i >= 14
+            && UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self)) == RequestHead.httpSlash11
+            && p[i + 8] == 0x20 {
+            h.version = 11
+        } else {
+            guard end - i >= 14,
               p[i] == 0x48, p[i + 1] == 0x54, p[i + 2] == 0x54, p[i + 3] == 0x50, p[i + 4] == 0x2F,
               p[i + 5] == 0x31, p[i + 6] == 0x2E, p[i + 7] == 0x31 || p[i + 7] == 0x30,
               p[i + 8] == 0x20 else { throw .badStatusLine }
-        h.version = p[i + 7] == 0x31 ? 11 : 10
+            h.version = p[i + 7] == 0x31 ? 11 : 10
+        }
         i += 9
         var status = 0
         for k in 0..<3 {
