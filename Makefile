@@ -5,7 +5,7 @@ CONFIG ?= config/switchyard.yaml
 SWIFT ?= swift
 
 # Debian packages: the C libraries of the design, and the real peers the tests talk to.
-APT_RUN  := libssl-dev libnghttp2-dev libsqlite3-dev
+APT_RUN  := libssl-dev libnghttp2-dev libsqlite3-dev openssl
 APT_TEST := curl slowhttptest python3 chromium
 # Python test peers (websockets clients and servers, the Autobahn cases) live in a git-ignored
 # venv: `python3` is pyenv's CPython, which Debian's python3-* packages do not serve.
@@ -40,6 +40,7 @@ release: deps
 
 run: deps-test release
 	@mkdir -p var
+	@./scripts/dev-cert.sh var/tls
 	./.build/release/switchyard serve --config $(CONFIG)
 
 check-config: build

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import TLSTerminator
 
 /// Starts the workers and the log writers, waits for a signal, drains, and stops.
 public final class Engine {
@@ -8,9 +9,12 @@ public final class Engine {
     public let tunnels = TunnelDirectory()
     /// Counters for the metrics, one set per worker.
     public let stats: EngineStats
+    /// The TLS listeners' certificates (loaded by the caller, so a bad file stops start-up).
+    public let certificates: ListenerCertificates?
 
-    public init(config: EngineConfig) {
+    public init(config: EngineConfig, certificates: ListenerCertificates? = nil) {
         self.config = config
+        self.certificates = certificates
         stats = EngineStats(workers: config.workers, routeNames: config.routes.routes.map(\.name))
     }
 
@@ -33,7 +37,7 @@ public final class Engine {
             tunnels.register(control)
             // Listeners are bound here, on the calling thread, so a bind error stops start-up.
             workers.append(Transfer(try Worker(id: i, config: config, control: control, sinks: sinks, directory: tunnels,
-                                                stats: stats.workers[i])))
+                                                stats: stats.workers[i], certificates: certificates)))
         }
         var threads: [pthread_t] = []
         for w in workers {
@@ -42,9 +46,15 @@ public final class Engine {
         workers.removeAll()
         onReady()
 
+        // SIGHUP reloads the certificates; so does a change to their files (checked every 2 s).
         while true {
-            let sig = cl_wait_signal()
+            let sig = cl_wait_signal_ms(certificates?.hasTLS == true ? 2000 : 60_000)
             if sig == SIGTERM || sig == SIGINT { break }
+            if let certificates, certificates.hasTLS, sig == 0 || sig == SIGHUP {
+                let before = certificates.generation.load(ordering: .acquiring)
+                for line in certificates.reload(force: sig == SIGHUP) { logLine(line) }
+                if certificates.generation.load(ordering: .acquiring) != before { for c in controls { c.wake() } }
+            }
         }
         onDrain()
         for c in controls { c.requestDrain() }
@@ -52,6 +62,13 @@ public final class Engine {
         for s in [sinks.access, sinks.error].compactMap({ $0 }) { s.stop() }
         for t in writers { pthread_join(t, nil) }
     }
+}
+
+/// A line on stderr from the main thread (the workers' logs have their own writers).
+func logLine(_ text: String) {
+    var line = Array((text.hasPrefix("event=") ? "level=info " + text : text).utf8)
+    line.append(0x0A)
+    _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress!, $0.count) }
 }
 
 /// Moves a non-Sendable value to the one thread that will own it from then on.

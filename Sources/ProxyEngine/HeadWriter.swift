@@ -9,7 +9,7 @@ enum HeadWriter {
     /// in Connection dropped, X-Forwarded-For/Proto/Host, Via and X-Request-Id set.
     static func request(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ req: RequestHead,
                         _ headers: HeaderTable, clientIP: UnsafePointer<UInt8>, clientIPLength: Int,
-                        requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
+                        requestID: UnsafePointer<UInt8>, requestIDLength: Int, https: Bool = false) {
         if req.version == 11 && req.pathStart == req.methodStart + req.methodLength + 1 && p[req.pathStart] == 0x2F {
             // Origin-form HTTP/1.1 (the path is the whole target): the request line is already
             // what we send (one SP after the method, one before the version, checked by the parser).
@@ -44,11 +44,11 @@ enum HeadWriter {
         appendValues(into: &b, p, headers, .xForwardedFor)
         b.append(clientIP, clientIPLength)
         if req.hostStart >= 0 {
-            b.append("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
+            b.append(https ? "\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: " : "\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: ")
             b.append(p + req.hostStart, req.hostLength)
             b.append("\r\nVia: ")
         } else {
-            b.append("\r\nX-Forwarded-Proto: http\r\nVia: ")
+            b.append(https ? "\r\nX-Forwarded-Proto: https\r\nVia: " : "\r\nX-Forwarded-Proto: http\r\nVia: ")
         }
         appendValues(into: &b, p, headers, .via)
         b.append(req.version == 10 ? "1.0 switchyard\r\nX-Request-Id: " : "1.1 switchyard\r\nX-Request-Id: ")

@@ -46,7 +46,7 @@ extension Session {
         }
         let want = inBuf!.writableCount
         let r: IOResult
-        do { r = try Sys.read(fd, inBuf!.writePointer, want) } catch {
+        do { r = try clientRead(inBuf!.writePointer, want) } catch {
             abort(reason: "client read failed")
             return false
         }
@@ -55,7 +55,7 @@ extension Session {
             inBuf!.end += n
             // A short read means drained, unless the FIN came with this data: then no further
             // edge will come, and the next read must run to see the EOF.
-            if n < want && !io.hangup { io.readable = false }
+            if n < want && !io.hangup && tls == nil { io.readable = false }
             return true
         case .wouldBlock:
             io.readable = false
@@ -127,7 +127,8 @@ extension Session {
         }
         var out = need <= BufferPool.standardSize ? buffers.take() : buffers.takeLarge()
         HeadWriter.request(into: &out, base, req, headers, clientIP: clientIP, clientIPLength: clientIPLength,
-                           requestID: requestID, requestIDLength: requestIDLength)
+                           requestID: requestID, requestIDLength: requestIDLength, https: tls != nil)
+        if tls != nil { appendHSTS() }
         upOut = out
         upOutSent = 0
         if req.expectContinue && !reqAllSeen {
@@ -168,6 +169,14 @@ extension Session {
         clientOut = b
         respStarted = true
         phase = .responding
+    }
+
+    /// `Strict-Transport-Security` on responses of a TLS listener that sets `hsts`.
+    private func appendHSTS() {
+        let line = worker.hstsLines[listenerIndex]
+        guard !line.isEmpty, responseExtraLength + line.count <= Session.responseExtraCapacity else { return }
+        line.withUnsafeBytes { (responseExtra + responseExtraLength).update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: $0.count) }
+        responseExtraLength += line.count
     }
 
     /// Copies "METHOD target" (the request line up to the version, truncated) for the access log.

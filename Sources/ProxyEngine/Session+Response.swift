@@ -43,10 +43,10 @@ extension Session {
                 let r: IOResult
                 do {
                     if outLeft > 0 {
-                        r = try Sys.writev2(fd, clientOut!.readPointer, outLeft,
+                        r = try clientWritev2(clientOut!.readPointer, outLeft,
                                             respPending > 0 ? UnsafeRawPointer(u.inBuf!.readPointer) : nil, respPending)
                     } else {
-                        r = try Sys.write(fd, u.inBuf!.readPointer, respPending)
+                        r = try clientWrite(u.inBuf!.readPointer, respPending)
                     }
                 } catch {
                     abort(reason: "client write failed")

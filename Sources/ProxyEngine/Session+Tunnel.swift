@@ -11,8 +11,9 @@ extension Session {
         switching = false
         phase = .tunnel
         let settings = worker.config.tunnels
-        toUpstream = TunnelLeg(useBuffers: !settings.splice)
-        toClient = TunnelLeg(useBuffers: !settings.splice)
+        // splice cannot see through TLS: a TLS client's tunnel moves bytes through buffers.
+        toUpstream = TunnelLeg(useBuffers: !settings.splice || tls != nil)
+        toClient = TunnelLeg(useBuffers: !settings.splice || tls != nil)
         if let b = inBuf {
             if b.count > 0 { toUpstream.pending = b } else { buffers.give(b) }
             inBuf = nil
@@ -35,8 +36,8 @@ extension Session {
         let up: Bool
         let down: Bool
         do {
-            up = try toUpstream.pump(from: fd, to: u.fd, &io, &u.io, pipes: worker.pipes, buffers: buffers)
-            down = try toClient.pump(from: u.fd, to: fd, &u.io, &io, pipes: worker.pipes, buffers: buffers)
+            up = try toUpstream.pump(from: fd, to: u.fd, &io, &u.io, pipes: worker.pipes, buffers: buffers, srcTLS: tls)
+            down = try toClient.pump(from: u.fd, to: fd, &u.io, &io, pipes: worker.pipes, buffers: buffers, dstTLS: tls)
         } catch {
             endTunnel(reason: error.reason)
             return false
@@ -79,7 +80,7 @@ extension Session {
         if webSocket && !toClient.holdsBytes && !toClient.finForwarded {
             // RFC 6455 §5.5.1: FIN + opcode 8, unmasked (server to client), 2-byte payload: the code.
             var frame: (UInt8, UInt8, UInt8, UInt8) = (0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF))
-            _ = withUnsafeBytes(of: &frame) { try? Sys.write(fd, $0.baseAddress!, 4) }
+            _ = withUnsafeBytes(of: &frame) { try? clientWrite($0.baseAddress!, 4) }
         }
         // Not an error: the access line says the tunnel ended; a drain of many users would
         // otherwise write an error line per tunnel.

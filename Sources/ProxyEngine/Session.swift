@@ -1,6 +1,7 @@
 import CLinux
 import Glibc
 import RouteResolver
+import TLSTerminator
 
 
 /// One client connection and, while a request is in flight, its exchange with an upstream.
@@ -13,7 +14,7 @@ import RouteResolver
 /// both sides can take them: a reader stops when the buffer it fills is full and the writer
 /// behind it is blocked.
 final class Session: Pollable {
-    enum Phase { case head, exchange, responding, lingering, tunnel, closed }
+    enum Phase { case handshake, head, exchange, responding, lingering, tunnel, closed }
     enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger, lookup, tunnelIdle }
 
     /// Strong, for the same reason as the parts below: every `worker.now` or `worker.arm` through
@@ -80,6 +81,8 @@ final class Session: Pollable {
     var closeAfter = false
     /// The upstream stopped taking the request body after answering; the rest is not sent.
     var requestBroken = false
+    /// The connection's TLS session (TLS listeners); nil: plain.
+    var tls: TLSConnection?
     /// Which of the worker's listeners accepted this connection.
     var listenerIndex = 0
     /// The route the current request matched; -1: none (yet).
@@ -170,6 +173,12 @@ final class Session: Pollable {
         queuedTick = 0
         phase = .head
         scanner.reset()
+        tls = nil
+        if worker.config.listeners[listener].tls != nil {
+            // No context (OpenSSL refused every certificate set so far): never serve plain here.
+            tls = worker.tlsContexts[listener]?.makeConnection(fd: fd)
+            phase = .handshake
+        }
     }
 
     func start() {
@@ -191,6 +200,7 @@ final class Session: Pollable {
         while true {
             let progress: Bool
             switch phase {
+            case .handshake: progress = stepHandshake()
             case .head: progress = stepHead()
             case .exchange: progress = stepExchange()
             case .responding: progress = stepResponding()
@@ -212,6 +222,9 @@ final class Session: Pollable {
         let t = timeouts
         let clientBlocked = (clientOut != nil || respPending > 0) && !io.writable
         switch phase {
+        case .handshake:
+            timerKind = .header
+            worker.arm(self, deadline: headStartMs + t.clientHeader)
         case .head:
             if scanner.started || requestsServed == 0 || inBuf != nil {
                 timerKind = .header
@@ -324,7 +337,7 @@ final class Session: Pollable {
         if let b = clientOut {
             guard io.writable else { return false }
             let r: IOResult
-            do { r = try Sys.write(fd, b.readPointer, b.count) } catch { abort(reason: "client write failed"); return false }
+            do { r = try clientWrite(b.readPointer, b.count) } catch { abort(reason: "client write failed"); return false }
             guard case .bytes(let n) = r else { io.writable = false; return false }
             bytesOut += UInt64(n)
             clientOut!.consume(n)
@@ -365,7 +378,7 @@ final class Session: Pollable {
         defer { buffers.give(scratch) }
         while lingerBytes < Session.maxLingerBytes {
             let r: IOResult
-            do { r = try Sys.read(fd, scratch.base, scratch.capacity) } catch { close(); return false }
+            do { r = try clientRead(scratch.base, scratch.capacity) } catch { close(); return false }
             switch r {
             case .bytes(let n): lingerBytes += n
             case .eof: close(); return false
@@ -405,6 +418,11 @@ final class Session: Pollable {
         dropUpstream()
         resetExchange()
         phase = .closed
+        if let t = tls {
+            // close_notify, best effort (never waits), and the SSL freed before the fd is.
+            t.shutdown()
+            tls = nil
+        }
         Sys.close(fd)
         fd = -1
         if let b = inBuf { buffers.give(b); inBuf = nil }
@@ -417,6 +435,8 @@ final class Session: Pollable {
     func drainIfIdle() {
         switch phase {
         case .head where !scanner.started && inBuf == nil:
+            close()
+        case .handshake:
             close()
         case .head, .exchange, .responding:
             closeAfter = true

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import RouteResolver
 import Synchronization
+import TLSTerminator
 
 /// One event-loop thread: its own epoll instance, its own SO_REUSEPORT listeners, its own
 /// connections, buffers, upstream pools and timers. A connection never leaves its worker.
@@ -55,6 +56,12 @@ final class Worker {
     private let routeNames: [String]
     let directory: TunnelDirectory
     let stats: WorkerStats
+    /// Per listener: the TLS context new connections get (nil: plain).
+    private(set) var tlsContexts: [TLSContext?] = []
+    /// Per listener: `Strict-Transport-Security: ...` CRLF, or empty.
+    let hstsLines: [[UInt8]]
+    private let certificates: ListenerCertificates?
+    private var certificateGeneration: UInt64 = 0
     private let idlePerAddress: Int
     private let idleTimeout: UInt64
     var requestIDs: RequestIDGenerator
@@ -82,9 +89,14 @@ final class Worker {
     private let acceptAddress = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
 
     init(id: Int, config: EngineConfig, control: WorkerControl, sinks: LogSinks,
-         directory: TunnelDirectory, stats: WorkerStats) throws(SysError) {
+         directory: TunnelDirectory, stats: WorkerStats, certificates: ListenerCertificates?) throws(SysError) {
         self.id = id
         self.stats = stats
+        self.certificates = certificates
+        hstsLines = config.listeners.map { l in
+            guard let s = l.tls?.hstsSeconds, s > 0 else { return [] }
+            return Array("Strict-Transport-Security: max-age=\(s)\r\n".utf8)
+        }
         self.directory = directory
         routeTunnelIdle = config.routeTunnelIdle
         redirectPorts = config.listeners.map { $0.redirectHTTPSPort ?? 0 }
@@ -122,6 +134,7 @@ final class Worker {
         requestIDs = RequestIDGenerator()
         events = .allocate(capacity: Self.maxEvents)
 
+        refreshTLSContexts()
         _ = register(.wake, fd: wakeFD, events: Epoll.input)
         for (i, l) in config.listeners.enumerated() {
             let fd = try Sys.listen(l.address, backlog: l.backlog)
@@ -283,6 +296,8 @@ final class Worker {
                 wallMs = Worker.wallClockMs()
             }
             if n < 0 && errno != EINTR { fatalError("epoll_wait: errno \(errno)") }
+            // New certificates apply from the next connection accepted (the engine wakes us).
+            if let c = certificates, c.generation.load(ordering: .acquiring) != certificateGeneration { refreshTLSContexts() }
             var i = 0
             while i < Int(n) {
                 dispatch(events[i])
@@ -389,6 +404,27 @@ final class Worker {
         if control.drainRequested.load(ordering: .acquiring) && !draining { beginDrain() }
     }
 
+    // MARK: TLS
+
+    /// Builds this worker's TLS contexts from the current certificate sets. A set that cannot
+    /// become a context (OpenSSL refuses) keeps the old context and says so.
+    private func refreshTLSContexts() {
+        guard let certificates else { tlsContexts = config.listeners.map { _ in nil }; return }
+        certificateGeneration = certificates.generation.load(ordering: .acquiring)
+        let sets = certificates.current()
+        var contexts: [TLSContext?] = []
+        for (i, set) in sets.enumerated() {
+            guard let set else { contexts.append(nil); continue }
+            do {
+                contexts.append(try TLSContext(certificates: set, settings: TLSSettings(alpn: ["http/1.1"], ticketKeys: certificates.ticketKeys[i])))
+            } catch {
+                log.error("tls_context", "listener \(config.listeners[i].name): \(error)")
+                contexts.append(i < tlsContexts.count ? tlsContexts[i] : nil)
+            }
+        }
+        tlsContexts = contexts
+    }
+
     // MARK: tunnels
 
     func tunnelOpened(_ s: Session) {
@@ -479,7 +515,8 @@ final class WorkerControl: Sendable {
         }
     }
 
-    private func wake() {
+    /// Wakes the worker (it re-reads shared state such as the certificates on each turn).
+    func wake() {
         var one: UInt64 = 1
         _ = Glibc.write(wakeFD, &one, 8)
     }

@@ -119,9 +119,6 @@ enum ConfigLoader {
         return n
     }
 
-    /// TLS termination is wired into the engine (set when it is).
-    static let tlsAvailable = false
-
     private static func parseListeners(_ node: Node?) throws(ConfigError) -> [EngineConfig.Listener] {
         guard let node else { throw ConfigError(key: "listeners", reason: "at least one listener is required") }
         guard let seq = node.sequence, !seq.isEmpty else { throw ConfigError(key: "listeners", reason: "must be a non-empty list") }
@@ -139,9 +136,6 @@ enum ConfigLoader {
             let backlog = try l.int("backlog", range: 1...65535) ?? 4096
             var listener = EngineConfig.Listener(name: try l.string("name") ?? "listener\(i)", address: address, backlog: Int32(backlog))
             listener.tls = try parseTLS(l.value("tls"), path: "\(path).tls")
-            if listener.tls != nil, !tlsAvailable {
-                throw ConfigError(key: "\(path).tls", reason: "TLS listeners are not in this build yet")
-            }
             if let port = try l.int("redirect_https", range: 1...65535) {
                 guard listener.tls == nil else {
                     throw ConfigError(key: "\(path).redirect_https", reason: "a TLS listener cannot redirect to HTTPS")

@@ -42,7 +42,14 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         defer { store?.close() }
-        let engine = Engine(config: config)
+        let certificates: ListenerCertificates?
+        do {
+            certificates = config.listeners.contains { $0.tls != nil } ? try ListenerCertificates(config: config) : nil
+        } catch {
+            FileHandle.standardError.write(Data("switchyard: cannot load certificates: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let engine = Engine(config: config, certificates: certificates)
         // A moved placement closes that user's tunnels, so the HMR client reconnects to its new node.
         let tunnels = engine.tunnels
         config.registry?.observeMoves { moved in

@@ -1,5 +1,6 @@
 import CLinux
 import Glibc
+import TLSTerminator
 
 /// Why a tunnel ended early: which side failed and how (STYLE.md point 8).
 struct TunnelFailure: Error {
@@ -51,8 +52,10 @@ struct TunnelLeg {
 
     /// Moves what can move now; returns whether anything did. Throws when either socket failed
     /// (a reset, a write to a closed peer): the tunnel then ends.
+    /// `srcTLS`/`dstTLS`: that side is a TLS session (the leg must be in buffer mode).
     mutating func pump(from src: Int32, to dst: Int32, _ srcIO: inout Readiness, _ dstIO: inout Readiness,
-                       pipes: PipePool, buffers: BufferPool) throws(TunnelFailure) -> Bool {
+                       pipes: PipePool, buffers: BufferPool,
+                       srcTLS: TLSConnection? = nil, dstTLS: TLSConnection? = nil) throws(TunnelFailure) -> Bool {
         var progress = false
         defer {
             // Empty pipes go back at once: idle tunnels hold none.
@@ -64,7 +67,10 @@ struct TunnelLeg {
                 if b.count > 0 {
                     guard dstIO.writable else { return progress }
                     let r: IOResult
-                    do { r = try Sys.write(dst, b.readPointer, b.count) } catch { throw TunnelFailure(reason: "tunnel write failed") }
+                    do {
+                        if let t = dstTLS { r = try TLSIOResult.map(t.write(b.readPointer, b.count), "tls write") }
+                        else { r = try Sys.write(dst, b.readPointer, b.count) }
+                    } catch { throw TunnelFailure(reason: "tunnel write failed") }
                     guard case .bytes(let n) = r else { dstIO.writable = false; return progress }
                     pending!.consume(n)
                     moved += UInt64(n)
@@ -88,6 +94,8 @@ struct TunnelLeg {
             // 3. Everything before the FIN is out: pass the FIN on (half-close).
             if sourceClosed {
                 if !finForwarded {
+                    // Over TLS, close_notify first: the client reads it as the end of the stream.
+                    dstTLS?.shutdown()
                     Sys.shutdownWrite(dst)
                     finForwarded = true
                     progress = true
@@ -97,7 +105,7 @@ struct TunnelLeg {
             // 4. Read more.
             guard srcIO.readable else { return progress }
             if useBuffers || !bulk {
-                guard try readIntoBuffer(src, &srcIO, buffers) else { return progress }
+                guard try readIntoBuffer(src, &srcIO, buffers, srcTLS) else { return progress }
                 progress = true
                 continue
             }
@@ -130,10 +138,14 @@ struct TunnelLeg {
     }
 
     /// Buffer mode: one read into a pooled buffer queued as `pending`. False when nothing came.
-    private mutating func readIntoBuffer(_ src: Int32, _ srcIO: inout Readiness, _ buffers: BufferPool) throws(TunnelFailure) -> Bool {
+    private mutating func readIntoBuffer(_ src: Int32, _ srcIO: inout Readiness, _ buffers: BufferPool,
+                                         _ tls: TLSConnection?) throws(TunnelFailure) -> Bool {
         var b = buffers.take()
         let r: IOResult
-        do { r = try Sys.read(src, b.writePointer, b.writableCount) } catch {
+        do {
+            if let t = tls { r = try TLSIOResult.map(t.read(b.writePointer, b.writableCount), "tls read") }
+            else { r = try Sys.read(src, b.writePointer, b.writableCount) }
+        } catch {
             buffers.give(b)
             throw TunnelFailure(reason: "tunnel read failed")
         }
