@@ -222,6 +222,7 @@ extension Session {
     }
 
     /// Streams the rewritten head and then the body to the upstream, while both sides can move.
+    @inline(__always)
     func pumpRequest(_ u: UpstreamConnection) -> Bool {
         guard u.connected, !requestBroken else { return false }
         var progress = false

@@ -37,6 +37,21 @@ enum ByteClass {
     static func equalsLower(_ p: UnsafePointer<UInt8>, _ n: Int, _ lit: StaticString) -> Bool {
         guard n == lit.utf8CodeUnitCount else { return false }
         let l = lit.utf8Start
+        // Two (overlapping) words: every literal byte has bit 5 set, so `| 0x20` on the input
+        // side alone compares the same way as byte by byte.
+        let a = UnsafeRawPointer(p), b = UnsafeRawPointer(l)
+        if n >= 8 {
+            let lower: UInt64 = 0x2020_2020_2020_2020
+            return a.loadUnaligned(as: UInt64.self) | lower == b.loadUnaligned(as: UInt64.self)
+                && a.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self) | lower
+                    == b.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+        }
+        if n >= 4 {
+            let lower: UInt32 = 0x2020_2020
+            return a.loadUnaligned(as: UInt32.self) | lower == b.loadUnaligned(as: UInt32.self)
+                && a.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self) | lower
+                    == b.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+        }
         for i in 0..<n where (p[i] | 0x20) != l[i] { return false }
         return true
     }

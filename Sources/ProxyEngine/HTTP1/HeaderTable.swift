@@ -91,6 +91,9 @@ public final class HeaderTable {
     /// ':', '[' and ']': the bytes that shape "name[:port]".
     static let hostDelimiter: UInt8 = 4
     static let digit: UInt8 = 8
+    /// A letter some known field name starts with (c, e, h, k, p, t, u, v, x, either case):
+    /// names starting otherwise (Accept, Date, Server, ...) are `.other` without a compare.
+    static let knownNameStart: UInt8 = 16
 
     public init(capacity: Int) {
         self.capacity = capacity
@@ -102,6 +105,7 @@ public final class HeaderTable {
             let c = UInt8(b)
             byteClasses[b] = (ByteClass.isToken(c) ? Self.tokenByte : 0) | (isHostByte(c) ? Self.hostByte : 0)
                 | (c == 0x3A || c == 0x5B || c == 0x5D ? Self.hostDelimiter : 0) | (c >= 0x30 && c <= 0x39 ? Self.digit : 0)
+                | ("cehkptuvxCEHKPTUVX".utf8.contains(c) ? Self.knownNameStart : 0)
         }
     }
 
@@ -156,7 +160,8 @@ public final class HeaderTable {
             var valueEnd = cr
             while valueEnd > valueStart && (p[valueEnd &- 1] == 0x20 || p[valueEnd &- 1] == 0x09) { valueEnd &-= 1 }
             if count == capacity { throw .tooManyHeaders }
-            let kind = HeaderKind.classify(p + nameStart, nameLength)
+            let kind = classes[Int(p[nameStart])] & Self.knownNameStart == 0
+                ? HeaderKind.other : HeaderKind.classify(p + nameStart, nameLength)
             // Heads are at most 64 KiB, so every offset fits Int32.
             fields[count] = HeaderField(
                 nameStart: Int32(truncatingIfNeeded: nameStart), nameLength: Int32(truncatingIfNeeded: nameLength),
