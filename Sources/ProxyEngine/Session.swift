@@ -365,6 +365,9 @@ final class Session: Pollable {
         if let b = inBuf { buffers.give(b); inBuf = nil }
         // Nothing more waiting from the client: close at once.
         if !unreadBody && !io.readable && !io.hangup { close(); return }
+        // Over TLS the stream ends with close_notify (RFC 8446 §6.1), so the client can tell a
+        // complete response from a cut one (RFC 9112 §9.8).
+        tls?.shutdown()
         Sys.shutdownWrite(fd)
         phase = .lingering
         lingerBytes = 0
