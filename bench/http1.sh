@@ -37,17 +37,9 @@ need nginx haproxy wrk curl cc python3 ss ps
 ((REPEAT >= 1)) || die "REPEAT must be >= 1"
 
 bench_init http1
-STAMP=$(date +%Y%m%d-%H%M%S)
-RESULTS="$BENCH_DIR/results/http1-$STAMP"
-mkdir -p "$RESULTS/raw" "$RESULTS/logs"
-SWITCHYARD_ORIG=$SWITCHYARD_BIN
-snapshot_switchyard
+bench_results http1
 RELAY_BIN="$BENCH_DIR/results/relay"
 compile_c "$BENCH_DIR/relay.c" "$RELAY_BIN"
-
-# Logs of every system are copied into the results before the temp dir goes.
-save_logs() { [[ -d $BENCH_TMP ]] && cp -r "$BENCH_TMP"/. "$RESULTS/logs/" 2>/dev/null; bench_cleanup; }
-trap save_logs EXIT
 
 # The sticky case: each request for a user id drawn from 10,000 (placed on first sight, looked
 # up afterwards), so wrk exercises key extraction and the registry rather than one hot key.
@@ -74,16 +66,8 @@ cat "$BENCH_TMP/sticky-request.lua" "$BENCH_TMP/report.lua" >"$BENCH_TMP/sticky.
 
 LOADAVG_START=$(cat /proc/loadavg)
 {
-    echo "date=$(date -Is)"
-    echo "loadavg_start=$LOADAVG_START"
-    echo "host_cpus=$(nproc)"
-    echo "kernel=$(uname -r)"
-    echo "nginx=$(nginx -v 2>&1 | sed 's/.*: //')"
-    echo "haproxy=$(haproxy -v | head -1 | awk '{print $3}')"
+    bench_meta
     echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
-    echo "switchyard_bin=$SWITCHYARD_ORIG"
-    echo "switchyard_sha256=$SWITCHYARD_SHA"
-    echo "switchyard_commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none)"
     echo "workers=$WORKERS"
     echo "repeat=$REPEAT"
     echo "conns=$CONNS"
@@ -195,21 +179,6 @@ run_config() {  # rep "sys:w"
     stop_system
 }
 
-N=${#CONFIGS[@]}
 log "configurations: ${CONFIGS[*]}; $REPEAT repetitions"
-for ((rep = 1; rep <= REPEAT; rep++)); do
-    log "repetition $rep/$REPEAT"
-    for ((i = 0; i < N; i++)); do
-        cfg=${CONFIGS[$(((i + rep - 1) % N))]}
-        run_config "$rep" "$cfg"
-    done
-done
-
-LOADAVG_END=$(cat /proc/loadavg)
-echo "loadavg_end=$LOADAVG_END" >>"$RESULTS/meta.txt"
-log "loadavg at end: $LOADAVG_END"
-
-python3 "$BENCH_DIR/report.py" "$RESULTS" >"$RESULTS/summary.md" || die "report failed"
-cp "$RESULTS/summary.md" "$BENCH_DIR/results/http1-latest.md"
-log "raw results: $RESULTS"
-cat "$RESULTS/summary.md"
+bench_rounds run_config "${CONFIGS[@]}"
+bench_report report.py http1

@@ -173,14 +173,14 @@ compile_c() {  # src out
 
 # ---------------------------------------------------------------- configs ---
 
-# What both nginx configs share: limits, temp paths under $d, keep-alive without a request cap
+# What every nginx config shares: limits, temp paths under $d, keep-alive without a request cap
 # (the default keepalive_requests of 1,000 would make nginx alone reconnect during a run).
 # Prints through the opening of the http block.
-nginx_common() {  # dir
+nginx_common() {  # dir [rlimit_nofile] [worker_connections]
     local d=$1
     cat <<EOF
-worker_rlimit_nofile 20000;
-events { worker_connections 10000; }
+worker_rlimit_nofile ${2:-20000};
+events { worker_connections ${3:-10000}; }
 http {
     access_log off;
     client_body_temp_path $d/client_body;
@@ -270,7 +270,9 @@ backend upstream
 EOF
 }
 
-write_switchyard_conf() {  # dir port upstream_port workers [sticky]
+# Modes: static (one route to the upstream), sticky (plus /ws/<id>/ through the registry),
+# nosplice (static, with tunnels.splice: false: tunnel bytes through pooled buffers).
+write_switchyard_conf() {  # dir port upstream_port workers [static|sticky|nosplice]
     local d=$1 port=$2 up=$3 workers=$4 mode=${5:-static}
     mkdir -p "$d"
     cat >"$d/switchyard.yaml" <<EOF
@@ -299,6 +301,7 @@ routes:
     set_cookie: ws_uid
 EOF
     else
+        [[ $mode == nosplice ]] && printf 'tunnels:\n  splice: false\n' >>"$d/switchyard.yaml"
         echo "routes:" >>"$d/switchyard.yaml"
     fi
     cat >>"$d/switchyard.yaml" <<EOF
@@ -364,6 +367,18 @@ start_system() {  # system workers [ready_timeout_s]
     return 0
 }
 
+# Wait until a client writes its ready file; fails if the client exits first or after
+# `tenths` tenths of a second.
+wait_file() {  # file pid tenths
+    local i
+    for ((i = 0; i < $3; i++)); do
+        [[ -f $1 ]] && return 0
+        kill -0 "$2" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -f $1 ]]
+}
+
 # Run a private copy of the Switchyard binary, so that a rebuild during a
 # benchmark cannot mix two builds in one report. Sets SWITCHYARD_SHA.
 snapshot_switchyard() {
@@ -383,4 +398,59 @@ snapshot_switchyard() {
 stop_system() {
     [[ -n $SYS_PID ]] && stop_pid "$SYS_PID"
     SYS_PID=""
+}
+
+# ---------------------------------------------------------------- runs ---
+
+# The results directory bench/results/<name>-<stamp> (raw/, logs/), a private copy of the
+# binary, and the temp dir's logs copied into it on exit. Sets RESULTS and SWITCHYARD_ORIG.
+bench_results() {  # name
+    RESULTS="$BENCH_DIR/results/$1-$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$RESULTS/raw" "$RESULTS/logs"
+    SWITCHYARD_ORIG=$SWITCHYARD_BIN
+    snapshot_switchyard
+    trap save_logs EXIT
+}
+
+save_logs() { [[ -d $BENCH_TMP ]] && cp -r "$BENCH_TMP"/. "$RESULTS/logs/" 2>/dev/null; bench_cleanup; }
+
+# The lines every meta.txt starts with (the report reads key=value in any order); the
+# caller adds its own and logs the load average.
+bench_meta() {
+    echo "date=$(date -Is)"
+    echo "loadavg_start=$LOADAVG_START"
+    echo "host_cpus=$(nproc)"
+    echo "kernel=$(uname -r)"
+    echo "nginx=$(nginx -v 2>&1 | sed 's/.*: //')"
+    echo "haproxy=$(haproxy -v | head -1 | awk '{print $3}')"
+    echo "switchyard_bin=$SWITCHYARD_ORIG"
+    echo "switchyard_sha256=$SWITCHYARD_SHA"
+    echo "switchyard_commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none)"
+}
+
+# REPEAT repetitions of `fn rep item` over the items, round-robin, the order rotated every
+# repetition so that no item always runs first or right after the same neighbour.
+bench_rounds() {  # fn item...
+    local fn=$1 rep i n; shift
+    n=$#
+    local items=("$@")
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+        log "repetition $rep/$REPEAT"
+        for ((i = 0; i < n; i++)); do
+            "$fn" "$rep" "${items[$(((i + rep - 1) % n))]}"
+        done
+    done
+}
+
+# The end of a run: the closing load average, the report (python3 bench/<script> on the
+# results) to summary.md, results/<name>-latest.md and stdout.
+bench_report() {  # script name
+    local loadavg_end
+    loadavg_end=$(cat /proc/loadavg)
+    echo "loadavg_end=$loadavg_end" >>"$RESULTS/meta.txt"
+    log "loadavg at end: $loadavg_end"
+    python3 "$BENCH_DIR/$1" "$RESULTS" >"$RESULTS/summary.md" || die "report failed"
+    cp "$RESULTS/summary.md" "$BENCH_DIR/results/$2-latest.md"
+    log "raw results: $RESULTS"
+    cat "$RESULTS/summary.md"
 }

@@ -6,48 +6,22 @@
 Reads runs.tsv (one row per wrk run) and meta.txt (key=value); prints medians
 over the repetitions, with ratios to nginx at the same worker count.
 """
-import csv
-import statistics
 import sys
 from pathlib import Path
+
+from reportlib import fmt, median, num, ratio, read_meta, read_tsv
 
 ORDER = ["direct", "relay", "nginx", "haproxy", "switchyard", "static-ws", "sticky"]
 
 
-def num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
 def med(rows, key):
-    vals = [num(r[key]) for r in rows]
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def fmt(v, digits=0):
-    if v is None:
-        return "—"
-    return f"{v:,.{digits}f}"
-
-
-def ratio(a, b):
-    if a is None or b is None or b == 0:
-        return "—"
-    return f"{a / b:.2f}"
+    return median(num(r[key]) for r in rows)
 
 
 def main():
     d = Path(sys.argv[1])
-    meta = {}
-    for line in (d / "meta.txt").read_text().splitlines():
-        if "=" in line:
-            k, v = line.split("=", 1)
-            meta[k] = v
-    with open(d / "runs.tsv", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t"))
+    meta = read_meta(d)
+    rows = read_tsv(d / "runs.tsv")
 
     groups = {}
     for r in rows:

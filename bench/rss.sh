@@ -51,12 +51,7 @@ for sys in $SYSTEMS; do
     ready="$BENCH_TMP/$sys.ready"
     bench_spawn "$BENCH_TMP/$sys.idle_conns.log" python3 "$BENCH_DIR/idle_conns.py" "$SYS_PORT" "$CONNS" "$ready" 300
     client=$SPAWNED_PID
-    for ((i = 0; i < 1200; i++)); do
-        [[ -f $ready ]] && break
-        kill -0 "$client" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ ! -f $ready ]]; then
+    if ! wait_file "$ready" "$client" 1200; then
         log "$sys: client did not finish: $(tail -5 "$BENCH_TMP/$sys.idle_conns.log")"
         ROWS+=("| $sys | $WORKERS | client failed | | | | | | |")
         stop_pid "$client"; stop_system

@@ -63,11 +63,7 @@ hard=$(ulimit -Hn)
 ulimit -n "$hard" || die "cannot raise ulimit -n to $hard"
 
 bench_init websocket
-STAMP=$(date +%Y%m%d-%H%M%S)
-RESULTS="$BENCH_DIR/results/websocket-$STAMP"
-mkdir -p "$RESULTS/raw" "$RESULTS/logs"
-SWITCHYARD_ORIG=$SWITCHYARD_BIN
-snapshot_switchyard
+bench_results websocket
 
 # The helpers include ws.h: rebuild when either file is newer than the binary.
 compile_ws() {  # name
@@ -80,9 +76,6 @@ compile_ws wsecho
 compile_ws wsload
 WSECHO="$BENCH_DIR/results/wsecho"
 WSLOAD="$BENCH_DIR/results/wsload"
-
-save_logs() { [[ -d $BENCH_TMP ]] && cp -r "$BENCH_TMP"/. "$RESULTS/logs/" 2>/dev/null; bench_cleanup; }
-trap save_logs EXIT
 
 # CPU placement. With 2 CPUs: the proxy alone on one, the client and the
 # upstream on the other, so the proxy never waits behind them and every
@@ -123,15 +116,7 @@ worker_processes $workers;
 daemon off;
 pid $d/nginx.pid;
 error_log $d/logs/error.log warn;
-worker_rlimit_nofile $hard;
-events { worker_connections $NGINX_WORKER_CONNECTIONS; }
-http {
-    access_log off;
-    client_body_temp_path $d/client_body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
+$(nginx_common "$d" "$hard" "$NGINX_WORKER_CONNECTIONS")
     server {
         listen 127.0.0.1:$port reuseport backlog=4096;
         location / {
@@ -173,28 +158,6 @@ backend echo
 EOF
 }
 
-# Tunnels keep their defaults (no idle timeout; splice) unless splice is "false".
-write_ws_switchyard_conf() {  # dir port upstream_port workers [splice]
-    local d=$1 port=$2 up=$3 workers=$4 splice=${5:-}
-    mkdir -p "$d"
-    cat >"$d/switchyard.yaml" <<EOF
-workers: $workers
-listeners:
-  - name: public
-    address: 127.0.0.1:$port
-admin:
-  address: "off"
-logging:
-  access: off
-  error: stderr
-$([[ $splice == false ]] && printf 'tunnels:\n  splice: false')
-routes:
-  - name: echo
-    path_prefix: /
-    upstreams: ["127.0.0.1:$up"]
-EOF
-}
-
 # ---------------------------------------------------------------- processes ---
 
 # A fresh echo upstream for every system run (a new port each time, so
@@ -222,7 +185,8 @@ start_ws_system() {  # system workers tag [timeout_s]
             bench_spawn "$SYS_DIR/haproxy.log" "${PROXY_WRAP[@]}" haproxy -db -f "$SYS_DIR/haproxy.cfg" ;;
         switchyard | switchyard-nosplice)
             [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_ORIG not found (build it with: swift build -c release)"; return 1; }
-            write_ws_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UP_PORT" "$w" "$([[ $sys == switchyard-nosplice ]] && echo false)"
+            # Tunnels keep their defaults (no idle timeout; splice) but for switchyard-nosplice.
+            write_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UP_PORT" "$w" "$([[ $sys == switchyard-nosplice ]] && echo nosplice)"
             bench_spawn "$SYS_DIR/switchyard.log" "${PROXY_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
         *) die "unknown system $sys" ;;
     esac
@@ -281,12 +245,7 @@ idle_test() {  # rep sys w
     fds0=$(tree_fds "$SYS_PID")
     bench_spawn "$clog" "${LOAD_WRAP[@]}" "$WSLOAD" idle "$SYS_PORT" -c "$IDLE_CONNS" -k "$IDLE_CONCURRENCY" -r "$ready"
     client=$SPAWNED_PID
-    for ((i = 0; i < 1500; i++)); do
-        [[ -f $ready ]] && break
-        kill -0 "$client" 2>/dev/null || break
-        sleep 0.1
-    done
-    if [[ ! -f $ready ]]; then
+    if ! wait_file "$ready" "$client" 1500; then
         log "    $sys idle: the client did not finish opening: $(tail -3 "$clog" | tr '\n' ' ')"
         stop_pid "$client"
         return 1
@@ -357,15 +316,7 @@ run_system() {  # rep sys
 
 LOADAVG_START=$(cat /proc/loadavg)
 {
-    echo "date=$(date -Is)"
-    echo "loadavg_start=$LOADAVG_START"
-    echo "host_cpus=$(nproc)"
-    echo "kernel=$(uname -r)"
-    echo "nginx=$(nginx -v 2>&1 | sed 's/.*: //')"
-    echo "haproxy=$(haproxy -v | head -1 | awk '{print $3}')"
-    echo "switchyard_bin=$SWITCHYARD_ORIG"
-    echo "switchyard_sha256=$SWITCHYARD_SHA"
-    echo "switchyard_commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none)"
+    bench_meta
     echo "pinning=$PINNING"
     echo "pinned=$([[ ${#PROXY_WRAP[@]} -gt 0 ]] && echo 1 || echo 0)"
     echo "load_cpus=$LOAD_NCPUS"
@@ -406,20 +357,6 @@ if [[ " $SYSTEMS " == *" switchyard"* ]]; then
 fi
 ((${#RUN_SYSTEMS[@]} > 0)) || die "no system to measure"
 
-N=${#RUN_SYSTEMS[@]}
 log "systems: ${RUN_SYSTEMS[*]}; tests: $TESTS; $REPEAT repetitions"
-for ((rep = 1; rep <= REPEAT; rep++)); do
-    log "repetition $rep/$REPEAT"
-    for ((i = 0; i < N; i++)); do
-        run_system "$rep" "${RUN_SYSTEMS[$(((i + rep - 1) % N))]}"
-    done
-done
-
-LOADAVG_END=$(cat /proc/loadavg)
-echo "loadavg_end=$LOADAVG_END" >>"$RESULTS/meta.txt"
-log "loadavg at end: $LOADAVG_END"
-
-python3 "$BENCH_DIR/ws_report.py" "$RESULTS" >"$RESULTS/summary.md" || die "report failed"
-cp "$RESULTS/summary.md" "$BENCH_DIR/results/websocket-latest.md"
-log "raw results: $RESULTS"
-cat "$RESULTS/summary.md"
+bench_rounds run_system "${RUN_SYSTEMS[@]}"
+bench_report ws_report.py websocket

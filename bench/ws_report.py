@@ -7,44 +7,17 @@ Reads meta.txt (key=value), idle.tsv (one row per idle-tunnel run) and
 runs.tsv (one row per echo or bulk run); prints medians over the repetitions
 with ratios to HAProxy and to nginx.
 """
-import csv
-import statistics
 import sys
 from pathlib import Path
 
+from reportlib import fmt, median as med, num, ratio, read_meta, read_tsv
+
 ORDER = ["nginx", "haproxy", "switchyard", "switchyard-nosplice"]
-
-
-def num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def fmt(v, digits=0):
-    return "—" if v is None else f"{v:,.{digits}f}"
-
-
-def ratio(a, b):
-    return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
 
 def spread(vals, digits=0):
     vals = [v for v in vals if v is not None]
     return f"{fmt(min(vals), digits)}–{fmt(max(vals), digits)}" if vals else "—"
-
-
-def read_tsv(path):
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f, delimiter="\t"))
 
 
 def by_system(rows):
@@ -164,11 +137,7 @@ def limit(x, pinned, load_cap):
 
 def main():
     d = Path(sys.argv[1])
-    meta = {}
-    for line in (d / "meta.txt").read_text().splitlines():
-        if "=" in line:
-            k, v = line.split("=", 1)
-            meta[k] = v
+    meta = read_meta(d)
     idle = read_tsv(d / "idle.tsv")
     runs = read_tsv(d / "runs.tsv")
 

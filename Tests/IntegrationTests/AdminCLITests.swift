@@ -119,38 +119,12 @@ extension Scope {
     /// segment, query, cookie) and no nodes: the tests add them with the CLI.
     fileprivate func startCLIWorld(upstreams: Int = 3, admin: ((Int) -> String)? = nil) throws -> CLIWorld {
         let up = try startUpstreams(upstreams)
-        let port = try Ports.free()
         let adminPort = try Ports.free()
-        let yaml = """
-        workers: 1
-        listeners:
-          - address: 127.0.0.1:\(port)
-        logging: {access: "off", error: stderr}
-        admin: \(admin?(adminPort) ?? "{address: 127.0.0.1:\(adminPort), token: \(adminToken)}")
-        registry: {database: \(path("var/registry.db"))}
-        pools:
-          workspace: {node_token: \(nodeToken)}
-        routes:
-          - name: workspace
-            path_prefix: /ws/
-            key: {path_segment: /ws/}
-            pool: workspace
-            set_cookie: ws_uid
-          - name: workspace-api
-            path_prefix: /api/fun-ai/workspace/
-            key: {query: userId}
-            pool: workspace
-          - name: assets
-            path_prefix: /
-            key: {cookie: ws_uid}
-            pool: workspace
-
-        """
-        let configPath = try write("gateway.yaml", yaml)
-        let child = try spawn("gateway", try gatewayBinary(), ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(port, child: child)
-        return CLIWorld(scope: self, gateway: Gateway(child: child, port: port, configPath: configPath),
-                        adminPort: adminPort, upstream: up, configPath: configPath)
+        let gateway = try startGateway(StickyConfig(
+            port: try Ports.free(), database: path("var/registry.db"), routes: [.workspace, .workspaceAPI, .assets],
+            pools: [("workspace", "{node_token: \(nodeToken)}")], workers: 1, access: "off",
+            admin: admin?(adminPort) ?? "{address: 127.0.0.1:\(adminPort), token: \(adminToken)}"))
+        return CLIWorld(scope: self, gateway: gateway, adminPort: adminPort, upstream: up, configPath: gateway.configPath)
     }
 }
 

@@ -313,8 +313,7 @@ struct AdminDrainTests {
         defer { nodes.kill9() }
         let (portA, portB) = (ports[0], ports[1])
         var config = AdminGatewayConfig(port: try Ports.free(), adminPort: try Ports.free(), database: scope.path("var/registry.db"))
-        config.nodes = [("ws-a", "workspace", "127.0.0.1:\(portA)", "heartbeats: false"),
-                        ("ws-b", "workspace", "127.0.0.1:\(portB)", "heartbeats: false, enabled: false")]
+        config.nodes = [StickyNode("ws-a", "127.0.0.1:\(portA)"), StickyNode("ws-b", "127.0.0.1:\(portB)", "enabled: false")]
         let gw = try scope.startAdminGateway(config)
         let a = gw.client()
 
@@ -421,8 +420,7 @@ struct AdminDrainTests {
         let (nodes, ports) = try scope.startWSNodes(2)
         defer { nodes.kill9() }
         var config = AdminGatewayConfig(port: try Ports.free(), adminPort: try Ports.free(), database: scope.path("var/registry.db"))
-        config.nodes = [("ws-a", "workspace", "127.0.0.1:\(ports[0])", "heartbeats: false"),
-                        ("ws-b", "workspace", "127.0.0.1:\(ports[1])", "heartbeats: false")]
+        config.nodes = [StickyNode("ws-a", "127.0.0.1:\(ports[0])"), StickyNode("ws-b", "127.0.0.1:\(ports[1])")]
         let gw = try scope.startAdminGateway(config)
         let a = gw.client()
         let placed = try place((0..<40).map { "r\($0)" }, admin: gw.adminPort)

@@ -53,7 +53,7 @@ struct AutobahnTests {
     func sameVerdictsThroughTheTunnel(path: AutobahnTunnelPath) throws {
         let scope = try Scope("autobahn-\(path.rawValue)")
         defer { scope.close() }
-        let python = try Self.venvPython()
+        let python = try scope.venvPython()
         let echoPort = try startEcho(scope, python: python)
         let port = try Ports.free()
         let gateway = try startGateway(scope, port: port, echo: echoPort, splice: path == .splice)
@@ -127,58 +127,21 @@ struct AutobahnTests {
 
     // MARK: - Peers
 
-    static func venvPython() throws -> String {
-        let python = Paths.packageRoot.appendingPathComponent(".venv/bin/python3").path
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw HarnessError("\(python) not found: run `make venv` (the Autobahn cases need the kosoku and websockets packages)")
-        }
-        return python
-    }
-
     private func startEcho(_ scope: Scope, python: String) throws -> Int {
-        let ready = scope.path("echo.ready")
-        let child = try scope.spawn("autobahn-echo", python, [Paths.peers.appendingPathComponent("autobahn_echo.py").path,
-                                                             "--ready-file", ready, "--parent", "\(getpid())", "0"])
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if let text = try? String(contentsOfFile: ready, encoding: .utf8),
-               let port = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) { return port }
-            if !child.isRunning { throw HarnessError("autobahn_echo.py exited early: \(child.stderr.suffix(2000))") }
-            usleep(20_000)
-        }
-        throw HarnessError("autobahn_echo.py did not become ready; stderr: \(child.stderr.suffix(2000))")
+        try scope.startPeer("autobahn_echo.py", python: python, ["0"], name: "autobahn-echo", timeout: 20) {
+            portList($0, count: 1)?.first
+        }.ready
     }
 
     /// A keyed workspace route (the production shape: user from /ws/<id>/) to the echo server.
     private func startGateway(_ scope: Scope, port: Int, echo: Int, splice: Bool) throws -> Gateway {
-        let yaml = """
-        workers: 2
-        listeners:
-          - address: 127.0.0.1:\(port)
-        logging: {access: stdout, error: stderr}
-        admin: {address: "off"}
-        registry: {database: \(scope.path("var/registry.db"))}
-        pools:
-          workspace: {policy: rendezvous}
-        nodes:
-          - {name: echo, pool: workspace, address: 127.0.0.1:\(echo), heartbeats: false}
-        tunnels: {splice: \(splice)}
-        routes:
-          - name: workspace
-            path_prefix: /ws/
-            key: {path_segment: /ws/}
-            pool: workspace
-            set_cookie: ws_uid
-
-        """
-        let configPath = try scope.write("gateway.yaml", yaml)
-        let child = try scope.spawn("gateway", try scope.gatewayBinary(), ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(port, child: child)
-        return Gateway(child: child, port: port, configPath: configPath)
+        try scope.startGateway(StickyConfig(port: port, database: scope.path("var/registry.db"),
+                                            nodes: [StickyNode("echo", "127.0.0.1:\(echo)")], routes: [.workspace],
+                                            tunnels: "{splice: \(splice)}"))
     }
 
     private func runArguments(_ url: String, out: String) -> [String] {
-        [Paths.peers.appendingPathComponent("autobahn_run.py").path, url, "--out", out]
+        [Paths.peer("autobahn_run.py"), url, "--out", out]
             + Self.cases.flatMap { ["--case", $0] }
     }
 

@@ -126,68 +126,17 @@ struct BrowserTests {
 
     // MARK: - Peers
 
-    private func venvPython() throws -> String {
-        let python = Paths.packageRoot.appendingPathComponent(".venv/bin/python3").path
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw HarnessError("\(python) not found: run `make venv` (the browser tests' peers need the websockets package)")
-        }
-        return python
-    }
-
     /// Starts hmrpage.py with `count` node ports.
     private func startPages(_ scope: Scope, count: Int) throws -> [Int] {
-        let ready = scope.path("hmrpage.ready")
-        let child = try scope.spawn("hmrpage", try venvPython(),
-                                    [Paths.peers.appendingPathComponent("hmrpage.py").path, "--ready-file", ready,
-                                     "--parent", "\(getpid())"] + Array(repeating: "0", count: count))
-        let deadline = Date().addingTimeInterval(20)
-        while Date() < deadline {
-            if let text = try? String(contentsOfFile: ready, encoding: .utf8) {
-                let ports = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
-                if ports.count == count { return ports }
-            }
-            if !child.isRunning { throw HarnessError("hmrpage.py exited early: \(child.stderr.suffix(2000))") }
-            usleep(20_000)
-        }
-        throw HarnessError("hmrpage.py did not become ready; stderr: \(child.stderr.suffix(2000))")
+        try scope.startPeer("hmrpage.py", python: try scope.venvPython(), Array(repeating: "0", count: count),
+                            name: "hmrpage", timeout: 20) { portList($0, count: count) }.ready
     }
 
     /// The production shape: /ws/<id>/ keyed by path (and setting ws_uid), everything else by
     /// the ws_uid cookie, one workspace node per hmrpage port.
     private func startGateway(_ scope: Scope, nodes: [Int]) throws -> Gateway {
-        let port = try Ports.free()
-        var yaml = """
-        workers: 2
-        listeners:
-          - address: 127.0.0.1:\(port)
-        logging: {access: stdout, error: stderr}
-        admin: {address: "off"}
-        registry: {database: \(scope.path("var/registry.db"))}
-        pools:
-          workspace: {policy: rendezvous}
-        nodes:
-
-        """
-        for (i, node) in nodes.enumerated() {
-            yaml += "  - {name: ws-\(i + 1), pool: workspace, address: 127.0.0.1:\(node), heartbeats: false}\n"
-        }
-        yaml += """
-        routes:
-          - name: workspace
-            path_prefix: /ws/
-            key: {path_segment: /ws/}
-            pool: workspace
-            set_cookie: ws_uid
-          - name: assets
-            path_prefix: /
-            key: {cookie: ws_uid}
-            pool: workspace
-
-        """
-        let configPath = try scope.write("gateway.yaml", yaml)
-        let child = try scope.spawn("gateway", try scope.gatewayBinary(), ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(port, child: child)
-        return Gateway(child: child, port: port, configPath: configPath)
+        try scope.startGateway(StickyConfig(port: try Ports.free(), database: scope.path("var/registry.db"),
+                                            nodes: nodes.enumerated().map { StickyNode("ws-\($0 + 1)", "127.0.0.1:\($1)") }))
     }
 
     private func profileDir(_ scope: Scope) -> String { scope.path("chromium-profile") }
@@ -198,8 +147,8 @@ struct BrowserTests {
             throw HarnessError("chromium not found on PATH: `make deps-test` installs Debian's chromium package")
         }
         let out = scope.path("browser.json")
-        let r = try scope.run(try venvPython(),
-                              [Paths.peers.appendingPathComponent("browser_cdp.py").path, "--chromium", chromium,
+        let r = try scope.run(try scope.venvPython(),
+                              [Paths.peer("browser_cdp.py"), "--chromium", chromium,
                                "--profile", profileDir(scope), "--out", out, "--parent", "\(getpid())",
                                "--timeout", "30"] + urls,
                               timeout: 60 + 35 * Double(urls.count))

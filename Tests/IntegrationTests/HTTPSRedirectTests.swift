@@ -18,10 +18,7 @@ struct HTTPSRedirectTests {
         routes:
           - upstreams: ["127.0.0.1:9"]
         """
-        let configPath = try scope.write("gateway.yaml", yaml)
-        let child = try scope.spawn("gateway", try scope.gatewayBinary(), ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(port, child: child)
-        return Gateway(child: child, port: port, configPath: configPath)
+        return try scope.startGateway(yaml: yaml, port: port)
     }
 
     @Test("308 to https with host, path and query kept; port omitted when 443; keep-alive goes on without a body")

@@ -64,8 +64,8 @@ struct AdminGatewayConfig {
     var port: Int
     var adminPort: Int
     var database: String
-    /// Nodes declared in the YAML: (name, pool, address, extra flow-mapping entries).
-    var nodes: [(name: String, pool: String, address: String, extra: String)] = []
+    /// Nodes declared in the YAML.
+    var nodes: [StickyNode] = []
     var token = "admin-token-0123456789abcdef"
     var nodeToken = "node-token-workspace-0123456789"
     var runtimeNodeToken = "node-token-runtime-0123456789"
@@ -78,36 +78,11 @@ struct AdminGatewayConfig {
     func yaml() -> String {
         var admin = "address: 127.0.0.1:\(adminPort), token: \"\(token)\""
         if let allow { admin += ", allow: [\(allow.map { "\"\($0)\"" }.joined(separator: ", "))]" }
-        var y = """
-        workers: \(workers)
-        listeners:
-          - address: 127.0.0.1:\(port)
-        logging: {access: \(access), error: stderr}
-        admin: {\(admin)}
-        registry: {database: \(database)}
-        pools:
-          workspace: {policy: rendezvous, node_token: "\(nodeToken)"\(workspacePool.isEmpty ? "" : ", " + workspacePool)}
-          runtime: {policy: rendezvous, node_token: "\(runtimeNodeToken)"}
-        nodes:\(nodes.isEmpty ? " []" : "")
-
-        """
-        for n in nodes {
-            y += "  - {name: \(n.name), pool: \(n.pool), address: \(n.address)\(n.extra.isEmpty ? "" : ", " + n.extra)}\n"
-        }
-        y += """
-        routes:
-          - name: workspace
-            path_prefix: /ws/
-            key: {path_segment: /ws/}
-            pool: workspace
-            set_cookie: ws_uid
-          - name: assets
-            path_prefix: /
-            key: {cookie: ws_uid}
-            pool: workspace
-
-        """
-        return y
+        return StickyConfig(
+            port: port, database: database, nodes: nodes,
+            pools: [("workspace", "{policy: rendezvous, node_token: \"\(nodeToken)\"\(workspacePool.isEmpty ? "" : ", " + workspacePool)}"),
+                    ("runtime", "{policy: rendezvous, node_token: \"\(runtimeNodeToken)\"}")],
+            workers: workers, access: access, admin: "{\(admin)}").yaml()
     }
 }
 
@@ -133,9 +108,7 @@ struct AdminGateway {
 extension Scope {
     /// Writes the config and starts `switchyard serve`; returns once /readyz says ready.
     func startAdminGateway(_ config: AdminGatewayConfig, name: String = "gateway") throws -> AdminGateway {
-        let configPath = try write("\(name).yaml", config.yaml())
-        let child = try spawn(name, try gatewayBinary(), ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(config.port, child: child)
+        let child = try startGateway(yaml: config.yaml(), port: config.port, name: name).child
         try Ports.waitUntilOpen(config.adminPort, child: child)
         let gw = AdminGateway(child: child, config: config)
         let client = gw.client()
@@ -400,49 +373,22 @@ struct WSHolder {
 }
 
 extension Scope {
-    var venvPythonPath: String { Paths.packageRoot.appendingPathComponent(".venv/bin/python3").path }
-
     /// Starts wspeer.py (read-only use of another suite's peer) with `count` WebSocket ports;
     /// plain GETs there answer `{"port", "path"}`.
     func startWSNodes(_ count: Int) throws -> (child: Child, ports: [Int]) {
-        guard FileManager.default.isExecutableFile(atPath: venvPythonPath) else {
-            throw HarnessError("\(venvPythonPath) not found: run `make venv`")
-        }
-        let ready = path("wsnodes-\(UUID().uuidString.prefix(6)).ready")
-        let child = try spawn("wsnodes", venvPythonPath,
-                              [Paths.peers.appendingPathComponent("wspeer.py").path, "--ws", "\(count)", "--raw", "0",
-                               "--ready-file", ready, "--parent", "\(getpid())"])
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if let data = FileManager.default.contents(atPath: ready) {
-                let ports = AJSON(data: data)["ws"].array.compactMap(\.int)
-                if ports.count == count { return (child, ports) }
-            }
-            if !child.isRunning { throw HarnessError("wspeer.py exited early: \(child.stderr.suffix(2000))") }
-            usleep(20_000)
-        }
-        throw HarnessError("wspeer.py did not become ready: \(child.stderr.suffix(2000))")
+        let peer = try startWSPeer(ws: count, raw: 0, name: "wsnodes")
+        return (peer.child, peer.wsPorts)
     }
 
     /// Opens one WebSocket per user through the gateway's /ws/<user>/ route and holds them.
     func holdWebSockets(gatewayPort: Int, users: [String], expectClose: [String]) throws -> WSHolder {
         let tag = UUID().uuidString.prefix(6)
-        let ready = path("wsholder-\(tag).ready")
         let stop = path("wsholder-\(tag).stop")
-        let child = try spawn("wsholder-\(tag)", venvPythonPath,
-                              [Paths.peers.appendingPathComponent("wsholder.py").path, "--port", "\(gatewayPort)",
-                               "--users", users.joined(separator: ","), "--expect-close", expectClose.joined(separator: ","),
-                               "--ready-file", ready, "--stop-file", stop, "--parent", "\(getpid())"])
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if let data = FileManager.default.contents(atPath: ready) {
-                let o = AJSON(data: data).object
-                return WSHolder(child: child, stopFile: stop, ports: o.compactMapValues(\.int))
-            }
-            if !child.isRunning { throw HarnessError("wsholder.py exited early: \(child.stdout.prefix(2000)) \(child.stderr.suffix(2000))") }
-            usleep(20_000)
-        }
-        throw HarnessError("wsholder.py did not open its connections: \(child.stderr.suffix(2000))")
+        let holder = try startPeer("wsholder.py", python: try venvPython(),
+                                   ["--port", "\(gatewayPort)", "--users", users.joined(separator: ","),
+                                    "--expect-close", expectClose.joined(separator: ","), "--stop-file", stop],
+                                   name: "wsholder-\(tag)") { AJSON(data: $0).object.compactMapValues(\.int) }
+        return WSHolder(child: holder.child, stopFile: stop, ports: holder.ready)
     }
 }
 
@@ -491,9 +437,8 @@ extension Scope {
         let up = try startUpstreams(3)
         var config = AdminGatewayConfig(port: try Ports.free(), adminPort: try Ports.free(),
                                         database: path("var/registry.db"))
-        config.nodes = [("ws-1", "workspace", up.addresses[0], "heartbeats: false"),
-                        ("ws-2", "workspace", up.addresses[1], "heartbeats: false"),
-                        ("rt-1", "runtime", up.addresses[2], "heartbeats: false")]
+        config.nodes = [StickyNode("ws-1", up.addresses[0]), StickyNode("ws-2", up.addresses[1]),
+                        StickyNode("rt-1", up.addresses[2], pool: "runtime")]
         config.allow = allow
         config.workspacePool = workspacePool
         let gw = try startAdminGateway(config)

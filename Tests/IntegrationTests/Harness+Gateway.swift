@@ -74,28 +74,57 @@ struct Gateway {
     func url(_ path: String) -> String { base + path }
 }
 
+extension Paths {
+    static func peer(_ script: String) -> String { peers.appendingPathComponent(script).path }
+
+    /// `<root>/.venv/bin/python3`, with the peers' packages (websockets, kosoku) installed by `make venv`.
+    static var venvPython: String { packageRoot.appendingPathComponent(".venv/bin/python3").path }
+}
+
+/// Ports separated by spaces, as upstream.py, hmrpage.py and autobahn_echo.py write them; nil
+/// until there are `count`.
+func portList(_ data: Data, count: Int) -> [Int]? {
+    let ports = String(decoding: data, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
+    return ports.count == count ? ports : nil
+}
+
 extension Scope {
+    /// The venv's python3, or a clear failure telling how to create it.
+    func venvPython() throws -> String {
+        let python = Paths.venvPython
+        guard FileManager.default.isExecutableFile(atPath: python) else {
+            throw HarnessError("\(python) not found: run `make venv` (the Python peers need the websockets and kosoku packages)")
+        }
+        return python
+    }
+
+    /// Starts the peer `peers/<script>` with `--ready-file` and `--parent` (see peers/peerproc.py)
+    /// and waits until what it wrote to the ready file (atomically, once it listens) satisfies
+    /// `parse`.
+    func startPeer<T>(_ script: String, python: String, _ arguments: [String] = [], name: String,
+                      timeout: Double = 15, parse: (Data) -> T?) throws -> (child: Child, ready: T) {
+        let ready = path("\(name)-\(UUID().uuidString.prefix(6)).ready")
+        let child = try spawn(name, python, [Paths.peer(script), "--ready-file", ready, "--parent", "\(getpid())"] + arguments)
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if let data = FileManager.default.contents(atPath: ready), let value = parse(data) { return (child, value) }
+            if !child.isRunning {
+                throw HarnessError("\(script) exited early: \(child.stdout.prefix(2000)) \(child.stderr.suffix(2000))")
+            }
+            usleep(20_000)
+        }
+        throw HarnessError("\(script) did not become ready; stderr: \(child.stderr.suffix(2000))")
+    }
+
     /// Starts one upstream.py serving `count` independent ports.
     func startUpstreams(_ count: Int = 1) throws -> Upstreams {
         guard let python = Paths.which("python3") else {
             throw HarnessError("python3 not found on PATH; the upstream peer needs it")
         }
-        let ready = path("upstream-\(UUID().uuidString.prefix(6)).ready")
-        let child = try spawn("upstream", python,
-                              [Paths.upstreamScript, "--ready-file", ready, "--parent", "\(getpid())"]
-                                + Array(repeating: "0", count: count))
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if let text = try? String(contentsOfFile: ready, encoding: .utf8) {
-                let ports = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int($0) }
-                if ports.count == count { return Upstreams(child: child, ports: ports) }
-            }
-            if !child.isRunning {
-                throw HarnessError("upstream.py exited early: \(child.stderr.suffix(2000))")
-            }
-            usleep(20_000)
+        let peer = try startPeer("upstream.py", python: python, Array(repeating: "0", count: count), name: "upstream") {
+            portList($0, count: count)
         }
-        throw HarnessError("upstream.py did not become ready; stderr: \(child.stderr.suffix(2000))")
+        return Upstreams(child: peer.child, ports: peer.ready)
     }
 
     /// Path of the gateway binary, or a clear failure if it was not built.
@@ -107,13 +136,17 @@ extension Scope {
         return bin
     }
 
-    /// Writes the config and starts `switchyard serve`, waiting until it listens.
+    /// Writes `yaml` as `<name>.yaml` and starts `switchyard serve` on it, waiting until the
+    /// public listener on `port` accepts.
+    func startGateway(yaml: String, port: Int, name: String = "gateway") throws -> Gateway {
+        let configPath = try write("\(name).yaml", yaml)
+        let child = try spawn(name, try gatewayBinary(), ["serve", "--config", configPath])
+        try Ports.waitUntilOpen(port, child: child)
+        return Gateway(child: child, port: port, configPath: configPath)
+    }
+
     func startGateway(_ config: GatewayConfig, name: String = "gateway") throws -> Gateway {
-        let bin = try gatewayBinary()
-        let configPath = try write("\(name).yaml", config.yaml())
-        let child = try spawn(name, bin, ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(config.port, child: child)
-        return Gateway(child: child, port: config.port, configPath: configPath)
+        try startGateway(yaml: config.yaml(), port: config.port, name: name)
     }
 
     /// The common case: one gateway, one catch-all route to `upstreams`.

@@ -9,13 +9,6 @@ import Foundation
 import Glibc
 #endif
 
-extension Paths {
-    /// `<root>/.venv/bin/python3`, with `websockets` installed (`make venv`).
-    static var venvPython: String { packageRoot.appendingPathComponent(".venv/bin/python3").path }
-    static var wsPeerScript: String { peers.appendingPathComponent("wspeer.py").path }
-    static var wsClientScript: String { peers.appendingPathComponent("wsclient.py").path }
-}
-
 /// A running wspeer.py: `ws` ports serve the websockets library, `raw` ports the
 /// hand-written handshake (see the script's docstring for the endpoints).
 struct WSPeer {
@@ -72,43 +65,20 @@ struct JSONValue: CustomStringConvertible {
 }
 
 extension Scope {
-    /// The venv's python3, or a clear failure telling how to create it.
-    func venvPython() throws -> String {
-        let python = Paths.venvPython
-        guard FileManager.default.isExecutableFile(atPath: python) else {
-            throw HarnessError("\(python) not found: run `make venv` (the WebSocket peers need the websockets package)")
-        }
-        return python
-    }
-
     /// Starts one wspeer.py with `ws` WebSocket ports and `raw` raw ports.
-    func startWSPeer(ws: Int = 1, raw: Int = 1) throws -> WSPeer {
-        let ready = path("wspeer-\(UUID().uuidString.prefix(6)).ready")
-        let child = try spawn("wspeer", try venvPython(),
-                              [Paths.wsPeerScript, "--ws", "\(ws)", "--raw", "\(raw)",
-                               "--ready-file", ready, "--parent", "\(getpid())"])
-        let deadline = Date().addingTimeInterval(15)
-        while Date() < deadline {
-            if let data = FileManager.default.contents(atPath: ready) {
-                let ports = JSONValue(data: data)
-                let wsPorts = ports["ws"].array.compactMap(\.int)
-                let rawPorts = ports["raw"].array.compactMap(\.int)
-                if wsPorts.count == ws && rawPorts.count == raw {
-                    return WSPeer(child: child, wsPorts: wsPorts, rawPorts: rawPorts)
-                }
-            }
-            if !child.isRunning {
-                throw HarnessError("wspeer.py exited early: \(child.stderr.suffix(2000))")
-            }
-            usleep(20_000)
+    func startWSPeer(ws: Int = 1, raw: Int = 1, name: String = "wspeer") throws -> WSPeer {
+        let peer = try startPeer("wspeer.py", python: try venvPython(), ["--ws", "\(ws)", "--raw", "\(raw)"], name: name) { data in
+            let ports = JSONValue(data: data)
+            let wsPorts = ports["ws"].array.compactMap(\.int), rawPorts = ports["raw"].array.compactMap(\.int)
+            return wsPorts.count == ws && rawPorts.count == raw ? (wsPorts, rawPorts) : nil
         }
-        throw HarnessError("wspeer.py did not become ready; stderr: \(child.stderr.suffix(2000))")
+        return WSPeer(child: peer.child, wsPorts: peer.ready.0, rawPorts: peer.ready.1)
     }
 
     /// Runs one wsclient.py scenario and returns its JSON report. A report with an
     /// `error` is returned as is (the test shows it); no report at all is a failure.
     func wsClient(_ scenario: String, _ arguments: [String], timeout: Double = 60) throws -> JSONValue {
-        let r = try run(try venvPython(), [Paths.wsClientScript, scenario] + arguments, timeout: timeout)
+        let r = try run(try venvPython(), [Paths.peer("wsclient.py"), scenario] + arguments, timeout: timeout)
         let report = JSONValue(data: r.stdout)
         guard r.status == 0, !r.timedOut, report["scenario"].string == scenario else {
             throw HarnessError("wsclient.py \(scenario) \(arguments): status \(r.status)\(r.timedOut ? " (timed out)" : ""), "

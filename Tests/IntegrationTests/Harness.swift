@@ -32,8 +32,6 @@ enum Paths {
         return packageRoot.appendingPathComponent(".build/debug/switchyard").path
     }
 
-    static var upstreamScript: String { peers.appendingPathComponent("upstream.py").path }
-
     /// Resolves a program on PATH (plus the usual system directories).
     static func which(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""

@@ -11,7 +11,7 @@ struct HeartbeatTests {
     private func start(_ scope: Scope, threshold: String) throws -> (AdminGateway, Upstreams) {
         let up = try scope.startUpstreams(3)
         var config = AdminGatewayConfig(port: try Ports.free(), adminPort: try Ports.free(), database: scope.path("var/registry.db"))
-        config.nodes = [("rt-1", "runtime", up.addresses[2], "heartbeats: false")]
+        config.nodes = [StickyNode("rt-1", up.addresses[2], pool: "runtime")]
         config.workspacePool = "heartbeat_threshold: \(threshold), retry_after: 7s"
         return (try scope.startAdminGateway(config), up)
     }

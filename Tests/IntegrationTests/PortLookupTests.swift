@@ -10,39 +10,21 @@ struct PortLookupTests {
     private func startNodeAPI(_ scope: Scope, containerPort: Int) throws -> (child: Child, port: Int) {
         let python = try #require(Paths.which("python3"))
         let port = try Ports.free()
-        let script = (Paths.upstreamScript as NSString).deletingLastPathComponent + "/nodeapi.py"
-        let child = try scope.spawn("nodeapi", python, [script, String(port), "--container-port", String(containerPort),
+        let child = try scope.spawn("nodeapi", python, [Paths.peer("nodeapi.py"), String(port), "--container-port", String(containerPort),
                                                         "--token", "s3cret", "--parent", "\(getpid())"])
         try Ports.waitUntilOpen(port, child: child)
         return (child, port)
     }
 
+    /// One node whose container port the gateway asks its API for (`target: placement_port`).
     private func start(_ scope: Scope, apiPort: Int, port: Int) throws -> Gateway {
-        let yaml = """
-        workers: 1
-        listeners:
-          - address: 127.0.0.1:\(port)
-        timeouts: {upstream_connect: 1s}
-        logging: {access: stdout, error: stderr}
-        admin: {address: "off"}
-        registry: {database: \(scope.path("var/registry.db"))}
-        pools:
-          workspace:
-            port_lookup: {token: s3cret}
-        nodes:
-          - {name: ws-1, pool: workspace, address: 127.0.0.1:1, api_base_url: "http://127.0.0.1:\(apiPort)", heartbeats: false}
-        routes:
-          - name: workspace
-            path_prefix: /ws/
-            key: {path_segment: /ws/}
-            pool: workspace
-            target: placement_port
-
-        """
-        let configPath = try scope.write("gateway.yaml", yaml)
-        let child = try scope.spawn("gateway", try scope.gatewayBinary(), ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(port, child: child)
-        return Gateway(child: child, port: port, configPath: configPath)
+        var route = KeyedRoute.workspace
+        route.setCookie = nil
+        route.target = "placement_port"
+        return try scope.startGateway(StickyConfig(
+            port: port, database: scope.path("var/registry.db"),
+            nodes: [StickyNode("ws-1", "127.0.0.1:1", "api_base_url: \"http://127.0.0.1:\(apiPort)\"")], routes: [route],
+            pools: [("workspace", "{port_lookup: {token: s3cret}}")], workers: 1, timeouts: ["upstream_connect": "1s"]))
     }
 
     private func lookups(_ scope: Scope, _ apiPort: Int) throws -> Int {

@@ -7,48 +7,11 @@ import Testing
 
 @Suite("Sticky routing")
 struct StickyRoutingTests {
-    /// A gateway config with a workspace pool of `nodes` (name, upstream address, extra YAML).
-    private func stickyYAML(port: Int, database: String, nodes: [(String, String, String)]) -> String {
-        var y = """
-        workers: 2
-        listeners:
-          - address: 127.0.0.1:\(port)
-        logging: {access: stdout, error: stderr}
-        admin: {address: "off"}
-        registry: {database: \(database)}
-        pools:
-          workspace: {policy: rendezvous}
-        nodes:
-
-        """
-        for (name, address, extra) in nodes {
-            y += "  - {name: \(name), pool: workspace, address: \(address), heartbeats: false\(extra)}\n"
-        }
-        y += """
-        routes:
-          - name: workspace
-            path_prefix: /ws/
-            key: {path_segment: /ws/}
-            pool: workspace
-            set_cookie: ws_uid
-          - name: workspace-api
-            path_prefix: /api/fun-ai/workspace/
-            key: {query: userId}
-            pool: workspace
-          - name: assets
-            path_prefix: /
-            key: {cookie: ws_uid}
-            pool: workspace
-
-        """
-        return y
-    }
-
-    private func start(_ scope: Scope, yaml: String, port: Int, name: String = "gateway") throws -> Gateway {
-        let configPath = try scope.write("\(name).yaml", yaml)
-        let child = try scope.spawn(name, try scope.gatewayBinary(), ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(port, child: child)
-        return Gateway(child: child, port: port, configPath: configPath)
+    /// A gateway with a workspace pool of `nodes` and the three keyed routes: /ws/ by path
+    /// segment, the fun-ai API by query, the rest by cookie.
+    private func start(_ scope: Scope, port: Int, database: String, nodes: [StickyNode], name: String = "gateway") throws -> Gateway {
+        try scope.startGateway(StickyConfig(port: port, database: database, nodes: nodes,
+                                            routes: [.workspace, .workspaceAPI, .assets]), name: name)
     }
 
     @Test("same user, same node, every time; cookie and query routes follow the user")
@@ -57,8 +20,8 @@ struct StickyRoutingTests {
         defer { scope.close() }
         let up = try scope.startUpstreams(2)
         let port = try Ports.free()
-        let gw = try start(scope, yaml: stickyYAML(port: port, database: scope.path("var/registry.db"),
-                                                   nodes: [("ws-1", up.addresses[0], ""), ("ws-2", up.addresses[1], "")]), port: port)
+        let gw = try start(scope, port: port, database: scope.path("var/registry.db"),
+                           nodes: [StickyNode("ws-1", up.addresses[0]), StickyNode("ws-2", up.addresses[1])])
         let nodePort = ["ws-1": String(up.ports[0]), "ws-2": String(up.ports[1])]
         var first: [String: String] = [:]
         for round in 0..<3 {
@@ -89,8 +52,7 @@ struct StickyRoutingTests {
         defer { scope.close() }
         let up = try scope.startUpstreams(1)
         let port = try Ports.free()
-        let gw = try start(scope, yaml: stickyYAML(port: port, database: scope.path("var/registry.db"),
-                                                   nodes: [("ws-1", up.addresses[0], "")]), port: port)
+        let gw = try start(scope, port: port, database: scope.path("var/registry.db"), nodes: [StickyNode("ws-1", up.addresses[0])])
         for (path, headers) in [("/@vite/client", [String]()), ("/ws/bad%20id/", []), ("/ws//x", []),
                                 ("/@fs/x", ["Cookie: ws_uid=\"unbalanced"]), ("/api/fun-ai/workspace/x?userId=", [])] {
             let r = try scope.get(gw.url(path), headers: headers)
@@ -106,8 +68,8 @@ struct StickyRoutingTests {
         let up = try scope.startUpstreams(2)
         let port = try Ports.free()
         let db = scope.path("var/registry.db")
-        let nodes = [("ws-1", up.addresses[0], ""), ("ws-2", up.addresses[1], "")]
-        var gw = try start(scope, yaml: stickyYAML(port: port, database: db, nodes: nodes), port: port, name: "g1")
+        let nodes = [StickyNode("ws-1", up.addresses[0]), StickyNode("ws-2", up.addresses[1])]
+        var gw = try start(scope, port: port, database: db, nodes: nodes, name: "g1")
         var placed: [String: String] = [:]
         for i in 0..<40 {
             let r = try scope.get(gw.url("/ws/p\(i)/"))
@@ -116,8 +78,8 @@ struct StickyRoutingTests {
         gw.child.signal(SIGKILL)
         _ = gw.child.wait(timeout: 5)
         // A new node with a huge weight would take most NEW keys; old keys must stay put.
-        let heavier = nodes + [("ws-3", up.addresses[1], ", weight: 10000")]
-        gw = try start(scope, yaml: stickyYAML(port: port, database: db, nodes: heavier), port: port, name: "g2")
+        let heavier = nodes + [StickyNode("ws-3", up.addresses[1], "weight: 10000")]
+        gw = try start(scope, port: port, database: db, nodes: heavier, name: "g2")
         for (user, node) in placed {
             let r = try scope.get(gw.url("/ws/\(user)/"))
             #expect(r.header("X-WS-Upstream") == node, "\(user) was on \(node), now \(r.header("X-WS-Upstream") ?? "-")")
@@ -133,9 +95,9 @@ struct StickyRoutingTests {
         defer { scope.close() }
         let up = try scope.startUpstreams(1)
         let port = try Ports.free()
-        let gw = try start(scope, yaml: stickyYAML(port: port, database: scope.path("var/registry.db"),
-                                                   nodes: [("ws-1", up.addresses[0], ", capacity: 1"),
-                                                           ("ws-off", up.addresses[0], ", enabled: false")]), port: port)
+        let gw = try start(scope, port: port, database: scope.path("var/registry.db"),
+                           nodes: [StickyNode("ws-1", up.addresses[0], "capacity: 1"),
+                                   StickyNode("ws-off", up.addresses[0], "enabled: false")])
         let first = try scope.get(gw.url("/ws/only/"))
         #expect(first.header("X-Upstream-Port") != nil && first.header("X-WS-Upstream") == "ws-1", "\(first.summary)")
         let full = try scope.get(gw.url("/ws/second/"))
@@ -145,8 +107,8 @@ struct StickyRoutingTests {
         #expect(try scope.get(gw.url("/ws/only/x")).header("X-Upstream-Port") != nil)
 
         let port2 = try Ports.free()
-        let gw2 = try start(scope, yaml: stickyYAML(port: port2, database: scope.path("var/other.db"),
-                                                    nodes: [("ws-off", up.addresses[0], ", enabled: false")]), port: port2, name: "g2")
+        let gw2 = try start(scope, port: port2, database: scope.path("var/other.db"),
+                            nodes: [StickyNode("ws-off", up.addresses[0], "enabled: false")], name: "g2")
         let none = try scope.get(gw2.url("/ws/anyone/"))
         #expect(none.status == 503, "\(none.summary)")
         #expect(none.json?["error"] as? String == "no_healthy_node", "\(none.bodyText)")
@@ -157,11 +119,12 @@ struct StickyRoutingTests {
         let scope = try Scope("sticky-instances")
         defer { scope.close() }
         let up = try scope.startUpstreams(3)
-        let nodes = [("ws-1", up.addresses[0], ""), ("ws-2", up.addresses[1], ", weight: 300"), ("ws-3", up.addresses[2], "")]
+        let nodes = [StickyNode("ws-1", up.addresses[0]), StickyNode("ws-2", up.addresses[1], "weight: 300"),
+                     StickyNode("ws-3", up.addresses[2])]
         let p1 = try Ports.free()
-        let g1 = try start(scope, yaml: stickyYAML(port: p1, database: scope.path("a/registry.db"), nodes: nodes), port: p1, name: "a")
+        let g1 = try start(scope, port: p1, database: scope.path("a/registry.db"), nodes: nodes, name: "a")
         let p2 = try Ports.free()
-        let g2 = try start(scope, yaml: stickyYAML(port: p2, database: scope.path("b/registry.db"), nodes: nodes), port: p2, name: "b")
+        let g2 = try start(scope, port: p2, database: scope.path("b/registry.db"), nodes: nodes, name: "b")
         var used = Set<String>()
         for i in 0..<30 {
             let a = try scope.get(g1.url("/ws/shared\(i)/")).header("X-WS-Upstream")

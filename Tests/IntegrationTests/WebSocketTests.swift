@@ -21,41 +21,10 @@ struct WebSocketTests {
     }
 
     /// A workspace pool as in StickyRoutingTests: `/ws/<id>/...` by path segment (setting the
-    /// ws_uid cookie) and everything else by the ws_uid cookie. `nodes`: (name, address, extra YAML).
-    private func startSticky(_ scope: Scope, nodes: [(String, String, String)], name: String = "gateway") throws -> Gateway {
-        let port = try Ports.free()
-        var y = """
-        workers: 2
-        listeners:
-          - address: 127.0.0.1:\(port)
-        logging: {access: stdout, error: stderr}
-        admin: {address: "off"}
-        registry: {database: \(scope.path("\(name)/registry.db"))}
-        pools:
-          workspace: {policy: rendezvous}
-        nodes:
-
-        """
-        for (node, address, extra) in nodes {
-            y += "  - {name: \(node), pool: workspace, address: \(address), heartbeats: false\(extra)}\n"
-        }
-        y += """
-        routes:
-          - name: workspace
-            path_prefix: /ws/
-            key: {path_segment: /ws/}
-            pool: workspace
-            set_cookie: ws_uid
-          - name: assets
-            path_prefix: /
-            key: {cookie: ws_uid}
-            pool: workspace
-
-        """
-        let configPath = try scope.write("\(name).yaml", y)
-        let child = try scope.spawn(name, try scope.gatewayBinary(), ["serve", "--config", configPath])
-        try Ports.waitUntilOpen(port, child: child)
-        return Gateway(child: child, port: port, configPath: configPath)
+    /// ws_uid cookie) and everything else by the ws_uid cookie.
+    private func startSticky(_ scope: Scope, nodes: [StickyNode], name: String = "gateway") throws -> Gateway {
+        try scope.startGateway(StickyConfig(port: try Ports.free(), database: scope.path("\(name)/registry.db"), nodes: nodes),
+                               name: name)
     }
 
     /// An upgrade request as a browser sends it (the key is RFC 6455's sample nonce).
@@ -245,8 +214,8 @@ struct WebSocketTests {
         let scope = try Scope("ws-503")
         defer { scope.close() }
         let peer = try scope.startWSPeer(ws: 1, raw: 0)
-        let gw = try startSticky(scope, nodes: [("ws-1", peer.wsAddresses[0], ", capacity: 1"),
-                                                ("ws-off", peer.wsAddresses[0], ", enabled: false")])
+        let gw = try startSticky(scope, nodes: [StickyNode("ws-1", peer.wsAddresses[0], "capacity: 1"),
+                                                StickyNode("ws-off", peer.wsAddresses[0], "enabled: false")])
         // The one free seat goes to the first user, by an upgrade.
         let first = try scope.wsClient("handshake", ["--url", "ws://127.0.0.1:\(gw.port)/ws/first/hmr"])
         #expect(first["error"].isNull && first["connections"][0]["response"]["status"].int == 101, "\(first)")
@@ -255,7 +224,7 @@ struct WebSocketTests {
         #expect(full["status"].int == 503, "\(full)")
         #expect(JSONValue(data: Data((full["body"].string ?? "").utf8))["error"].string == "insufficient_capacity", "\(full)")
 
-        let gw2 = try startSticky(scope, nodes: [("ws-off", peer.wsAddresses[0], ", enabled: false")], name: "g2")
+        let gw2 = try startSticky(scope, nodes: [StickyNode("ws-off", peer.wsAddresses[0], "enabled: false")], name: "g2")
         let byPath = try scope.wsClient("reject", ["--url", "ws://127.0.0.1:\(gw2.port)/ws/third/hmr"])
         #expect(byPath["status"].int == 503, "\(byPath)")
         #expect(JSONValue(data: Data((byPath["body"].string ?? "").utf8))["error"].string == "no_healthy_node", "\(byPath)")
@@ -275,7 +244,7 @@ struct WebSocketTests {
         let scope = try Scope("ws-sticky")
         defer { scope.close() }
         let peer = try scope.startWSPeer(ws: 2, raw: 0)
-        let gw = try startSticky(scope, nodes: [("ws-1", peer.wsAddresses[0], ""), ("ws-2", peer.wsAddresses[1], "")])
+        let gw = try startSticky(scope, nodes: [StickyNode("ws-1", peer.wsAddresses[0]), StickyNode("ws-2", peer.wsAddresses[1])])
         let nodePort = ["ws-1": peer.wsPorts[0], "ws-2": peer.wsPorts[1]]
         let users = (0..<6).map { "wsuser\($0)" }
         // Half the users come first by path, half first by cookie: either may make the placement.

@@ -29,6 +29,8 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import logging  # noqa: E402
 
+import peerproc  # noqa: E402
+
 from websockets.asyncio.server import serve  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
@@ -41,23 +43,10 @@ async def echo(ws):
         pass
 
 
-async def watch_parent(ppid):
-    """Exits when the test process that started us is gone (no orphans)."""
-    while True:
-        await asyncio.sleep(0.5)
-        try:
-            os.kill(ppid, 0)
-        except OSError:
-            os._exit(0)
-        if os.getppid() != ppid:
-            os._exit(0)
-
-
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("port", nargs="?", type=int, default=0)
-    ap.add_argument("--ready-file")
-    ap.add_argument("--parent", type=int)
+    peerproc.add_arguments(ap)
     args = ap.parse_args()
     # Protocol errors are the point of the fuzzing cases; keep stderr readable.
     logging.getLogger("websockets").setLevel(logging.CRITICAL)
@@ -69,15 +58,8 @@ async def main():
         ping_interval=None,    # no keepalive pings the cases did not ask for
         close_timeout=5,
     ) as server:
-        port = server.sockets[0].getsockname()[1]
-        if args.ready_file:
-            tmp = args.ready_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write("%d\n" % port)
-            os.rename(tmp, args.ready_file)
-        print(port, flush=True)
-        if args.parent:
-            asyncio.ensure_future(watch_parent(args.parent))
+        peerproc.announce(args.ready_file, str(server.sockets[0].getsockname()[1]))
+        peerproc.watch_parent(args.parent)
         await server.serve_forever()
 
 

@@ -41,13 +41,14 @@ import argparse
 import asyncio
 import html
 import http.cookies
-import os
 import urllib.parse
 
 from websockets.asyncio.server import serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
+
+import peerproc
 
 BIG = 200_000
 
@@ -165,23 +166,10 @@ def plain(status, reason, body, port, content_type="text/plain; charset=utf-8"):
     return Response(status, reason, headers, body)
 
 
-async def watch_parent(ppid):
-    """Exits when the test process that started us is gone (no orphans)."""
-    while True:
-        await asyncio.sleep(0.5)
-        try:
-            os.kill(ppid, 0)
-        except OSError:
-            os._exit(0)
-        if os.getppid() != ppid:
-            os._exit(0)
-
-
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ports", nargs="+", type=int)
-    ap.add_argument("--ready-file")
-    ap.add_argument("--parent", type=int)
+    peerproc.add_arguments(ap)
     args = ap.parse_args()
 
     servers = []
@@ -193,15 +181,8 @@ async def main():
                              server_header="hmrpage")
         holder[0] = server.sockets[0].getsockname()[1]
         servers.append(server)
-    ports = " ".join(str(s.sockets[0].getsockname()[1]) for s in servers)
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(ports + "\n")
-        os.rename(tmp, args.ready_file)
-    print(ports, flush=True)
-    if args.parent:
-        asyncio.ensure_future(watch_parent(args.parent))
+    peerproc.announce(args.ready_file, " ".join(str(s.sockets[0].getsockname()[1]) for s in servers))
+    peerproc.watch_parent(args.parent)
     await asyncio.Event().wait()
 
 

@@ -8,14 +8,14 @@ how many lookups were answered (tests check the gateway caches ports).
 """
 import sigreset  # noqa: F401  (first: see sigreset.py)
 import argparse
-import os
-import signal
 import socketserver
 import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+import peerproc
 
 state = {"port": 0, "count": 0, "token": ""}
 lock = threading.Lock()
@@ -71,21 +71,12 @@ def main():
     ap.add_argument("port", type=int)
     ap.add_argument("--container-port", type=int, required=True)
     ap.add_argument("--token", required=True)
-    ap.add_argument("--ready-file")
-    ap.add_argument("--parent", type=int)
+    peerproc.add_arguments(ap)
     a = ap.parse_args()
     state["port"], state["token"] = a.container_port, a.token
     srv = Server(("127.0.0.1", a.port), Handler)
-    if a.parent:
-        def watch():
-            while True:
-                time.sleep(1)
-                if os.getppid() != a.parent:
-                    os.kill(os.getpid(), signal.SIGKILL)
-        threading.Thread(target=watch, daemon=True).start()
-    if a.ready_file:
-        with open(a.ready_file, "w") as f:
-            f.write(str(srv.server_address[1]))
+    peerproc.watch_parent(a.parent)
+    peerproc.announce(a.ready_file, str(srv.server_address[1]))
     srv.serve_forever()
 
 

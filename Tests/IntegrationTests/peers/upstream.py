@@ -34,13 +34,14 @@ import sigreset  # noqa: F401  (first: see sigreset.py)
 import argparse
 import hashlib
 import json
-import os
 import socket
 import socketserver
 import sys
 import threading
 import time
 import urllib.parse
+
+import peerproc
 
 BLOCK = 64 * 1024
 # Deterministic payload: a 64 KiB block repeated. Not compressible by accident
@@ -383,41 +384,18 @@ class Server(socketserver.ThreadingTCPServer):
         pass  # connection resets are expected in these tests; stay quiet
 
 
-def watch_parent(ppid):
-    """Exits when the test process that started us is gone (no orphans)."""
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(ppid, 0)
-        except OSError:
-            os._exit(0)
-        if os.getppid() != ppid:
-            os._exit(0)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ports", nargs="+", type=int)
-    ap.add_argument("--ready-file")
-    ap.add_argument("--parent", type=int)
+    peerproc.add_arguments(ap)
     args = ap.parse_args()
 
     servers = [Server(p) for p in args.ports]
     for s in servers:
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
-    ports = " ".join(str(s.server_address[1]) for s in servers)
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(ports + "\n")
-        os.rename(tmp, args.ready_file)
-    print(ports, flush=True)
-    if args.parent:
-        threading.Thread(target=watch_parent, args=(args.parent,), daemon=True).start()
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+    peerproc.announce(args.ready_file, " ".join(str(s.server_address[1]) for s in servers))
+    peerproc.watch_parent(args.parent)
+    peerproc.wait_forever()
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ import asyncio
 import json
 import os
 import sys
-import threading
 import time
 import traceback
+
+import peerproc
 
 from websockets.asyncio.client import connect
 
@@ -57,10 +58,8 @@ async def run(args, out):
         out["users"][u] = {"port": await info_port(ws), "closed": False, "code": None,
                            "reason": None, "echo": None, "reconnect_port": None}
     ready = {u: out["users"][u]["port"] for u in users}
-    tmp = args.ready_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(json.dumps(ready) + "\n")
-    os.rename(tmp, args.ready_file)
+    # Not `announce`: stdout carries the report alone.
+    peerproc.write_ready(args.ready_file, json.dumps(ready))
 
     deadline = time.monotonic() + args.timeout
     while not os.path.exists(args.stop_file) and time.monotonic() < deadline:
@@ -93,27 +92,16 @@ async def run(args, out):
             await ws.close()
 
 
-def watch_parent(ppid):
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(ppid, 0)
-        except OSError:
-            os._exit(0)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--users", required=True)
     ap.add_argument("--expect-close")
-    ap.add_argument("--ready-file", required=True)
+    peerproc.add_arguments(ap, ready_required=True)
     ap.add_argument("--stop-file", required=True)
-    ap.add_argument("--parent", type=int)
     ap.add_argument("--timeout", type=float, default=60)
     args = ap.parse_args()
-    if args.parent:
-        threading.Thread(target=watch_parent, args=(args.parent,), daemon=True).start()
+    peerproc.watch_parent(args.parent)
     out = {"users": {}}
     try:
         asyncio.run(run(args, out))

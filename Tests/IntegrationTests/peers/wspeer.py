@@ -57,7 +57,6 @@ import asyncio
 import base64
 import hashlib
 import json
-import os
 import random
 import select
 import socket
@@ -65,6 +64,8 @@ import socketserver
 import threading
 import time
 import urllib.parse
+
+import peerproc
 
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
@@ -384,18 +385,6 @@ class RawServer(socketserver.ThreadingTCPServer):
 # -- process ------------------------------------------------------------------
 
 
-def watch_parent(ppid):
-    """Exits when the test process that started us is gone (no orphans)."""
-    while True:
-        time.sleep(0.5)
-        try:
-            os.kill(ppid, 0)
-        except OSError:
-            os._exit(0)
-        if os.getppid() != ppid:
-            os._exit(0)
-
-
 def listening_socket():
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -408,8 +397,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ws", type=int, default=1)
     ap.add_argument("--raw", type=int, default=1)
-    ap.add_argument("--ready-file")
-    ap.add_argument("--parent", type=int)
+    peerproc.add_arguments(ap)
     args = ap.parse_args()
 
     ws_sockets = [listening_socket() for _ in range(args.ws)]
@@ -422,20 +410,10 @@ def main():
     if not started.wait(15):
         raise SystemExit("websockets servers did not start")
 
-    ports = json.dumps({"ws": [s.getsockname()[1] for s in ws_sockets],
-                        "raw": [s.server_address[1] for s in raw_servers]})
-    if args.ready_file:
-        tmp = args.ready_file + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(ports + "\n")
-        os.rename(tmp, args.ready_file)
-    print(ports, flush=True)
-    if args.parent:
-        threading.Thread(target=watch_parent, args=(args.parent,), daemon=True).start()
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+    peerproc.announce(args.ready_file, json.dumps({"ws": [s.getsockname()[1] for s in ws_sockets],
+                                                   "raw": [s.server_address[1] for s in raw_servers]}))
+    peerproc.watch_parent(args.parent)
+    peerproc.wait_forever()
 
 
 if __name__ == "__main__":
