@@ -66,10 +66,18 @@ public final class Engine {
 
 /// A line on stderr from the main thread (the workers' logs have their own writers).
 func logLine(_ text: String) {
-    var line = Array((text.hasPrefix("event=") ? "level=info " + text : text).utf8)
+    var now = timespec()
+    clock_gettime(CLOCK_REALTIME, &now)
+    var t = time_t(now.tv_sec)
+    var tm = tm()
+    gmtime_r(&t, &tm)
+    let stamp = "\(tm.tm_year + 1900)-\(pad(tm.tm_mon + 1))-\(pad(tm.tm_mday))T\(pad(tm.tm_hour)):\(pad(tm.tm_min)):\(pad(tm.tm_sec))Z "
+    var line = Array((stamp + (text.hasPrefix("event=") ? "level=info " + text : text)).utf8)
     line.append(0x0A)
     _ = line.withUnsafeBytes { Glibc.write(2, $0.baseAddress!, $0.count) }
 }
+
+private func pad(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
 
 /// Moves a non-Sendable value to the one thread that will own it from then on.
 struct Transfer<T>: @unchecked Sendable {

@@ -16,7 +16,9 @@ public struct ListenerCertificateError: Error, CustomStringConvertible {
 /// open keep the context (and certificate) they started with.
 public final class ListenerCertificates: Sendable {
     private let sets: Mutex<[CertificateSet?]>
+    /// Per listener: the directory as last loaded, and as seen at the last check.
     private let signatures: Mutex<[String]>
+    private let seen: Mutex<[String]>
     let generation = Atomic<UInt64>(1)
     let ticketKeys: [TicketKeys?]
     let listeners: [EngineConfig.Listener]
@@ -37,7 +39,9 @@ public final class ListenerCertificates: Sendable {
         }
         sets = Mutex(loaded)
         ticketKeys = keys
-        signatures = Mutex(config.listeners.map { $0.tls.map { Self.signature(of: $0.certificates) } ?? "" })
+        let initial = config.listeners.map { $0.tls.map { Self.signature(of: $0.certificates) } ?? "" }
+        signatures = Mutex(initial)
+        seen = Mutex(initial)
     }
 
     public var hasTLS: Bool { listeners.contains { $0.tls != nil } }
@@ -53,7 +57,10 @@ public final class ListenerCertificates: Sendable {
             guard let tls = l.tls else { continue }
             let signature = Self.signature(of: tls.certificates)
             let previous = signatures.withLock { $0[i] }
-            if !force && signature == previous { continue }
+            let lastSeen = seen.withLock { old in defer { old[i] = signature }; return old[i] }
+            // A change is loaded once the directory has stood still for one check, so a pair
+            // renamed into place file by file is not caught half-way (and refused for nothing).
+            if !force && (signature == previous || signature != lastSeen) { continue }
             signatures.withLock { $0[i] = signature }
             do {
                 let set = try CertificateSet.load(directory: tls.certificates, defaultCertificate: tls.defaultCertificate)
@@ -61,7 +68,8 @@ public final class ListenerCertificates: Sendable {
                 changed = true
                 messages.append("event=\"certificates reloaded\" listener=\(l.name) certificates=\(set.certificates.count)")
             } catch {
-                messages.append("event=\"certificate reload refused\" listener=\(l.name) detail=\"\(error)\" kept=current")
+                let detail = String("\(error)".map { $0 == "\"" ? "'" : $0 })
+                messages.append("level=warn event=\"certificate reload refused\" listener=\(l.name) detail=\"\(detail)\" kept=current")
             }
         }
         if changed { generation.add(1, ordering: .releasing) }
