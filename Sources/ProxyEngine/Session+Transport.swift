@@ -18,11 +18,21 @@ extension Session {
         return try TLSIOResult.map(t.write(p, n), "tls write")
     }
 
-    /// Two buffers in one call on a socket; with TLS, one record write each (a short first write
-    /// returns at once, so the same bytes are offered again next time, as OpenSSL requires).
+    /// Two buffers in one call on a socket. With TLS, the first and as much of the second as
+    /// fills one record (16 KiB) are joined and written as one: a response head and a small body
+    /// go out as one record and one syscall, not two. A retry after "want write" joins the same
+    /// bytes again (the head is unchanged and the body only grows while we wait, so the length
+    /// offered never shrinks, as OpenSSL requires).
     @inline(__always)
     func clientWritev2(_ a: UnsafeRawPointer, _ na: Int, _ b: UnsafeRawPointer?, _ nb: Int) throws(SysError) -> IOResult {
         guard let t = tls else { return try Sys.writev2(fd, a, na, b, nb) }
+        if let b, nb > 0, na < Worker.tlsScratchSize {
+            let take = min(nb, Worker.tlsScratchSize - na)
+            let s = worker.tlsScratch
+            s.copyMemory(from: a, byteCount: na)
+            (s + na).copyMemory(from: b, byteCount: take)
+            return try TLSIOResult.map(t.write(s, na + take), "tls write")
+        }
         let first = try TLSIOResult.map(t.write(a, na), "tls write")
         guard case .bytes(let k) = first, k == na, let b, nb > 0 else { return first }
         switch try TLSIOResult.map(t.write(b, nb), "tls write") {

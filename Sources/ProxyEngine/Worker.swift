@@ -61,6 +61,9 @@ final class Worker {
     /// Per listener: `Strict-Transport-Security: ...` CRLF, or empty.
     let hstsLines: [[UInt8]]
     private let certificates: ListenerCertificates?
+    /// Where a TLS response head and the body bytes behind it are joined into one record.
+    let tlsScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.tlsScratchSize, alignment: 16)
+    static let tlsScratchSize = 16 * 1024
     private var certificateGeneration: UInt64 = 0
     private let idlePerAddress: Int
     private let idleTimeout: UInt64
@@ -146,6 +149,7 @@ final class Worker {
 
     deinit {
         events.deallocate()
+        tlsScratch.deallocate()
         acceptAddress.deallocate()
         roundRobin.deallocate()
         Sys.close(epfd)
