@@ -215,8 +215,9 @@ EOF
 }
 
 # nginx as a reverse proxy with an upstream keep-alive pool.
-write_nginx_proxy_conf() {  # dir port upstream_port workers
-    local d=$1 port=$2 up=$3 workers=$4
+# TLS (bench/tls.sh): listen options (" ssl http2") and server lines (certificates, protocols).
+write_nginx_proxy_conf() {  # dir port upstream_port workers [listen_options] [server_lines]
+    local d=$1 port=$2 up=$3 workers=$4 listen_options=${5:-} server_lines=${6:-}
     mkdir -p "$d/logs"
     cat >"$d/nginx.conf" <<EOF
 worker_processes $workers;
@@ -232,7 +233,8 @@ $(nginx_common "$d")
         keepalive_timeout 300s;
     }
     server {
-        listen 127.0.0.1:$port reuseport backlog=4096;
+        listen 127.0.0.1:$port$listen_options reuseport backlog=4096;
+$server_lines
         location / {
             proxy_pass http://backend;
             proxy_http_version 1.1;
@@ -243,8 +245,8 @@ $(nginx_common "$d")
 EOF
 }
 
-write_haproxy_conf() {  # dir port upstream_port threads
-    local d=$1 port=$2 up=$3 threads=$4
+write_haproxy_conf() {  # dir port upstream_port threads [bind_options]
+    local d=$1 port=$2 up=$3 threads=$4 bind_options=${5:-}
     mkdir -p "$d"
     cat >"$d/haproxy.cfg" <<EOF
 global
@@ -262,7 +264,7 @@ defaults
     timeout http-keep-alive 300s
 
 frontend public
-    bind 127.0.0.1:$port
+    bind 127.0.0.1:$port$bind_options
     default_backend upstream
 
 backend upstream

@@ -123,61 +123,14 @@ cp "$CERTS/bench.crt" "$RESULTS/bench.crt"
 # TLS 1.2 and 1.3 everywhere (nginx 1.22's default list lacks TLSv1.3), tickets on.
 # nginx and HAProxy also offer h2 by ALPN (the h1 clients offer http/1.1 or nothing).
 write_tls_nginx_conf() {  # dir port upstream_port workers
-    local d=$1 port=$2 up=$3 workers=$4
-    mkdir -p "$d/logs"
-    cat >"$d/nginx.conf" <<EOF
-worker_processes $workers;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/logs/error.log warn;
-$(nginx_common "$d")
-    upstream backend {
-        server 127.0.0.1:$up;
-        keepalive 64;
-        keepalive_requests 100000000;
-        keepalive_timeout 300s;
-    }
-    server {
-        listen 127.0.0.1:$port ssl http2 reuseport backlog=4096;
-        ssl_certificate $CERTS/bench.crt;
+    write_nginx_proxy_conf "$1" "$2" "$3" "$4" " ssl http2" "        ssl_certificate $CERTS/bench.crt;
         ssl_certificate_key $CERTS/bench.key;
         ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_tickets on;
-        location / {
-            proxy_pass http://backend;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }
-}
-EOF
+        ssl_session_tickets on;"
 }
 
 write_tls_haproxy_conf() {  # dir port upstream_port threads
-    local d=$1 port=$2 up=$3 threads=$4
-    mkdir -p "$d"
-    cat >"$d/haproxy.cfg" <<EOF
-global
-    nbthread $threads
-    maxconn 8000
-    pidfile $d/haproxy.pid
-
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 300s
-    timeout server 300s
-    timeout http-keep-alive 300s
-
-frontend public
-    bind 127.0.0.1:$port ssl crt $BENCH_TMP/haproxy-bench.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2
-    default_backend upstream
-
-backend upstream
-    server u1 127.0.0.1:$up
-EOF
+    write_haproxy_conf "$1" "$2" "$3" "$4" " ssl crt $BENCH_TMP/haproxy-bench.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2"
 }
 
 write_tls_switchyard_conf() {  # dir port upstream_port workers

@@ -64,9 +64,7 @@ extension Session {
                     u.inBuf!.consume(n - h)
                     respPending -= n - h
                 }
-                // Short on a socket: its buffer is full. With TLS a short write may be ours (one
-                // record offered of more), and OpenSSL reports a full socket itself: go on.
-                if n < total && tls == nil { io.writable = false; break }
+                if n < total { io.writable = false; break }
                 continue
             }
             guard u.connected else { break }

@@ -18,26 +18,31 @@ extension Session {
         return try TLSIOResult.map(t.write(p, n), "tls write")
     }
 
-    /// Two buffers in one call on a socket. With TLS, the first and as much of the second as
-    /// fills one record (16 KiB) are joined and written as one: a response head and a small body
-    /// go out as one record and one syscall, not two. A retry after "want write" joins the same
-    /// bytes again (the head is unchanged and the body only grows while we wait, so the length
-    /// offered never shrinks, as OpenSSL requires).
+    /// Two buffers in one call. With TLS, the first and as much of the second as fills one
+    /// record (16 KiB) are joined into one write (a response head and a small body: one record
+    /// and one syscall, not two), then the rest of the second follows. As on a socket, a short
+    /// result means the peer is not taking more. After "want write" the next call offers the
+    /// same bytes again (the head is unchanged and the body only grows while we wait, so the
+    /// length offered never shrinks, as OpenSSL requires).
     @inline(__always)
     func clientWritev2(_ a: UnsafeRawPointer, _ na: Int, _ b: UnsafeRawPointer?, _ nb: Int) throws(SysError) -> IOResult {
         guard let t = tls else { return try Sys.writev2(fd, a, na, b, nb) }
+        var first = a, firstLength = na, rest = b, restLength = b == nil ? 0 : nb
         if let b, nb > 0, na < Worker.tlsScratchSize {
             let take = min(nb, Worker.tlsScratchSize - na)
             let s = worker.tlsScratch
             s.copyMemory(from: a, byteCount: na)
             (s + na).copyMemory(from: b, byteCount: take)
-            return try TLSIOResult.map(t.write(s, na + take), "tls write")
+            first = UnsafeRawPointer(s)
+            firstLength = na + take
+            rest = b + take
+            restLength = nb - take
         }
-        let first = try TLSIOResult.map(t.write(a, na), "tls write")
-        guard case .bytes(let k) = first, k == na, let b, nb > 0 else { return first }
-        switch try TLSIOResult.map(t.write(b, nb), "tls write") {
-        case .bytes(let m): return .bytes(na + m)
-        default: return .bytes(na)
+        let r = try TLSIOResult.map(t.write(first, firstLength), "tls write")
+        guard case .bytes(let k) = r, k == firstLength, let rest, restLength > 0 else { return r }
+        switch try TLSIOResult.map(t.write(rest, restLength), "tls write") {
+        case .bytes(let m): return .bytes(k + m)
+        default: return .bytes(k)
         }
     }
 

@@ -82,13 +82,12 @@ extension TLSContext {
             }
             return 1
         }
-        guard let (key, previous) = cache.block(named: name) else { return 0 }
+        guard let (key, _) = cache.block(named: name) else { return 0 }
         guard EVP_DecryptInit_ex(ctx, cipher, nil, TicketKey.aesKey(key), iv) == 1,
               cossl_mac_set_hmac_sha256_key(mac, TicketKey.hmacKey(key), TicketKey.hmacLength) == 1 else {
             ERR_clear_error()
             return 0
         }
-        _ = previous
         return 2
     }
 }
