@@ -17,12 +17,13 @@ let package = Package(
         .target(name: "CLinux"),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // TLS termination: certificate store, per-worker SSL_CTX, SNI/ALPN, session tickets.
         .target(name: "TLSTerminator", dependencies: ["COpenSSL"]),
         .target(name: "RouteResolver", dependencies: ["CSQLite"]),
         .target(
             name: "ProxyEngine",
-            dependencies: ["CLinux", "RouteResolver", "TLSTerminator"],
+            dependencies: ["CLinux", "CNghttp2", "RouteResolver", "TLSTerminator"],
             // Dynamic exclusivity checks cost ~50% more instructions per request (bench/callgrind.sh:
             // 16,712 vs 11,109), so release builds drop them; debug builds, where every test runs,
             // keep them, so an exclusivity violation still traps in `make test`.

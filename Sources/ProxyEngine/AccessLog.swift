@@ -157,7 +157,8 @@ final class WorkerLog {
     }
 
     /// One access line:
-    /// `time client "METHOD target" status in=N out=N total_us=N upstream_us=N upstream=ADDR rid=ID`
+    /// `time client "METHOD target" status in=N out=N total_us=N upstream_us=N upstream=ADDR rid=ID`,
+    /// then ` proto=h2` for a request that came as an HTTP/2 stream.
     func access(_ s: Session) {
         guard sinks.access != nil else { return }
         if access.count > Self.flushAt { hand(&access, to: sinks.access) }
@@ -184,6 +185,7 @@ final class WorkerLog {
         }
         access.append(" rid=")
         access.append(s.requestID, s.requestIDLength)
+        if s.port != nil { access.append(" proto=h2") }
         access.append(byte: 0x0A)
     }
 

@@ -24,6 +24,9 @@ public struct EngineConfig: Sendable {
         /// A plain listener that answers every request with 308 to `https://host[:port]/...`
         /// (port omitted when 443).
         public var redirectHTTPSPort: UInt16?
+        /// HTTP/2: offered by ALPN on a TLS listener, accepted with prior knowledge (h2c) on a
+        /// plain one.
+        public var http2 = true
         public init(name: String, address: SocketAddress, backlog: Int32 = 4096) {
             self.name = name
             self.address = address
@@ -87,6 +90,30 @@ public struct EngineConfig: Sendable {
         public init() {}
     }
 
+    /// HTTP/2 downstream (nghttp2). Limits that protect the gateway from one connection.
+    public struct HTTP2: Sendable {
+        /// SETTINGS_MAX_CONCURRENT_STREAMS; a stream over it is refused (RST_STREAM REFUSED_STREAM).
+        public var maxConcurrentStreams: UInt32 = 128
+        /// SETTINGS_MAX_HEADER_LIST_SIZE (RFC 9113 §6.5.2 size: name + value + 32 per field);
+        /// 0: `limits.max_header_bytes`. A request over it gets 431.
+        public var maxHeaderListSize: UInt32 = 0
+        /// SETTINGS_HEADER_TABLE_SIZE: the HPACK table the client may make us keep, and the most
+        /// our encoder uses.
+        public var headerTableSize: UInt32 = 4096
+        /// SETTINGS_INITIAL_WINDOW_SIZE: request body bytes buffered per stream (at most 65535,
+        /// the buffer one stream holds).
+        public var initialWindowSize: UInt32 = 65535
+        /// The connection's receive window (all streams together).
+        public var connectionWindowSize: UInt32 = 1 << 20
+        /// Incoming RST_STREAM token bucket (rapid reset, CVE-2023-44487): `resetBurst` tokens,
+        /// `resetRate` more per second; out of tokens: GOAWAY.
+        public var resetBurst: UInt64 = 1000
+        public var resetRate: UInt64 = 33
+        /// CONTINUATION frames allowed after one HEADERS (CVE-2024-27316); over: GOAWAY.
+        public var maxContinuations = 8
+        public init() {}
+    }
+
     /// The admin listener: the node registry API, heartbeats, metrics (AdminPlane).
     public struct Admin: Sendable {
         /// nil: no admin listener.
@@ -119,6 +146,7 @@ public struct EngineConfig: Sendable {
     public var errorLog: LogTarget = .stderr
     public var sticky = Sticky()
     public var tunnels = Tunnels()
+    public var http2 = HTTP2()
     public var admin = Admin()
     /// The registry keyed routes resolve against; opened by the caller (it owns the store).
     public var registry: Registry?

@@ -20,6 +20,7 @@ enum SlotOwner {
     case listener(Int)
     case session(Session)
     case upstream(UpstreamConnection)
+    case h2(H2Connection)
 
     /// The same owner without the references counted, for dispatch (see `SlotTarget`).
     var target: SlotTarget {
@@ -29,6 +30,7 @@ enum SlotOwner {
         case .listener(let i): return .listener(i)
         case .session(let s): return .session(Unmanaged.passUnretained(s))
         case .upstream(let u): return .upstream(Unmanaged.passUnretained(u))
+        case .h2(let c): return .h2(Unmanaged.passUnretained(c))
         }
     }
 }
@@ -42,6 +44,7 @@ enum SlotTarget {
     case listener(Int)
     case session(Unmanaged<Session>)
     case upstream(Unmanaged<UpstreamConnection>)
+    case h2(Unmanaged<H2Connection>)
 }
 
 /// Readiness of one socket, tracked for edge-triggered epoll: a flag stays set until a call

@@ -5,6 +5,19 @@ import Glibc
 /// connection, and streaming the rewritten head and the body to it.
 extension Session {
     func stepHead() -> Bool {
+        if requestsServed == 0, let b = inBuf, b.count > 0, b.readPointer[0] == 0x50, worker.h2cListeners[listenerIndex], port == nil {
+            // "P": maybe the HTTP/2 connection preface (h2c with prior knowledge, RFC 9113 §3.3).
+            switch H2Preface.match(b.readPointer, b.count) {
+            case .complete:
+                worker.adoptH2(self, leftover: b)
+                return false
+            case .partial:
+                guard io.readable else { return false }
+                return readClient()
+            case .no:
+                break
+            }
+        }
         if let b = inBuf, b.count > 0 {
             switch scanner.scan(b.readPointer, count: b.count) {
             case .complete(let length):
@@ -127,8 +140,8 @@ extension Session {
         }
         var out = need <= BufferPool.standardSize ? buffers.take() : buffers.takeLarge()
         HeadWriter.request(into: &out, base, req, headers, clientIP: clientIP, clientIPLength: clientIPLength,
-                           requestID: requestID, requestIDLength: requestIDLength, https: tls != nil)
-        if tls != nil { appendHSTS() }
+                           requestID: requestID, requestIDLength: requestIDLength, https: secure)
+        if secure { appendHSTS() }
         upOut = out
         upOutSent = 0
         if req.expectContinue && !reqAllSeen {
@@ -365,6 +378,7 @@ extension Session {
 
     /// After a response: wait for the next request on this connection (maybe already buffered).
     func nextRequest() {
+        if let p = port { finishStream(p); return }
         resetExchange()
         phase = .head
         scanner.reset()

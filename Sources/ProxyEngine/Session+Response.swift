@@ -193,7 +193,8 @@ extension Session {
             buffers.give(o)
             upOut = nil
         }
-        dechunk = resp.framing == .chunked && req.version == 10
+        // An HTTP/2 stream carries the body in DATA frames: chunk framing is removed as for 1.0.
+        dechunk = resp.framing == .chunked && (req.version == 10 || port != nil)
         if dechunk || resp.framing == .untilClose || !requestFullySent || worker.draining { closeAfter = true }
 
         let need = headLength + HeadWriter.overhead + requestIDLength + responseExtraLength

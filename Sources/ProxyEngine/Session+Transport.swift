@@ -8,13 +8,19 @@ extension Session {
     /// write" (a TLS 1.3 key update to answer); the next event retries.
     @inline(__always)
     func clientRead(_ p: UnsafeMutableRawPointer, _ n: Int) throws(SysError) -> IOResult {
-        guard let t = tls else { return try Sys.read(fd, p, n) }
+        guard let t = tls else {
+            if let s = port { return s.read(p, n) }
+            return try Sys.read(fd, p, n)
+        }
         return try TLSIOResult.map(t.read(p, n), "tls read")
     }
 
     @inline(__always)
     func clientWrite(_ p: UnsafeRawPointer, _ n: Int) throws(SysError) -> IOResult {
-        guard let t = tls else { return try Sys.write(fd, p, n) }
+        guard let t = tls else {
+            if let s = port { return s.write(p, n) }
+            return try Sys.write(fd, p, n)
+        }
         return try TLSIOResult.map(t.write(p, n), "tls write")
     }
 
@@ -26,7 +32,10 @@ extension Session {
     /// length offered never shrinks, as OpenSSL requires).
     @inline(__always)
     func clientWritev2(_ a: UnsafeRawPointer, _ na: Int, _ b: UnsafeRawPointer?, _ nb: Int) throws(SysError) -> IOResult {
-        guard let t = tls else { return try Sys.writev2(fd, a, na, b, nb) }
+        guard let t = tls else {
+            if let s = port { return s.writev2(a, na, b, nb) }
+            return try Sys.writev2(fd, a, na, b, nb)
+        }
         var first = a, firstLength = na, rest = b, restLength = b == nil ? 0 : nb
         if let b, nb > 0, na < Worker.tlsScratchSize {
             let take = min(nb, Worker.tlsScratchSize - na)
@@ -51,6 +60,10 @@ extension Session {
         guard let t = tls else { close(); return false }
         switch t.handshake() {
         case .done:
+            if t.negotiatedH2 {
+                worker.adoptH2(self, leftover: nil)
+                return false
+            }
             phase = .head
             headStartMs = worker.now
             return true

@@ -12,8 +12,10 @@ extension Session {
         phase = .tunnel
         let settings = worker.config.tunnels
         // splice cannot see through TLS: a TLS client's tunnel moves bytes through buffers.
-        toUpstream = TunnelLeg(useBuffers: !settings.splice || tls != nil)
-        toClient = TunnelLeg(useBuffers: !settings.splice || tls != nil)
+        // Nor an HTTP/2 stream (RFC 8441): its bytes are DATA frames.
+        let buffered = !settings.splice || tls != nil || port != nil
+        toUpstream = TunnelLeg(useBuffers: buffered)
+        toClient = TunnelLeg(useBuffers: buffered)
         if let b = inBuf {
             if b.count > 0 { toUpstream.pending = b } else { buffers.give(b) }
             inBuf = nil
@@ -24,7 +26,7 @@ extension Session {
         }
         // A tunnel may be silent for hours: keepalive probes find peers that vanished without a FIN.
         if settings.keepaliveIdle > 0 {
-            _ = cl_set_keepalive(fd, settings.keepaliveIdle, settings.keepaliveInterval, settings.keepaliveCount)
+            if fd >= 0 { _ = cl_set_keepalive(fd, settings.keepaliveIdle, settings.keepaliveInterval, settings.keepaliveCount) }
             _ = cl_set_keepalive(u.fd, settings.keepaliveIdle, settings.keepaliveInterval, settings.keepaliveCount)
         }
         tunnelIdle = worker.routeTunnelIdle[routeIndex]
@@ -36,8 +38,8 @@ extension Session {
         let up: Bool
         let down: Bool
         do {
-            up = try toUpstream.pump(from: fd, to: u.fd, &io, &u.io, pipes: worker.pipes, buffers: buffers, srcTLS: tls)
-            down = try toClient.pump(from: u.fd, to: fd, &u.io, &io, pipes: worker.pipes, buffers: buffers, dstTLS: tls)
+            up = try toUpstream.pump(from: fd, to: u.fd, &io, &u.io, pipes: worker.pipes, buffers: buffers, srcTLS: tls, srcStream: port)
+            down = try toClient.pump(from: u.fd, to: fd, &u.io, &io, pipes: worker.pipes, buffers: buffers, dstTLS: tls, dstStream: port)
         } catch {
             endTunnel(reason: error.reason)
             return false

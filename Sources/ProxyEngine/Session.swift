@@ -83,6 +83,10 @@ final class Session: Pollable {
     var requestBroken = false
     /// The connection's TLS session (TLS listeners); nil: plain.
     var tls: TLSConnection?
+    /// The HTTP/2 stream this session proxies (its client side); nil: a socket of our own.
+    var port: H2Stream?
+    /// The client came over TLS (this connection's, or its HTTP/2 connection's).
+    var secure = false
     /// Which of the worker's listeners accepted this connection.
     var listenerIndex = 0
     /// The route the current request matched; -1: none (yet).
@@ -174,7 +178,10 @@ final class Session: Pollable {
         phase = .head
         scanner.reset()
         tls = nil
+        port = nil
+        secure = false
         if worker.config.listeners[listener].tls != nil {
+            secure = true
             // No context (OpenSSL refused every certificate set so far): never serve plain here.
             tls = worker.tlsContexts[listener]?.makeConnection(fd: fd)
             phase = .handshake
@@ -358,6 +365,7 @@ final class Session: Pollable {
     /// Shuts our sending side and reads until the client closes (or the linger timer ends), so
     /// bytes the client already sent do not make the kernel reset the connection (RFC 9112 §9.6).
     func beginLingering() {
+        if let p = port { finishStream(p); return }
         // A request body the client may still be sending (an early answer, an error) must be
         // drained, or the kernel answers it with RST and the client may lose our response.
         let unreadBody = !(reqAllSeen && reqPending == 0)
@@ -421,6 +429,16 @@ final class Session: Pollable {
         dropUpstream()
         resetExchange()
         phase = .closed
+        if let p = port {
+            // A stream whose response did not end in order is reset; its connection goes on.
+            if !p.outputEnded { p.connection?.resetStream(p, error: 2) }
+            p.session = nil
+            port = nil
+            if let b = inBuf { buffers.give(b); inBuf = nil }
+            deadline = 0
+            worker.streamSessionClosed(self)
+            return
+        }
         if let t = tls {
             // close_notify, best effort (never waits), and the SSL freed before the fd is.
             t.shutdown()
@@ -436,6 +454,8 @@ final class Session: Pollable {
     /// Called when the worker starts draining: an idle keep-alive connection closes now; one in
     /// the middle of a request closes after its response.
     func drainIfIdle() {
+        // A stream's session ends with its one exchange; the connection says GOAWAY.
+        if port != nil { return }
         switch phase {
         case .head where !scanner.started && inBuf == nil:
             close()

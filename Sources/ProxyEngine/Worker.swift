@@ -65,6 +65,18 @@ final class Worker {
     let tlsScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.tlsScratchSize, alignment: 16)
     static let tlsScratchSize = 16 * 1024
     private var certificateGeneration: UInt64 = 0
+    // HTTP/2 (Worker+H2.swift).
+    /// nghttp2's callbacks and options, made when the first HTTP/2 connection opens.
+    var h2Setup: H2Setup?
+    /// Where an HTTP/2 connection reads (then nghttp2 parses) client bytes.
+    let h2Scratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.h2ScratchSize, alignment: 16)
+    static let h2ScratchSize = 16 * 1024
+    /// Connections with output to write at the end of this loop turn.
+    var h2Dirty: [H2Connection] = []
+    var h2StreamCache: [H2Stream] = []
+    var h2ConnectionCache: [H2Connection] = []
+    /// Per listener: plain, and accepting HTTP/2 with prior knowledge.
+    let h2cListeners: [Bool]
     private let idlePerAddress: Int
     private let idleTimeout: UInt64
     var requestIDs: RequestIDGenerator
@@ -103,6 +115,7 @@ final class Worker {
         self.directory = directory
         routeTunnelIdle = config.routeTunnelIdle
         redirectPorts = config.listeners.map { $0.redirectHTTPSPort ?? 0 }
+        h2cListeners = config.listeners.map { $0.http2 && $0.tls == nil }
         routeNames = config.routes.routes.map(\.name)
         self.config = config
         self.control = control
@@ -150,6 +163,7 @@ final class Worker {
     deinit {
         events.deallocate()
         tlsScratch.deallocate()
+        h2Scratch.deallocate()
         acceptAddress.deallocate()
         roundRobin.deallocate()
         Sys.close(epfd)
@@ -209,6 +223,15 @@ final class Worker {
     /// edge-triggered IN|OUT|RDHUP needs no epoll_ctl(MOD) for the life of the connection, which is
     /// the limit case of batching interest changes (STYLE.md point 5).
     func register(_ owner: SlotOwner, fd: Int32, events: UInt32) -> (UInt32, UInt32) {
+        let (slot, gen) = takeSlot(owner)
+        if cl_epoll_add(epfd, fd, events, UInt64(gen) << 32 | UInt64(slot)) != 0 {
+            fatalError("epoll_ctl(ADD) fd \(fd): errno \(errno)")
+        }
+        return (slot, gen)
+    }
+
+    /// A slot with no socket behind it (a stream's session): its token serves the timers only.
+    func takeSlot(_ owner: SlotOwner) -> (UInt32, UInt32) {
         let slot: UInt32
         if let s = freeSlots.popLast() {
             slot = s
@@ -220,11 +243,15 @@ final class Worker {
             targets.append(owner.target)
             generations.append(1)
         }
-        let gen = generations[Int(slot)]
-        if cl_epoll_add(epfd, fd, events, UInt64(gen) << 32 | UInt64(slot)) != 0 {
-            fatalError("epoll_ctl(ADD) fd \(fd): errno \(errno)")
-        }
-        return (slot, gen)
+        return (slot, generations[Int(slot)])
+    }
+
+    /// Hands a registered socket's slot to a new owner (same slot and generation: the epoll
+    /// registration stays as it is). The old owner is kept until the loop turn ends.
+    func replaceOwner(slot: UInt32, with owner: SlotOwner) {
+        retired.append(owners[Int(slot)])
+        owners[Int(slot)] = owner
+        targets[Int(slot)] = owner.target
     }
 
     static let connectionEvents = Epoll.input | Epoll.output | Epoll.readHangup | Epoll.edgeTriggered
@@ -262,6 +289,7 @@ final class Worker {
             switch targets[slot] {
             case .session(let s): s._withUnsafeGuaranteedRef { s in timerEntryDue(s, tick) { s.timeout() } }
             case .upstream(let u): u._withUnsafeGuaranteedRef { u in timerEntryDue(u, tick) { u.timeout() } }
+            case .h2(let c): c._withUnsafeGuaranteedRef { c in timerEntryDue(c, tick) { c.timeout() } }
             default: continue
             }
         }
@@ -286,7 +314,7 @@ final class Worker {
         while running {
             var timeout = timers.timeoutMs(now: now)
             // Pending log lines go out within 100 ms; a draining worker checks its deadline often.
-            let cap: Int32 = draining ? 50 : log.pendingFlush ? 100 : -1
+            let cap: Int32 = !h2Dirty.isEmpty ? 0 : draining ? 50 : log.pendingFlush ? 100 : -1
             if cap >= 0 && (timeout < 0 || timeout > cap) { timeout = cap }
             let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
             let t = cl_monotonic_ms()
@@ -311,6 +339,7 @@ final class Worker {
                 fireTimers()
                 log.tick(now: now)
             }
+            if !h2Dirty.isEmpty { flushH2() }
             if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
             if draining { checkDrained() }
         }
@@ -324,6 +353,9 @@ final class Worker {
         retired.removeAll()
         sessionCache.removeAll()
         upstreamCache.removeAll()
+        h2Dirty.removeAll()
+        h2StreamCache.removeAll()
+        h2ConnectionCache.removeAll()
         pools.removeAll()
     }
 
@@ -334,6 +366,7 @@ final class Worker {
         switch targets[slot] {
         case .session(let s): s._withUnsafeGuaranteedRef { $0.handle(ev.events) }
         case .upstream(let u): u._withUnsafeGuaranteedRef { $0.handle(ev.events) }
+        case .h2(let c): c._withUnsafeGuaranteedRef { $0.handle(ev.events) }
         case .listener(let i): listenerReadable[i] = true; acceptLoop(i)
         case .wake: handleWake()
         case .free: return
@@ -369,10 +402,24 @@ final class Worker {
     /// Called by a session when its socket is closed.
     func sessionClosed(_ s: Session) {
         unregister(slot: s.slot)
+        connectionClosed()
+        cacheSession(s)
+    }
+
+    /// A client connection (HTTP/1.1 session or HTTP/2 connection) is gone.
+    func connectionClosed() {
         sessionCount -= 1
         stats.setConnections(sessionCount)
+    }
+
+    func cacheSession(_ s: Session) {
         if sessionCache.count < 1024 { sessionCache.append(s) }
     }
+
+    /// A session whose connection an `H2Connection` took over (the connection still counts).
+    func retireAdopted(_ s: Session) { cacheSession(s) }
+
+    func popSession() -> Session { sessionCache.popLast() ?? Session(worker: self) }
 
     /// Puts a finished upstream connection in its address's idle pool (holding no buffer, with an
     /// idle deadline). False when the pool is full: the caller closes it.
@@ -420,7 +467,8 @@ final class Worker {
         for (i, set) in sets.enumerated() {
             guard let set else { contexts.append(nil); continue }
             do {
-                contexts.append(try TLSContext(certificates: set, settings: TLSSettings(alpn: ["http/1.1"], ticketKeys: certificates.ticketKeys[i])))
+                let alpn = config.listeners[i].http2 ? ["h2", "http/1.1"] : ["http/1.1"]
+                contexts.append(try TLSContext(certificates: set, settings: TLSSettings(alpn: alpn, ticketKeys: certificates.ticketKeys[i])))
             } catch {
                 log.error("tls_context", "listener \(config.listeners[i].name): \(error)")
                 contexts.append(i < tlsContexts.count ? tlsContexts[i] : nil)
@@ -471,6 +519,7 @@ final class Worker {
             listenerFDs[i] = -1
         }
         forEachSession { $0.drainIfIdle() }
+        forEachH2 { $0.drain() }
         // WebSocket clients are told the gateway is going away (1001) and reconnect elsewhere;
         // other tunnels run until they end or the drain timeout does.
         for s in tunnels where s.webSocket { s.closeTunnel(code: 1001) }
@@ -482,6 +531,7 @@ final class Worker {
         if sessionCount == 0 { running = false; return }
         if now >= drainDeadline {
             forEachSession { $0.abort(reason: "drain_timeout") }
+            forEachH2 { $0.close() }
             running = false
         }
     }
@@ -489,6 +539,12 @@ final class Worker {
     private func forEachSession(_ body: (Session) -> Void) {
         for i in owners.indices {
             if case .session(let s) = owners[i] { body(s) }
+        }
+    }
+
+    private func forEachH2(_ body: (H2Connection) -> Void) {
+        for i in owners.indices {
+            if case .h2(let c) = owners[i] { body(c) }
         }
     }
 }

@@ -128,6 +128,15 @@ public final class TLSConnection {
         return String(decoding: UnsafeBufferPointer(start: p, count: Int(n)), as: UTF8.self)
     }
 
+    /// ALPN chose HTTP/2 ("h2").
+    public var negotiatedH2: Bool {
+        var p: UnsafePointer<UInt8>?
+        var n: UInt32 = 0
+        SSL_get0_alpn_selected(ssl, &p, &n)
+        guard let p, n == 2 else { return false }
+        return p[0] == 0x68 && p[1] == 0x32
+    }
+
     /// The SNI host name the client sent, if any.
     public var serverName: String? {
         guard let p = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) else { return nil }

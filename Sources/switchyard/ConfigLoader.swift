@@ -32,7 +32,7 @@ enum ConfigLoader {
         }
         guard let root, root.mapping != nil else { throw ConfigError(key: "", reason: "the file must be a YAML mapping") }
         let m = try Mapping(root, path: "", allowed: ["workers", "listeners", "limits", "timeouts", "upstream_pool", "logging", "routes",
-                                                                "registry", "pools", "nodes", "tunnels", "admin"])
+                                                                "registry", "pools", "nodes", "tunnels", "admin", "http2"])
 
         let workers = try parseWorkers(m.value("workers"))
         let listeners = try parseListeners(m.value("listeners"))
@@ -49,6 +49,7 @@ enum ConfigLoader {
         try parsePools(m.value("pools"), into: &config)
         try parseNodes(m.value("nodes"), into: &config)
         try parseAdmin(m.value("admin"), into: &config)
+        try parseHTTP2(m.value("http2"), into: &config)
         for (i, r) in config.routes.routes.enumerated() {
             if case .keyed(let t) = r.target, !config.sticky.nodes.contains(where: { $0.pool == t.pool }),
                config.sticky.pools[t.pool] == nil {
@@ -125,7 +126,7 @@ enum ConfigLoader {
         var result: [EngineConfig.Listener] = []
         for (i, item) in seq.enumerated() {
             let path = "listeners[\(i)]"
-            let l = try Mapping(item, path: path, allowed: ["name", "address", "backlog", "tls", "redirect_https"])
+            let l = try Mapping(item, path: path, allowed: ["name", "address", "backlog", "tls", "redirect_https", "http2"])
             guard let text = try l.string("address") else { throw ConfigError(key: "\(path).address", reason: "is required") }
             guard let address = SocketAddress(text) else {
                 throw ConfigError(key: "\(path).address", reason: "\"\(text)\" is not a numeric host:port (e.g. 127.0.0.1:8080 or [::1]:8080)")
@@ -136,6 +137,7 @@ enum ConfigLoader {
             let backlog = try l.int("backlog", range: 1...65535) ?? 4096
             var listener = EngineConfig.Listener(name: try l.string("name") ?? "listener\(i)", address: address, backlog: Int32(backlog))
             listener.tls = try parseTLS(l.value("tls"), path: "\(path).tls")
+            listener.http2 = try l.bool("http2") ?? true
             if let port = try l.int("redirect_https", range: 1...65535) {
                 guard listener.tls == nil else {
                     throw ConfigError(key: "\(path).redirect_https", reason: "a TLS listener cannot redirect to HTTPS")

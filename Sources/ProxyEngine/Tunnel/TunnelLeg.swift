@@ -52,10 +52,12 @@ struct TunnelLeg {
 
     /// Moves what can move now; returns whether anything did. Throws when either socket failed
     /// (a reset, a write to a closed peer): the tunnel then ends.
-    /// `srcTLS`/`dstTLS`: that side is a TLS session (the leg must be in buffer mode).
+    /// `srcTLS`/`dstTLS`: that side is a TLS session; `srcStream`/`dstStream`: an HTTP/2 stream
+    /// (RFC 8441). Either way the leg must be in buffer mode.
     mutating func pump(from src: Int32, to dst: Int32, _ srcIO: inout Readiness, _ dstIO: inout Readiness,
                        pipes: PipePool, buffers: BufferPool,
-                       srcTLS: TLSConnection? = nil, dstTLS: TLSConnection? = nil) throws(TunnelFailure) -> Bool {
+                       srcTLS: TLSConnection? = nil, dstTLS: TLSConnection? = nil,
+                       srcStream: H2Stream? = nil, dstStream: H2Stream? = nil) throws(TunnelFailure) -> Bool {
         var progress = false
         defer {
             // Empty pipes go back at once: idle tunnels hold none.
@@ -69,6 +71,7 @@ struct TunnelLeg {
                     let r: IOResult
                     do {
                         if let t = dstTLS { r = try TLSIOResult.map(t.write(b.readPointer, b.count), "tls write") }
+                        else if let s = dstStream { r = s.write(b.readPointer, b.count) }
                         else { r = try Sys.write(dst, b.readPointer, b.count) }
                     } catch { throw TunnelFailure(reason: "tunnel write failed") }
                     guard case .bytes(let n) = r else { dstIO.writable = false; return progress }
@@ -96,7 +99,7 @@ struct TunnelLeg {
                 if !finForwarded {
                     // Over TLS, close_notify first: the client reads it as the end of the stream.
                     dstTLS?.shutdown()
-                    Sys.shutdownWrite(dst)
+                    if let s = dstStream { s.finishOutput() } else { Sys.shutdownWrite(dst) }
                     finForwarded = true
                     progress = true
                 }
@@ -105,7 +108,7 @@ struct TunnelLeg {
             // 4. Read more.
             guard srcIO.readable else { return progress }
             if useBuffers || !bulk {
-                guard try readIntoBuffer(src, &srcIO, buffers, srcTLS) else { return progress }
+                guard try readIntoBuffer(src, &srcIO, buffers, srcTLS, srcStream) else { return progress }
                 progress = true
                 continue
             }
@@ -139,11 +142,12 @@ struct TunnelLeg {
 
     /// Buffer mode: one read into a pooled buffer queued as `pending`. False when nothing came.
     private mutating func readIntoBuffer(_ src: Int32, _ srcIO: inout Readiness, _ buffers: BufferPool,
-                                         _ tls: TLSConnection?) throws(TunnelFailure) -> Bool {
+                                         _ tls: TLSConnection?, _ stream: H2Stream?) throws(TunnelFailure) -> Bool {
         var b = buffers.take()
         let r: IOResult
         do {
             if let t = tls { r = try TLSIOResult.map(t.read(b.writePointer, b.writableCount), "tls read") }
+            else if let s = stream { r = s.read(b.writePointer, b.writableCount) }
             else { r = try Sys.read(src, b.writePointer, b.writableCount) }
         } catch {
             buffers.give(b)

@@ -1,0 +1,142 @@
+import CNghttp2
+import Glibc
+
+/// What every HTTP/2 connection of a worker shares: nghttp2's callback table and options (copied
+/// into each session at creation) and our SETTINGS.
+final class H2Setup {
+    let callbacks: OpaquePointer
+    let options: OpaquePointer
+    let settings: [nghttp2_settings_entry]
+    let maxHeaderList: Int
+
+    init(_ config: EngineConfig) {
+        let h = config.http2
+        maxHeaderList = h.maxHeaderListSize > 0 ? Int(h.maxHeaderListSize) : config.limits.maxHeaderBytes
+        var cb: OpaquePointer?
+        guard nghttp2_session_callbacks_new(&cb) == 0, let cb else { fatalError("nghttp2: out of memory") }
+        callbacks = cb
+        nghttp2_session_callbacks_set_on_begin_headers_callback(cb, H2Setup.onBeginHeaders)
+        nghttp2_session_callbacks_set_on_header_callback(cb, H2Setup.onHeader)
+        nghttp2_session_callbacks_set_on_frame_recv_callback(cb, H2Setup.onFrameRecv)
+        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, H2Setup.onDataChunk)
+        nghttp2_session_callbacks_set_on_stream_close_callback(cb, H2Setup.onStreamClose)
+        var opt: OpaquePointer?
+        guard nghttp2_option_new(&opt) == 0, let opt else { fatalError("nghttp2: out of memory") }
+        options = opt
+        // Windows move as sessions read the body (flow control tied to the upstream's pace).
+        nghttp2_option_set_no_auto_window_update(opt, 1)
+        // Closed streams are not kept for the (deprecated) RFC 7540 priority tree.
+        nghttp2_option_set_no_closed_streams(opt, 1)
+        // Rapid reset (CVE-2023-44487) and CONTINUATION flood (CVE-2024-27316): set, not assumed.
+        nghttp2_option_set_stream_reset_rate_limit(opt, h.resetBurst, h.resetRate)
+        nghttp2_option_set_max_continuations(opt, h.maxContinuations)
+        nghttp2_option_set_max_deflate_dynamic_table_size(opt, Int(h.headerTableSize))
+        settings = [
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: h.maxConcurrentStreams),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: h.initialWindowSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_HEADER_TABLE_SIZE.rawValue), value: h.headerTableSize),
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE.rawValue), value: UInt32(maxHeaderList)),
+            // RFC 8441: WebSocket over HTTP/2 by extended CONNECT.
+            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL.rawValue), value: 1),
+        ]
+    }
+
+    deinit {
+        nghttp2_session_callbacks_del(callbacks)
+        nghttp2_option_del(options)
+    }
+
+    @inline(__always)
+    static func connection(_ user: UnsafeMutableRawPointer?) -> H2Connection {
+        Unmanaged<H2Connection>.fromOpaque(user!).takeUnretainedValue()
+    }
+
+    @inline(__always)
+    static func stream(_ session: OpaquePointer?, _ id: Int32) -> H2Stream? {
+        guard let raw = nghttp2_session_get_stream_user_data(session, id) else { return nil }
+        return Unmanaged<H2Stream>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    static let onBeginHeaders: nghttp2_on_begin_headers_callback = { _, frame, user in
+        guard let frame, csh2_frame_type(frame) == UInt8(NGHTTP2_HEADERS.rawValue),
+              csh2_headers_category(frame) == Int32(NGHTTP2_HCAT_REQUEST.rawValue) else { return 0 }
+        H2Setup.connection(user).beginStream(csh2_frame_stream(frame))
+        return 0
+    }
+
+    static let onHeader: nghttp2_on_header_callback = { session, frame, name, nameLength, value, valueLength, _, user in
+        guard let frame, let name, let value, csh2_frame_type(frame) == UInt8(NGHTTP2_HEADERS.rawValue),
+              csh2_headers_category(frame) == Int32(NGHTTP2_HCAT_REQUEST.rawValue),
+              let s = H2Setup.stream(session, csh2_frame_stream(frame)) else { return 0 }  // trailers: dropped
+        H2Setup.connection(user).header(s, name, nameLength, value, valueLength)
+        return 0
+    }
+
+    static let onFrameRecv: nghttp2_on_frame_recv_callback = { session, frame, user in
+        guard let frame else { return 0 }
+        let type = csh2_frame_type(frame)
+        let endStream = csh2_frame_flags(frame) & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        guard type == UInt8(NGHTTP2_HEADERS.rawValue) || type == UInt8(NGHTTP2_DATA.rawValue),
+              let s = H2Setup.stream(session, csh2_frame_stream(frame)) else { return 0 }
+        let c = H2Setup.connection(user)
+        if type == UInt8(NGHTTP2_HEADERS.rawValue) && csh2_headers_category(frame) == Int32(NGHTTP2_HCAT_REQUEST.rawValue) {
+            c.endHeaders(s, endStream: endStream)
+        } else if endStream {
+            s.requestEnded = true
+            c.markReady(s)
+        }
+        return 0
+    }
+
+    static let onDataChunk: nghttp2_on_data_chunk_recv_callback = { _, _, id, data, length, user in
+        guard let data else { return 0 }
+        H2Setup.connection(user).data(id, data, length)
+        return 0
+    }
+
+    static let onStreamClose: nghttp2_on_stream_close_callback = { session, id, _, user in
+        guard let s = H2Setup.stream(session, id) else { return 0 }
+        s.closed = true
+        H2Setup.connection(user).markReady(s)
+        return 0
+    }
+
+    /// A response body for nghttp2: what the session wrote, deferred while there is none yet.
+    static let readBody: nghttp2_data_source_read_callback = { _, _, buf, length, flags, source, _ in
+        let s = Unmanaged<H2Stream>.fromOpaque(csh2_source_ptr(source)!).takeUnretainedValue()
+        guard let b = s.out, b.count > 0 else {
+            if s.outputEnded {
+                flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue
+                return 0
+            }
+            s.deferred = true
+            return Int(NGHTTP2_ERR_DEFERRED.rawValue)
+        }
+        let k = min(length, b.count)
+        buf!.update(from: b.readPointer, count: k)
+        s.out!.consume(k)
+        if s.out!.isEmpty && s.outputEnded { flags!.pointee |= NGHTTP2_DATA_FLAG_EOF.rawValue }
+        if s.writerBlocked, let c = s.connection { c.markReady(s) }
+        return k
+    }
+}
+
+/// nghttp2 name/value pairs; nghttp2 copies them when a response is submitted.
+enum H2Nv {
+    @inline(__always)
+    static func make(_ name: StaticString, _ value: UnsafePointer<UInt8>, _ n: Int) -> nghttp2_nv {
+        nghttp2_nv(name: UnsafeMutablePointer(mutating: name.utf8Start), value: UnsafeMutablePointer(mutating: value),
+                   namelen: name.utf8CodeUnitCount, valuelen: n, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+    }
+
+    @inline(__always)
+    static func make(_ name: StaticString, _ value: StaticString) -> nghttp2_nv {
+        make(name, value.utf8Start, value.utf8CodeUnitCount)
+    }
+
+    @inline(__always)
+    static func make(_ name: UnsafePointer<UInt8>, _ nameLength: Int, _ value: UnsafePointer<UInt8>, _ n: Int) -> nghttp2_nv {
+        nghttp2_nv(name: UnsafeMutablePointer(mutating: name), value: UnsafeMutablePointer(mutating: value),
+                   namelen: nameLength, valuelen: n, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+    }
+}
