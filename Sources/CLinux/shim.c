@@ -2,6 +2,10 @@
 #include "CLinux.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -141,3 +145,25 @@ int cl_wait_signal(void) {
     while (sigwait(&set, &sig) != 0) {}
     return sig;
 }
+
+size_t cl_release_code_pages(void) {
+    FILE *f = fopen("/proc/self/maps", "re");
+    if (!f) return 0;
+    char line[512];
+    size_t released = 0;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long start, end;
+        char perms[8];
+        int path = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path) < 3) continue;
+        // Executable, private, file-backed (a path, not [vdso]): text, never written, so the
+        // kernel can fault it back from the page cache. Writable or read-only data (RELRO holds
+        // relocated pages) is never touched.
+        if (strcmp(perms, "r-xp") != 0 || path == 0 || line[path] != '/') continue;
+        if (madvise((void *)start, end - start, MADV_DONTNEED) == 0) released += end - start;
+    }
+    fclose(f);
+    return released;
+}
+
+void cl_trim_heap(void) { malloc_trim(0); }

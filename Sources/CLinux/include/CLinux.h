@@ -53,6 +53,14 @@ int cl_wait_signal(void);
 /// As cl_wait_signal, but returns 0 when none came within `timeout_ms`.
 int cl_wait_signal_ms(int timeout_ms);
 
+/// Drops this process's mappings of executable file pages (its own text and the libraries'):
+/// start-up code (argument parsing, YAML, certificate loading) then no longer counts in RSS, and
+/// the code that runs again is faulted back from the page cache on first use. Returns the bytes
+/// of the address ranges released.
+size_t cl_release_code_pages(void);
+/// Returns free heap memory (what start-up parsing left behind) to the kernel.
+void cl_trim_heap(void);
+
 /// Counters with one writer thread and other readers: relaxed atomic load and store (a plain
 /// mov on x86-64, no lock prefix), so a reader never sees a torn value.
 static inline void cl_counter_add(uint64_t *p, uint64_t v) {
