@@ -49,21 +49,21 @@ extension H2Connection {
                 return
             }
             s.tunnel = true
-            append(s, "GET ", 4)
+            append(s, "GET ")
         } else {
             append(s, method, b.methodLength)
-            append(s, " ", 1)
+            append(s, " ")
         }
         if b.pathLength > 0 {
             append(s, b.bytes + b.pathStart, b.pathLength)
         } else {
             append(s, b.bytes + b.authorityStart, b.authorityLength)  // CONNECT authority-form
         }
-        append(s, " HTTP/1.1\r\n", 11)
+        append(s, " HTTP/1.1\r\n")
         if b.authorityLength > 0 {
-            append(s, "Host: ", 6)
+            append(s, "Host: ")
             append(s, b.bytes + b.authorityStart, b.authorityLength)
-            append(s, "\r\n", 2)
+            append(s, "\r\n")
         }
     }
 
@@ -72,14 +72,14 @@ extension H2Connection {
     func endHeaders(_ s: H2Stream, endStream: Bool) {
         if !s.lineWritten { writeRequestLine(s) }
         if s.refusal == nil, let c = block.cookie, c.count > 0 {
-            append(s, "Cookie: ", 8)
+            append(s, "Cookie: ")
             append(s, c.readPointer, c.count)
-            append(s, "\r\n", 2)
+            append(s, "\r\n")
         }
         if s.tunnel {
             // The upstream speaks RFC 6455: it wants a key, and answers 101 (which we turn into
             // the 200 of RFC 8441 §5). The key only proves the peer understood WebSocket.
-            append(s, "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ", 61)
+            append(s, "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: ")
             var key = (UInt64(0), UInt64(0))
             key.0 = worker.requestIDs.next()
             key.1 = worker.requestIDs.next()
@@ -90,12 +90,12 @@ extension H2Connection {
                     append(s, t.baseAddress!, 24)
                 }
             }
-            append(s, "\r\n", 2)
+            append(s, "\r\n")
         } else if !endStream && !s.sawContentLength {
             s.chunked = true
-            append(s, "Transfer-Encoding: chunked\r\n", 28)
+            append(s, "Transfer-Encoding: chunked\r\n")
         }
-        append(s, "\r\n", 2)
+        append(s, "\r\n")
         block.releaseCookie(buffers)
         s.requestEnded = endStream
         if s.refusal == nil && sniSent, let t = tls {
@@ -155,15 +155,15 @@ extension H2Connection {
         s.head!.append(p, n)
     }
 
-    private func append(_ s: H2Stream, _ text: StaticString, _ n: Int) {
-        append(s, UnsafeRawPointer(text.utf8Start), n)
+    private func append(_ s: H2Stream, _ text: StaticString) {
+        append(s, UnsafeRawPointer(text.utf8Start), text.utf8CodeUnitCount)
     }
 
     private func appendLine(_ s: H2Stream, _ name: UnsafePointer<UInt8>, _ nameLength: Int, _ value: UnsafePointer<UInt8>, _ valueLength: Int) {
         append(s, name, nameLength)
-        append(s, ": ", 2)
+        append(s, ": ")
         append(s, value, valueLength)
-        append(s, "\r\n", 2)
+        append(s, "\r\n")
     }
 
     /// Answers a stream without a session: 4xx from the gateway itself, JSON as for HTTP/1.1.

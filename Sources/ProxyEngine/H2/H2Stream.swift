@@ -171,7 +171,17 @@ final class H2Stream {
     func write(_ p: UnsafeRawPointer, _ n: Int) -> IOResult {
         if closed { return .bytes(n) }  // the client reset the stream: nothing more goes out
         if out == nil { out = connection.buffers.take() }
-        if out!.writableCount < n && headSubmitted && out!.start > 0 { out!.compact() }
+        if out!.writableCount < n {
+            if headSubmitted || headLength > 0 {
+                if out!.start > 0 { out!.compact() }
+            } else if out!.capacity < BufferPool.largeSize {
+                // A head larger than a standard buffer: it must be whole before it can go out.
+                var large = connection.buffers.takeLarge()
+                large.append(out!.readPointer, out!.count)
+                connection.buffers.give(out!)
+                out = large
+            }
+        }
         let k = min(n, out!.writableCount)
         guard k > 0 else { writerBlocked = true; return .wouldBlock }
         out!.append(p, k)

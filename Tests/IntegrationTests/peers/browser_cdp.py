@@ -2,7 +2,15 @@
 """Drives headless Chromium over the DevTools protocol for BrowserTests.swift.
 
 Usage: browser_cdp.py --chromium PATH --profile DIR --out FILE [--parent PID]
-                      [--timeout S] URL [URL ...]
+                      [--timeout S] [--chromium-arg ARG ...] [--trust-cert PEM ...]
+                      URL [URL ...]
+
+--chromium-arg ARG (repeatable) is added to Chromium's command line (e.g.
+"--host-resolver-rules=MAP *.apps.test 127.0.0.1"). --trust-cert PEM
+(repeatable) makes Chromium accept certificate chains that contain any
+certificate of that PEM file (its SPKI SHA-256 goes to
+--ignore-certificate-errors-spki-list; openssl computes it): a test CA's chain
+is then as good as a trusted one, without --ignore-certificate-errors.
 
 Starts Chromium (its own process group, a fresh profile in DIR), opens each
 URL in turn in one tab (so cookies set by one page go with the next), waits
@@ -16,7 +24,13 @@ Writes JSON to --out:
   {"version": "...",
    "visits": [{"url", "error" (navigation error text or null), "state",
                "title", "page_port", "page_cookie", "ws_url", "body" (text, first
-               500 characters), "log": [...]}],
+               500 characters), "log": [...],
+               "next_hop_protocol" (the navigation entry's nextHopProtocol, e.g.
+               "h2" or "http/1.1"), "protocol" (Network.responseReceived's
+               response.protocol of the main document), "status" (its status), "security_state" (its securityState),
+               "websockets": [{"url", "request_headers", "status",
+               "response_headers", "errors": [...], "closed"}] (from the
+               Network.webSocket* events of this visit)}],
    "cookies": [{"name", "value", "path", "httpOnly", "sameSite"}],
    "leftover": [pids of Chromium processes still alive after shutdown]}
 
@@ -28,7 +42,9 @@ Chromium could not be driven at all (the reason on stderr).
 
 import argparse
 import asyncio
+import base64
 import ctypes
+import hashlib
 import json
 import os
 import signal
@@ -50,6 +66,7 @@ SNAPSHOT = """JSON.stringify({
   page_port: (document.getElementById('page-port') || {}).textContent || null,
   page_cookie: (document.getElementById('page-cookie') || {}).textContent || null,
   ws_url: (document.getElementById('ws-url') || {}).textContent || null,
+  next_hop_protocol: ((performance.getEntriesByType('navigation')[0]) || {}).nextHopProtocol || null,
   body: document.body ? document.body.innerText.slice(0, 500) : null,
   log: Array.from(document.querySelectorAll('#log li')).map(function (li) { return li.textContent; })
 })"""
@@ -60,11 +77,13 @@ class DriverError(Exception):
 
 
 class CDP:
-    """Minimal DevTools client: one page session, commands answered by id."""
+    """Minimal DevTools client: one page session, commands answered by id. Events that
+    arrive meanwhile are kept in `events` (the caller takes and clears them)."""
 
     def __init__(self, ws):
         self.ws = ws
         self.next_id = 0
+        self.events = []
 
     async def call(self, method, params=None, timeout=15):
         self.next_id += 1
@@ -77,6 +96,8 @@ class CDP:
                 raise DriverError("no answer to %s within %ss" % (method, timeout))
             msg = json.loads(await asyncio.wait_for(self.ws.recv(), left))
             if msg.get("id") != my_id:
+                if "method" in msg and "id" not in msg:
+                    self.events.append(msg)
                 continue  # an event, or an answer we stopped waiting for
             if "error" in msg:
                 raise DriverError("%s failed: %s" % (method, msg["error"]))
@@ -103,7 +124,24 @@ def set_pdeathsig():
         pass
 
 
-def start_chromium(chromium, profile, log_path):
+def spki_hashes(pem_path):
+    """base64(SHA-256(SubjectPublicKeyInfo)) of every certificate in a PEM file."""
+    with open(pem_path) as f:
+        text = f.read()
+    hashes = []
+    for block in text.split("-----END CERTIFICATE-----")[:-1]:
+        cert = block[block.index("-----BEGIN CERTIFICATE-----"):] + "-----END CERTIFICATE-----\n"
+        pub = subprocess.run(["openssl", "x509", "-noout", "-pubkey"], input=cert.encode(),
+                             capture_output=True, check=True).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                             capture_output=True, check=True).stdout
+        hashes.append(base64.b64encode(hashlib.sha256(der).digest()).decode())
+    if not hashes:
+        raise DriverError("no certificate in %s" % pem_path)
+    return hashes
+
+
+def start_chromium(chromium, profile, log_path, extra=()):
     args = [
         chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
         "--user-data-dir=" + profile, "--remote-debugging-port=0",
@@ -111,8 +149,8 @@ def start_chromium(chromium, profile, log_path):
         "--disable-extensions", "--disable-background-networking", "--disable-sync",
         "--disable-component-update", "--disable-default-apps", "--disable-breakpad",
         "--disable-dev-shm-usage", "--mute-audio", "--password-store=basic",
-        "--use-mock-keychain", "about:blank",
-    ]
+        "--use-mock-keychain",
+    ] + list(extra) + ["about:blank"]
     log = open(log_path, "wb")
     try:
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -180,8 +218,10 @@ def wait_for_devtools(proc, profile, timeout=60):
 async def visit(cdp, url, timeout):
     # Mark the current document, so the wait below cannot mistake it for the new one.
     await cdp.evaluate("document.documentElement && (document.documentElement.dataset.driverStale = '1')")
+    cdp.events.clear()
     nav = await cdp.call("Page.navigate", {"url": url})
     record = {"url": url, "error": nav.get("errorText")}
+    events = []
     snap = None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -189,6 +229,8 @@ async def visit(cdp, url, timeout):
             snap = json.loads(await cdp.evaluate(SNAPSHOT))
         except DriverError:
             snap = None  # the context went away mid-navigation; ask again
+        events += cdp.events
+        cdp.events.clear()
         if snap and not snap["stale"] and snap["state"] in ("closed", "error"):
             break
         if record["error"] and snap and not snap["stale"]:
@@ -198,11 +240,43 @@ async def visit(cdp, url, timeout):
         await asyncio.sleep(0.1)
     if snap is None or snap["stale"]:
         snap = {"state": None, "title": None, "page_port": None, "page_cookie": None,
-                "ws_url": None, "log": [], "href": None, "body": None}
+                "ws_url": None, "log": [], "href": None, "body": None, "next_hop_protocol": None}
     snap.pop("stale", None)
     snap.pop("ready", None)
     record.update(snap)
+    events += cdp.events
+    cdp.events.clear()
+    record.update(network_summary(events, nav.get("loaderId")))
     return record
+
+
+def network_summary(events, loader_id):
+    """The main document's protocol and status, and each WebSocket's handshake and fate."""
+    out = {"protocol": None, "status": None, "security_state": None, "websockets": []}
+    sockets = {}
+    for ev in events:
+        method, p = ev.get("method"), ev.get("params", {})
+        if method == "Network.responseReceived" and p.get("type") == "Document" \
+                and (loader_id is None or p.get("loaderId") == loader_id) and out["protocol"] is None:
+            out["protocol"] = p.get("response", {}).get("protocol")
+            out["status"] = p.get("response", {}).get("status")
+            out["security_state"] = p.get("response", {}).get("securityState")
+        elif method == "Network.webSocketCreated":
+            sockets[p.get("requestId")] = {"url": p.get("url"), "request_headers": None, "status": None,
+                                           "response_headers": None, "errors": [], "closed": False}
+            out["websockets"].append(sockets[p.get("requestId")])
+        elif method.startswith("Network.webSocket") and p.get("requestId") in sockets:
+            s = sockets[p["requestId"]]
+            if method == "Network.webSocketWillSendHandshakeRequest":
+                s["request_headers"] = p.get("request", {}).get("headers")
+            elif method == "Network.webSocketHandshakeResponseReceived":
+                s["status"] = p.get("response", {}).get("status")
+                s["response_headers"] = p.get("response", {}).get("headers")
+            elif method == "Network.webSocketFrameError":
+                s["errors"].append(p.get("errorMessage"))
+            elif method == "Network.webSocketClosed":
+                s["closed"] = True
+    return out
 
 
 async def drive(port, urls, timeout):
@@ -252,11 +326,21 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--parent", type=int)
     ap.add_argument("--timeout", type=float, default=20)
+    ap.add_argument("--chromium-arg", action="append", default=[])
+    ap.add_argument("--trust-cert", action="append", default=[])
     args = ap.parse_args()
 
+    extra = list(args.chromium_arg)
+    if args.trust_cert:
+        try:
+            hashes = [h for pem in args.trust_cert for h in spki_hashes(pem)]
+        except (DriverError, OSError, subprocess.CalledProcessError) as e:
+            print("browser_cdp: --trust-cert: %s" % e, file=sys.stderr)
+            sys.exit(2)
+        extra.append("--ignore-certificate-errors-spki-list=" + ",".join(hashes))
     os.makedirs(args.profile, exist_ok=True)
     log_path = args.profile.rstrip("/") + ".chromium.log"
-    proc = start_chromium(args.chromium, args.profile, log_path)
+    proc = start_chromium(args.chromium, args.profile, log_path, extra)
 
     def emergency_exit(*_):
         stop_chromium(proc, args.profile)

@@ -3,7 +3,8 @@
 page whose script opens a WebSocket with the subprotocol `vite-hmr`, the way
 Vite's HMR client does, plus the WebSocket endpoint it talks to.
 
-Usage: hmrpage.py [--ready-file PATH] [--parent PID] PORT [PORT ...]
+Usage: hmrpage.py [--ready-file PATH] [--parent PID] [--handshake-log FILE]
+                  PORT [PORT ...]
 
 Each PORT (0 picks a free one) is an independent "workspace node"; once all
 listen, their ports are written space separated to --ready-file (atomically,
@@ -30,6 +31,11 @@ big:<n> followed by a text message of n characters (n = 200000, several TCP
 segments, compressed if permessage-deflate was negotiated), then done, and
 closes with 1000 "bye".
 
+With --handshake-log FILE, every WebSocket handshake request is appended to
+FILE as one JSON line, {"port", "path", "headers": [[name, value], ...]}, as it
+arrives (before it is accepted or refused); websockets parses nothing but an
+HTTP/1.1 GET, so a line there is an HTTP/1.1 request with an Upgrade field.
+
 The page logs one line per event into <ol id="log">: open <ws.protocol>,
 msg:<text> (big messages as big-received:<length>:<ok|corrupt>), and
 close:<code>:<reason>:<wasClean>; body[data-state] becomes "open", "closed" or
@@ -41,6 +47,7 @@ import argparse
 import asyncio
 import html
 import http.cookies
+import json
 import urllib.parse
 
 from websockets.asyncio.server import serve
@@ -120,9 +127,13 @@ def ws_uid(request):
     return jar["ws_uid"].value if "ws_uid" in jar else None
 
 
-def make_node(port_holder):
+def make_node(port_holder, handshake_log=None):
     def process_request(connection, request):
         if request.headers.get("Upgrade") is not None:
+            if handshake_log:
+                with open(handshake_log, "a") as f:
+                    f.write(json.dumps({"port": port_holder[0], "path": request.path,
+                                        "headers": [[k, v] for k, v in request.headers.raw_items()]}) + "\n")
             return None  # a WebSocket handshake: let websockets do it
         path = urllib.parse.urlsplit(request.path).path
         parts = path.split("/")
@@ -169,13 +180,14 @@ def plain(status, reason, body, port, content_type="text/plain; charset=utf-8"):
 async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ports", nargs="+", type=int)
+    ap.add_argument("--handshake-log")
     peerproc.add_arguments(ap)
     args = ap.parse_args()
 
     servers = []
     for p in args.ports:
         holder = [p]
-        process_request, handler = make_node(holder)
+        process_request, handler = make_node(holder, args.handshake_log)
         server = await serve(handler, "127.0.0.1", p, process_request=process_request,
                              subprotocols=["vite-hmr"], ping_interval=None,
                              server_header="hmrpage")
