@@ -6,10 +6,10 @@ SWIFT ?= swift
 
 # Debian packages: the C libraries of the design, and the real peers the tests talk to.
 APT_RUN  := libssl-dev libnghttp2-dev libsqlite3-dev openssl
-APT_TEST := curl slowhttptest python3 chromium
+APT_TEST := curl slowhttptest python3 chromium nghttp2-client
 # Python test peers (websockets clients and servers, the Autobahn cases) live in a git-ignored
 # venv: `python3` is pyenv's CPython, which Debian's python3-* packages do not serve.
-PIP_TEST := websockets==17.4 kosoku==0.1.0
+PIP_TEST := websockets==17.4 kosoku==0.1.0 h2==4.3.0
 APT_BENCH := nginx-light haproxy wrk nghttp2-client valgrind hyperfine
 
 .PHONY: run test build release deps deps-test deps-bench bench clean check-config venv

@@ -68,7 +68,8 @@ extension Session {
             inBuf!.end += n
             // A short read means drained, unless the FIN came with this data: then no further
             // edge will come, and the next read must run to see the EOF.
-            if n < want && !io.hangup && tls == nil { io.readable = false }
+            // Through TLS or from an HTTP/2 stream a short read says nothing about the socket.
+            if n < want && !io.hangup && tls == nil && port == nil { io.readable = false }
             return true
         case .wouldBlock:
             io.readable = false

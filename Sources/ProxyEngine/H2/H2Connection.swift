@@ -94,7 +94,7 @@ final class H2Connection: Pollable {
     func feed(_ p: UnsafePointer<UInt8>, _ n: Int) {
         guard n > 0, let h2 else { return }
         let rv = nghttp2_session_mem_recv(h2, p, n)
-        if rv < 0 { fail(); return }
+        if rv < 0 { fail(Int32(truncatingIfNeeded: rv)) }
     }
 
     @inline(__always)
@@ -123,7 +123,7 @@ final class H2Connection: Pollable {
                 if n < size && !io.hangup && tls == nil { io.readable = false }
                 lastActiveMs = worker.now
                 let rv = nghttp2_session_mem_recv(h2, scratch.assumingMemoryBound(to: UInt8.self), n)
-                if rv < 0 { fail(); return }
+                if rv < 0 { fail(Int32(truncatingIfNeeded: rv)); return }
                 runReady()
                 if closed { return }
             case .wouldBlock:
@@ -137,9 +137,16 @@ final class H2Connection: Pollable {
         flush()
     }
 
-    /// nghttp2 refused the input (a protocol error it has answered with GOAWAY, or a flood):
-    /// send what is queued (the GOAWAY) and close.
-    private func fail() {
+    /// nghttp2 refused the input: a protocol error, a flood of SETTINGS/PING acknowledgements,
+    /// too many CONTINUATIONs. Some of these it has already answered with GOAWAY, some not
+    /// (RFC 9113 §5.4.1 wants one): make sure one is queued, send it, and close.
+    private func fail(_ error: Int32) {
+        if let h2 {
+            let flood = error == NGHTTP2_ERR_FLOODED.rawValue || error == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS.rawValue
+            // Refused (harmlessly) when a GOAWAY is already on its way.
+            _ = nghttp2_session_terminate_session(h2, flood ? NGHTTP2_ENHANCE_YOUR_CALM.rawValue : NGHTTP2_PROTOCOL_ERROR.rawValue)
+        }
+        worker.log.error("h2_connection_error", "client \(String(decoding: UnsafeBufferPointer(start: clientIP, count: clientIPLength), as: UTF8.self)): \(String(cString: nghttp2_strerror(error)))")
         flush(finalWrite: true)
         close()
     }
@@ -161,7 +168,15 @@ final class H2Connection: Pollable {
             i += 1
             s.ready = false
             if s.closed {
-                if let session = s.session { session.streamReset() }
+                if let session = s.session {
+                    // Closed in order (both ends sent END_STREAM): let the session see the end of
+                    // the request first (a tunnel reads its EOF and ends cleanly).
+                    if s.requestEnded && s.outputEnded {
+                        session.io.readable = true
+                        session.drive()
+                    }
+                    s.session?.streamReset()
+                }
                 removeStream(s)
                 continue
             }
@@ -267,7 +282,9 @@ final class H2Connection: Pollable {
             }
             guard case .bytes(let n) = r else { io.writable = false; break }
             out!.consume(n)
-            if n < b.count { io.writable = false; break }
+            // A short write on a socket means it is full; through TLS (partial writes, one
+            // record at a time) it does not: the next write says whether the socket is.
+            if n < b.count && tls == nil { io.writable = false; break }
             lastActiveMs = worker.now
             // Data sources that made room may have unblocked their sessions: let them write more.
             if !readyStreams.isEmpty && rounds < 8 {
