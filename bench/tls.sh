@@ -16,9 +16,9 @@
 #              a ticket and how many handshakes actually resumed (reported)
 #   reuse      the same, but a ticket is offered again until a newer one
 #              arrives: resumption capacity whatever the server's ticket policy
-#   h2         h2load -c$H2_CONNS -m$H2_STREAMS over TLS (ALPN h2), for
-#              reference; Switchyard gets the row "switchyard: h2 not
-#              implemented" while it does not negotiate h2
+#   h2         h2load -c$H2_CONNS -m$H2_STREAMS over TLS (ALPN h2), every
+#              stream proxied to the upstream over HTTP/1.1; a system that does
+#              not negotiate h2 gets the row "<system>: h2 not implemented"
 # Systems alternate run by run (round-robin over (system, W), rotated every
 # repetition); the report shows medians of REPEAT runs and ratios to nginx and
 # HAProxy at the same W.
