@@ -1,0 +1,60 @@
+import CLinux
+import Glibc
+import Synchronization
+
+/// What the engine's main thread shares with one worker: the eventfd that wakes it and the flag
+/// that asks it to drain.
+final class WorkerControl: Sendable {
+    let wakeFD: Int32
+    let drainRequested = Atomic<Bool>(false)
+    /// Users whose tunnels must close (their placements moved).
+    private let posted = Mutex<[TunnelKey]>([])
+
+    init() throws(SysError) {
+        let fd = cl_eventfd()
+        if fd < 0 { throw SysError("eventfd", errno) }
+        wakeFD = fd
+    }
+
+    func post(_ keys: [TunnelKey]) {
+        posted.withLock { $0.append(contentsOf: keys) }
+        wake()
+    }
+
+    func takePosted() -> [TunnelKey] {
+        posted.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+    }
+
+    /// Wakes the worker (it re-reads shared state such as the certificates on each turn).
+    func wake() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeFD, &one, 8)
+    }
+
+    func requestDrain() {
+        drainRequested.store(true, ordering: .releasing)
+        wake()
+    }
+}
+
+/// Request ids: 128 bits from a per-worker SplitMix64 stream seeded by getrandom, as 32 hex digits.
+struct RequestIDGenerator {
+    private var state: UInt64
+
+    init() {
+        var seed: UInt64 = 0
+        _ = cl_getrandom(&seed, 8)
+        state = seed ^ cl_monotonic_us()
+    }
+
+    @inline(__always) mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
