@@ -189,6 +189,31 @@ final class WorkerLog {
         access.append(byte: 0x0A)
     }
 
+    /// The access line of an HTTP/2 request the connection answered itself (421, 431), with no
+    /// session behind it: `request` is "METHOD target" (sanitized and cut here).
+    func accessDirect(client: UnsafePointer<UInt8>, clientLength: Int, request: UnsafePointer<UInt8>, requestLength: Int,
+                      status: Int, bytesIn: Int, bytesOut: Int, requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
+        guard sinks.access != nil else { return }
+        if access.count > Self.flushAt { hand(&access, to: sinks.access) }
+        timestamp(into: &access)
+        access.append(byte: 0x20)
+        access.append(client, clientLength)
+        access.append(" \"")
+        for i in 0..<min(requestLength, 512) {
+            let c = request[i]
+            access.append(byte: c < 0x20 || c == 0x7F || c == 0x22 ? 0x3F : c)
+        }
+        access.append("\" ")
+        access.append(decimal: UInt64(status))
+        access.append(" in=")
+        access.append(decimal: UInt64(bytesIn))
+        access.append(" out=")
+        access.append(decimal: UInt64(bytesOut))
+        access.append(" total_us=0 upstream_us=0 upstream=- rid=")
+        access.append(requestID, requestIDLength)
+        access.append(" proto=h2\n")
+    }
+
     /// A request-scoped error line: `time level=error event="..." status=N client=IP rid=ID`.
     func error(_ event: StaticString, status: Int, requestID: UnsafePointer<UInt8>, requestIDLength: Int,
                client: UnsafePointer<UInt8>, clientLength: Int) {

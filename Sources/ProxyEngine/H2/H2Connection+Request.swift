@@ -206,6 +206,16 @@ extension H2Connection {
         }
         if rv != 0 { resetStream(s, error: NGHTTP2_INTERNAL_ERROR.rawValue) }
         worker.log.error(code, status: status, requestID: id, requestIDLength: 32, client: clientIP, clientLength: clientIPLength)
+        if worker.log.accessEnabled {
+            // "METHOD target" from the pseudo-header fields of the block just decoded.
+            var line = buffers.take()
+            line.append(block.bytes + block.methodStart, min(block.methodLength, 64))
+            line.append(byte: 0x20)
+            line.append(block.bytes + block.pathStart, min(block.pathLength, 512))
+            worker.log.accessDirect(client: clientIP, clientLength: clientIPLength, request: line.readPointer, requestLength: line.count,
+                                    status: status, bytesIn: s.headerListSize, bytesOut: bodyLength, requestID: id, requestIDLength: 32)
+            buffers.give(line)
+        }
         worker.stats.request(route: worker.stats.routeCount - 1, status: status, micros: 0)
         needsFlush()
     }
