@@ -8,6 +8,8 @@ import Glibc
 extension H2Connection {
     func submitHeads() {
         guard let h2 else { return }
+        let nva = worker.h2Setup!.nva
+        let nvaCapacity = worker.h2Setup!.nvaCapacity
         for s in heads {
             s.headQueued = false
             guard !s.closed, !s.headSubmitted, s.headLength > 0, let b = s.out else { continue }

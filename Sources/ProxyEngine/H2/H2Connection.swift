@@ -29,9 +29,6 @@ final class H2Connection: Pollable {
     var streams: [H2Stream] = []
     private var readyStreams: [H2Stream] = []
     var heads: [H2Stream] = []
-    /// Where a response head's fields are laid out for nghttp2.
-    let nva: UnsafeMutablePointer<nghttp2_nv>
-    let nvaCapacity: Int
     /// Frames to write, gathered from nghttp2.
     private var out: IOBuffer?
     /// nghttp2's last chunk that did not fit in `out` (valid until the next mem_send).
@@ -52,14 +49,10 @@ final class H2Connection: Pollable {
         buffers = worker.buffers
         limits = worker.config.http2
         block = H2HeaderBlock(capacity: worker.config.limits.maxRequestLine + 1024)
-        // Upstream fields (the session's limit) plus the gateway's own.
-        nvaCapacity = worker.config.limits.maxHeaders + 16
-        nva = .allocate(capacity: nvaCapacity)
     }
 
     deinit {
         clientIP.deallocate()
-        nva.deallocate()
         if let h2 { nghttp2_session_del(h2) }
     }
 

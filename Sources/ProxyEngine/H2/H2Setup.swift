@@ -8,10 +8,16 @@ final class H2Setup {
     let options: OpaquePointer
     let settings: [nghttp2_settings_entry]
     let maxHeaderList: Int
+    /// Where a response head's fields are laid out for nghttp2 (used and copied within one call,
+    /// so one per worker): the upstream's fields (the session's limit) plus the gateway's own.
+    let nva: UnsafeMutablePointer<nghttp2_nv>
+    let nvaCapacity: Int
 
     init(_ config: EngineConfig) {
         let h = config.http2
         maxHeaderList = h.maxHeaderListSize > 0 ? Int(h.maxHeaderListSize) : config.limits.maxHeaderBytes
+        nvaCapacity = config.limits.maxHeaders + 16
+        nva = .allocate(capacity: nvaCapacity)
         var cb: OpaquePointer?
         guard nghttp2_session_callbacks_new(&cb) == 0, let cb else { fatalError("nghttp2: out of memory") }
         callbacks = cb
@@ -42,6 +48,7 @@ final class H2Setup {
     }
 
     deinit {
+        nva.deallocate()
         nghttp2_session_callbacks_del(callbacks)
         nghttp2_option_del(options)
     }
