@@ -11,6 +11,7 @@ static inline uint8_t csh2_frame_type(const nghttp2_frame *f) { return f->hd.typ
 static inline uint8_t csh2_frame_flags(const nghttp2_frame *f) { return f->hd.flags; }
 static inline int32_t csh2_frame_stream(const nghttp2_frame *f) { return f->hd.stream_id; }
 static inline int csh2_headers_category(const nghttp2_frame *f) { return (int)f->headers.cat; }
+static inline uint32_t csh2_rst_error(const nghttp2_frame *f) { return f->rst_stream.error_code; }
 
 /// Submits a response whose body (if `has_body`) is read from `source` by `read_cb`.
 static inline int csh2_submit_response(nghttp2_session *s, int32_t stream_id, const nghttp2_nv *nva,

@@ -139,8 +139,10 @@ enum HeadWriter {
     }
 
     /// The gateway's own error: a short JSON body naming the reason and the request id.
+    /// `body: false` (a HEAD request): the same head, Content-Length included, and no body
+    /// (RFC 9110 §9.3.2).
     static func error(into b: inout IOBuffer, status: Int, code: StaticString, close: Bool, retryAfter: Int = 0,
-                      requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
+                      requestID: UnsafePointer<UInt8>, requestIDLength: Int, body: Bool = true) {
         b.append("HTTP/1.1 ")
         b.append(decimal: UInt64(status))
         b.append(byte: 0x20)
@@ -156,6 +158,7 @@ enum HeadWriter {
         b.append("\r\nX-Request-Id: ")
         b.append(requestID, requestIDLength)
         b.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+        guard body else { return }
         b.append("{\"error\":\"")
         b.append(code)
         b.append("\",\"request_id\":\"")

@@ -89,6 +89,7 @@ extension Session {
         bytesIn = UInt64(headLength)
         do {
             req = try RequestHead.parse(base, start: start, end: end, headers: headers)
+            reqParsed = true
         } catch {
             copyRequestLine(base + start, end - start)
             respondError(error.status, error.code)
@@ -350,6 +351,7 @@ extension Session {
         reqRemaining = 0
         reqAllSeen = true
         requestBroken = false
+        reqParsed = false
         routeIndex = -1
         switching = false
         webSocket = false

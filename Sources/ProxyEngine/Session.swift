@@ -44,6 +44,8 @@ final class Session: Pollable {
 
     // The current exchange.
     var req = RequestHead()
+    /// `req` is this exchange's (parsed without error); otherwise it may be the previous one's.
+    var reqParsed = false
     /// The upstream connection of the current exchange. Not owning: while linked, the worker's
     /// slot table owns it (it is registered), and every path that closes it unlinks it first.
     /// Unmanaged so the hot path can borrow it (`_withUnsafeGuaranteedRef`) instead of paying a
@@ -331,7 +333,7 @@ final class Session: Pollable {
         var b = clientOut ?? buffers.take()
         b.clear()
         HeadWriter.error(into: &b, status: status, code: code, close: closeAfter, retryAfter: retryAfterSeconds,
-                         requestID: requestID, requestIDLength: requestIDLength)
+                         requestID: requestID, requestIDLength: requestIDLength, body: !(reqParsed && req.method == .head))
         clientOut = b
         respStarted = true
         log.error(code, status: status, requestID: requestID, requestIDLength: requestIDLength,
@@ -432,6 +434,7 @@ final class Session: Pollable {
         if let p = port {
             // A stream whose response did not end in order is reset; its connection goes on.
             if !p.outputEnded { p.connection?.resetStream(p, error: 2) }
+            p.connection?.sessionEnded(p)
             p.session = nil
             port = nil
             if let b = inBuf { buffers.give(b); inBuf = nil }

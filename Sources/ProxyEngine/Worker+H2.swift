@@ -34,6 +34,7 @@ extension Worker {
         st.head = nil
         s.openStream(st, c, head: head)
         st.session = s
+        c.sessionsRunning += 1
         let (slot, gen) = takeSlot(.session(s))
         s.slot = slot
         s.generation = gen

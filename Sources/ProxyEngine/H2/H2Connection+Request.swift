@@ -70,6 +70,7 @@ extension H2Connection {
     /// The header block ended (END_HEADERS): finish the head and start the stream's session,
     /// or answer it here when it was refused.
     func endHeaders(_ s: H2Stream, endStream: Bool) {
+        defer { block.reset(buffers) }
         if !s.lineWritten { writeRequestLine(s) }
         if s.refusal == nil, let c = block.cookie, c.count > 0 {
             append(s, "Cookie: ")
@@ -96,7 +97,6 @@ extension H2Connection {
             append(s, "Transfer-Encoding: chunked\r\n")
         }
         append(s, "\r\n")
-        block.releaseCookie(buffers)
         s.requestEnded = endStream
         if s.refusal == nil && sniSent, let t = tls {
             // A connection is only good for the names its certificate covers (RFC 9110 §15.5.20):
@@ -197,7 +197,9 @@ extension H2Connection {
             H2Nv.make("content-length", p + statusEnd, lengthEnd - statusEnd),
             H2Nv.make("x-request-id", id, 32),
         ]
-        o.end = bodyLength
+        // HEAD: the same head, no body (RFC 9110 §9.3.2).
+        let head = block.methodLength == 4 && H2HeaderBlock.equal(block.bytes + block.methodStart, "HEAD")
+        o.end = head ? 0 : bodyLength
         s.out = o
         s.outputEnded = true
         s.headSubmitted = true
@@ -241,7 +243,10 @@ final class H2HeaderBlock {
 
     deinit { bytes.deallocate() }
 
-    func reset() {
+    /// Forgets the block (a new one starts, or the connection ends): nothing of one request may
+    /// reach the next, whoever sends it.
+    func reset(_ buffers: BufferPool) {
+        if let c = cookie { buffers.give(c); cookie = nil }
         length = 0
         methodLength = 0
         pathLength = 0
@@ -282,10 +287,6 @@ final class H2HeaderBlock {
         if sep > 0 { cookie!.append("; ") }
         cookie!.append(value, n)
         return true
-    }
-
-    func releaseCookie(_ buffers: BufferPool) {
-        if let c = cookie { buffers.give(c); cookie = nil }
     }
 
     @inline(__always)

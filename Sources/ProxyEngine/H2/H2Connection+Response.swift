@@ -21,6 +21,9 @@ extension H2Connection {
                 guard s.tunnel else { resetStream(s, error: NGHTTP2_INTERNAL_ERROR.rawValue); continue }
                 // RFC 8441 §5: the upgrade's 101 is a 200 on the CONNECT stream.
                 status = H2Connection.ok.utf8Start
+            } else if s.tunnel && code >= 200 && code < 300 {
+                // The upstream ignored the upgrade: a 2xx here would read as "tunnel open".
+                status = H2Connection.badGateway.utf8Start
             }
             var count = 0
             nva[count] = H2Nv.make(":status", status, 3)
@@ -55,6 +58,7 @@ extension H2Connection {
     }
 
     static let ok: StaticString = "200"
+    static let badGateway: StaticString = "502"
 
     /// Connection-specific fields (RFC 9113 §8.2.2) and, on a WebSocket stream, the HTTP/1.1
     /// handshake's answer, which RFC 8441 has no use for.

@@ -40,6 +40,17 @@ final class H2Connection: Pollable {
     var goingAway = false
     var closed = true
     var lastActiveMs: UInt64 = 0
+    /// When the socket last took bytes (the send timeout counts from here).
+    var lastWriteMs: UInt64 = 0
+    /// Streams whose session is running: while none is, the connection is timed (a client
+    /// that opens streams and never completes them is not left alone).
+    var sessionsRunning = 0
+    /// Streams opened on this connection so far.
+    var streamsOpened = 0
+    /// Token bucket for the resets nghttp2 sends on its own (stream errors the client provokes:
+    /// "MadeYouReset", CVE-2025-8671); the client's own resets have nghttp2's bucket.
+    var resetTokens: Double = 0
+    var resetRefillMs: UInt64 = 0
     /// The request head being decoded: its pseudo-header fields and cookies (HEADERS and its
     /// CONTINUATIONs arrive without anything in between, RFC 9113 §6.10).
     let block: H2HeaderBlock
@@ -68,7 +79,13 @@ final class H2Connection: Pollable {
         clientIPLength = ipLength
         closed = false
         goingAway = false
+        dirty = false
+        sessionsRunning = 0
+        streamsOpened = 0
+        resetTokens = Double(limits.resetBurst)
+        resetRefillMs = worker.now
         lastActiveMs = worker.now
+        lastWriteMs = worker.now
         deadline = 0
         queuedTick = 0
         var s: OpaquePointer?
@@ -195,7 +212,8 @@ final class H2Connection: Pollable {
         s.index = streams.count
         streams.append(s)
         s.head = buffers.take()
-        block.reset()
+        streamsOpened += 1
+        block.reset(buffers)
         nghttp2_session_set_stream_user_data(h2, id, Unmanaged.passUnretained(s).toOpaque())
     }
 
@@ -232,8 +250,36 @@ final class H2Connection: Pollable {
         _ = nghttp2_session_resume_data(h2, s.id)
     }
 
+    /// A stream's session ended: what the client sent that nobody will read is acknowledged at
+    /// once (its windows move, so it can finish sending and is answered by the RST_STREAM that
+    /// follows a complete response), and the buffer goes back.
+    func sessionEnded(_ s: H2Stream) {
+        sessionsRunning -= 1
+        if let b = s.body { buffers.give(b); s.body = nil }
+        if s.unconsumed > 0, let h2 {
+            _ = nghttp2_session_consume(h2, s.id, s.unconsumed)
+            s.unconsumed = 0
+            needsFlush()
+        }
+    }
+
+    /// A stream reset that nghttp2 sent on its own (a stream error the client caused): spend a
+    /// token; out of tokens, the connection ends (ENHANCE_YOUR_CALM).
+    func serverReset() {
+        let now = worker.now
+        resetTokens = min(Double(limits.resetBurst), resetTokens + Double(now - resetRefillMs) * Double(limits.resetRate) / 1000)
+        resetRefillMs = now
+        resetTokens -= 1
+        if resetTokens < 0, let h2 {
+            _ = nghttp2_session_terminate_session(h2, NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+            worker.log.error("h2_connection_error", "client \(String(decoding: UnsafeBufferPointer(start: clientIP, count: clientIPLength), as: UTF8.self)): too many stream errors")
+            needsFlush()
+        }
+    }
+
     func resetStream(_ s: H2Stream, error: UInt32) {
         guard let h2, !s.closed else { return }
+        s.resetByUs = true
         _ = nghttp2_submit_rst_stream(h2, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, error)
         needsFlush()
     }
@@ -275,6 +321,7 @@ final class H2Connection: Pollable {
             }
             guard case .bytes(let n) = r else { io.writable = false; break }
             out!.consume(n)
+            lastWriteMs = worker.now
             // A short write on a socket means it is full; through TLS (partial writes, one
             // record at a time) it does not: the next write says whether the socket is.
             if n < b.count && tls == nil { io.writable = false; break }
@@ -330,9 +377,16 @@ final class H2Connection: Pollable {
     private func updateTimer() {
         let t = worker.config.timeouts
         if let b = out, b.count > 0, !io.writable {
-            worker.arm(self, deadline: worker.now + t.send)
+            worker.arm(self, deadline: lastWriteMs + t.send)
+        } else if streamsOpened == 0 {
+            // The preface and nothing else yet: as long as an HTTP/1.1 client gets for its head.
+            worker.arm(self, deadline: lastActiveMs + t.clientHeader)
         } else if streams.isEmpty {
             worker.arm(self, deadline: lastActiveMs + t.clientIdle)
+        } else if sessionsRunning == 0 {
+            // Streams whose head never completed, or whose response is done while the client
+            // keeps its side open: each session had its own timers; now the connection's run.
+            worker.arm(self, deadline: lastActiveMs + t.clientHeader)
         } else {
             deadline = 0
         }
@@ -341,7 +395,7 @@ final class H2Connection: Pollable {
     func timeout() {
         if let b = out, b.count > 0, !io.writable {
             close()
-        } else if streams.isEmpty {
+        } else if streams.isEmpty || sessionsRunning == 0 {
             // Idle: say goodbye properly (GOAWAY), then close.
             if let h2 { _ = nghttp2_session_terminate_session(h2, NGHTTP2_NO_ERROR.rawValue) }
             flush(finalWrite: true)
@@ -364,6 +418,8 @@ final class H2Connection: Pollable {
     func close() {
         guard !closed else { return }
         closed = true
+        dirty = false
+        block.reset(buffers)
         // Sessions of streams still open end with their streams.
         while let s = streams.last {
             if let session = s.session { session.streamReset() }

@@ -26,6 +26,7 @@ final class H2Setup {
         nghttp2_session_callbacks_set_on_frame_recv_callback(cb, H2Setup.onFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, H2Setup.onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(cb, H2Setup.onStreamClose)
+        nghttp2_session_callbacks_set_on_frame_send_callback(cb, H2Setup.onFrameSend)
         var opt: OpaquePointer?
         guard nghttp2_option_new(&opt) == 0, let opt else { fatalError("nghttp2: out of memory") }
         options = opt
@@ -75,7 +76,31 @@ final class H2Setup {
         guard let frame, let name, let value, csh2_frame_type(frame) == UInt8(NGHTTP2_HEADERS.rawValue),
               csh2_headers_category(frame) == Int32(NGHTTP2_HCAT_REQUEST.rawValue),
               let s = H2Setup.stream(session, csh2_frame_stream(frame)) else { return 0 }  // trailers: dropped
-        H2Setup.connection(user).header(s, name, nameLength, value, valueLength)
+        let c = H2Setup.connection(user)
+        c.header(s, name, nameLength, value, valueLength)
+        // Far over the limit (one dynamic-table entry referenced thousands of times): stop
+        // decoding fields for this stream; nghttp2 resets it without calling us again.
+        if s.headerListSize > 2 * c.worker.h2Setup!.maxHeaderList { return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        return 0
+    }
+
+    static let onFrameSend: nghttp2_on_frame_send_callback = { session, frame, user in
+        guard let frame else { return 0 }
+        let type = csh2_frame_type(frame)
+        let id = csh2_frame_stream(frame)
+        if type == UInt8(NGHTTP2_RST_STREAM.rawValue) {
+            // Resets nghttp2 sent on its own count against the connection's budget.
+            if csh2_rst_error(frame) != NGHTTP2_NO_ERROR.rawValue && !(H2Setup.stream(session, id)?.resetByUs ?? false) {
+                H2Setup.connection(user).serverReset()
+            }
+        } else if (type == UInt8(NGHTTP2_DATA.rawValue) || type == UInt8(NGHTTP2_HEADERS.rawValue))
+                    && csh2_frame_flags(frame) & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0,
+                  let s = H2Setup.stream(session, id), !s.requestEnded, !s.tunnel {
+            // The response is complete and the client is still sending: tell it to stop
+            // (RFC 9113 §8.1), rather than read and drop the rest of its body.
+            s.resetByUs = true
+            _ = nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, NGHTTP2_NO_ERROR.rawValue)
+        }
         return 0
     }
 

@@ -65,6 +65,8 @@ final class H2Stream {
     var closed = false
     /// The session could not write (out full): wake it when bytes leave.
     var writerBlocked = false
+    /// We reset the stream (not nghttp2 on its own).
+    var resetByUs = false
 
     /// `write` would take bytes now.
     var hasRoom: Bool {
@@ -94,6 +96,7 @@ final class H2Stream {
         ready = false
         closed = false
         writerBlocked = false
+        resetByUs = false
     }
 
     /// Gives back every buffer the stream holds.
