@@ -47,6 +47,43 @@ Scenarios:
                 windows, 65535) in DATA frames, END_STREAM on the last of them, all in one
                 write; waits up to S seconds for the answer: status, body, size, sha256 (of
                 what was sent), stream_ended, events
+  stall --stage magic|preface|headers [--path P] [--header "NAME: VALUE" ...] [--hangup]
+        [--wait S]
+                raw frames: the connection preface (magic: the 24 bytes alone, no SETTINGS and
+                no ACK of the server's; preface: magic and SETTINGS), and with --stage headers
+                a HEADERS frame of GET P with the given fields, END_STREAM but no END_HEADERS
+                (a header block that never ends); then nothing more (with --hangup: our side
+                shut down, a FIN); reads until the server closes or S seconds passed:
+                first_frame, goaway, closed, close_kind, frames, waited (seconds, a fact for
+                the messages)
+  abrupt --count N [--wait S]
+                N rounds of: one connection that writes the preface, SETTINGS and a GET in one
+                write and closes at once without reading (a FIN on even rounds, a reset,
+                SO_LINGER 0, on odd ones); then a fresh connection that waits up to S seconds
+                for the server's first frame and, once it came, for the answer to a GET.
+                Stops at the first round that failed: rounds [{round, first_frame, status,
+                closed}], ok_rounds
+  early-response --path P [--size N] [--wait S] [--after PATH]
+                raw frames: POST P with content-length N and 65535 bytes of it (the initial
+                windows), no END_STREAM, in one write; reads until the server resets stream
+                1, or the close, or S seconds: status, body, end_by (the frame type that
+                carried the response's END_STREAM), reset (error code name of the server's
+                RST_STREAM on stream 1), events; then GET PATH (default /echo?after-early=1)
+                on stream 3 of the same connection: after_status, after_body, goaway, closed
+  raw-requests --plan JSON
+                raw frames: the plan's requests (as for `requests`; HEADERS with END_STREAM)
+                one after another on one connection: each answer's stream_id, status,
+                headers, data_bytes (DATA payload received), end_by (HEADERS or DATA: the
+                frame with END_STREAM), reset; goaway, closed
+  made-you-reset --count N [--batch B] [--path P]
+                raw frames: N times HEADERS of a POST P with content-length 1 and a DATA
+                frame of 2 bytes with END_STREAM (a stream error the server has to answer
+                with RST_STREAM on its own: "MadeYouReset", CVE-2025-8671), then one more GET
+                (final), all in one write; with --batch, B streams per write, each write
+                after the server reset the streams of the one before (or went away), so no
+                more than B streams are open at once. Reads until the server closes or
+                answers the final GET: final_status, goaway, closed, close_kind,
+                server_resets, reset_codes ({name: count}), writes, frames, send_error
   websocket --path P [--scheme https|http] [--text T] [--after PATH]
                 RFC 8441: extended CONNECT (:protocol websocket, sec-websocket-version 13);
                 the response status and headers; then one masked text frame T sent as DATA
@@ -149,8 +186,9 @@ class RawConn:
     """Frames written and read by hand (hyperframe, hpack): for what a well-behaved client
     library refuses to send."""
 
-    def __init__(self, args):
+    def __init__(self, args, settings=True, ack=True):
         self.sock = connect(args)
+        self.ack = ack     # answer the server's SETTINGS with an ACK
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()
         self.decoder.max_allowed_table_size = 65536
@@ -164,7 +202,9 @@ class RawConn:
         self.events = []   # "goaway", "headers:ID", "end:ID", "reset:ID", "eof", in order
         self.bodies = {}   # stream id -> DATA received
         self.ping_acks = []  # opaque data of the PING ACKs received
-        self.sendall(PREFACE + SettingsFrame(0).serialize())
+        self.reset_codes = {}  # stream id -> error code name of the server's RST_STREAM
+        self.end_by = {}   # stream id -> type of the frame that carried END_STREAM
+        self.sendall(PREFACE + SettingsFrame(0).serialize() if settings else PREFACE)
 
     def sendall(self, data):
         self.sock.sendall(data)
@@ -192,7 +232,7 @@ class RawConn:
 
     def note(self, frame):
         self.frames.append(frame.type)
-        if isinstance(frame, SettingsFrame) and "ACK" not in frame.flags:
+        if isinstance(frame, SettingsFrame) and "ACK" not in frame.flags and self.ack:
             try:
                 self.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
             except OSError:
@@ -205,6 +245,7 @@ class RawConn:
             self.ping_acks.append(bytes(frame.opaque_data))
         elif isinstance(frame, RstStreamFrame):
             self.server_resets += 1
+            self.reset_codes[frame.stream_id] = error_name(frame.error_code)
             self.events.append("reset:%d" % frame.stream_id)
         elif isinstance(frame, DataFrame):
             self.bodies[frame.stream_id] = self.bodies.get(frame.stream_id, b"") + frame.data
@@ -225,6 +266,7 @@ class RawConn:
                 self.events.append("headers:%d" % self.block[0])
                 self.block = None
         if isinstance(frame, (HeadersFrame, DataFrame)) and "END_STREAM" in frame.flags:
+            self.end_by[frame.stream_id] = type(frame).__name__
             self.events.append("end:%d" % frame.stream_id)
 
     def read_until_closed(self, timeout):
@@ -331,6 +373,168 @@ def scenario_upload(args):
     REPORT.update({"size": len(body), "sha256": hashlib.sha256(body).hexdigest(), "status": raw.status_of(1),
                    "body": raw.bodies.get(1, b"").decode("utf-8", "replace"), "stream_ended": "end:1" in raw.events,
                    "goaway": raw.goaway, "closed": raw.closed, "events": raw.events})
+    raw.close()
+
+
+def header_args(args):
+    """--header "name: value" options as (name, value) pairs."""
+    out = []
+    for h in args.header:
+        name, _, value = h.partition(":")
+        out.append((name.strip().lower(), value.strip()))
+    return out
+
+
+def scenario_stall(args):
+    magic = args.stage == "magic"
+    raw = RawConn(args, settings=not magic, ack=not magic)
+    first = raw.next_frame(time.monotonic() + 5)  # the server's SETTINGS
+    REPORT["first_frame"] = type(first).__name__ if first else None
+    if args.stage == "headers":
+        # END_STREAM, no END_HEADERS: the server now expects a CONTINUATION that never comes.
+        raw.sendall(HeadersFrame(1, raw.request_block(args, args.path, header_args(args)), flags=["END_STREAM"]).serialize())
+    if args.hangup:
+        raw.sock.shutdown(socket.SHUT_WR)
+    sent = time.monotonic()
+    raw.read_until_closed(args.wait)
+    REPORT.update({"goaway": raw.goaway, "closed": raw.closed, "close_kind": REPORT.get("close_kind"),
+                   "frames": raw.frames, "events": raw.events, "waited": round(time.monotonic() - sent, 3)})
+    raw.close()
+
+
+def scenario_abrupt(args):
+    rounds = []
+    REPORT["rounds"] = rounds
+    for i in range(args.count):
+        sock = connect(args)
+        encoder = hpack.Encoder()
+        block = encoder.encode([(":method", "GET"), (":scheme", scheme(args)), (":path", "/echo?abrupt=%d" % i),
+                                (":authority", authority(args))])
+        if i % 2:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        try:
+            sock.sendall(PREFACE + SettingsFrame(0).serialize()
+                         + HeadersFrame(1, block, flags=["END_HEADERS", "END_STREAM"]).serialize())
+        finally:
+            sock.close()
+        # Pacing, not a measurement: the server takes the close in before the next client comes.
+        time.sleep(0.05)
+        fresh = RawConn(args)
+        deadline = time.monotonic() + args.wait
+        frame = fresh.next_frame(deadline)
+        r = {"round": i, "first_frame": type(frame).__name__ if frame else None, "status": None}
+        if frame is not None:
+            fresh.sendall(HeadersFrame(1, fresh.request_block(args, "/echo?fresh=%d" % i),
+                                       flags=["END_HEADERS", "END_STREAM"]).serialize())
+            deadline = time.monotonic() + args.wait
+            while "end:1" not in fresh.events and not fresh.closed and time.monotonic() < deadline:
+                fresh.next_frame(deadline)
+            r["status"] = fresh.status_of(1)
+        r["closed"] = fresh.closed
+        fresh.close()
+        rounds.append(r)
+        if r["first_frame"] != "SettingsFrame" or r["status"] != 200:
+            break
+    REPORT["ok_rounds"] = sum(1 for r in rounds if r["first_frame"] == "SettingsFrame" and r["status"] == 200)
+
+
+def scenario_early_response(args):
+    raw = RawConn(args)
+    raw.next_frame(time.monotonic() + 5)  # the server's SETTINGS
+    frames = [HeadersFrame(1, raw.encoder.encode([(":method", "POST"), (":scheme", scheme(args)), (":path", args.path),
+                                                  (":authority", authority(args)), ("content-length", str(args.size))]),
+                           flags=["END_HEADERS"]).serialize()]
+    window = min(65535, args.size - 1)  # the initial windows: all a client may send unasked
+    chunk = b"u" * 16384
+    sent = 0
+    while sent < window:
+        n = min(16384, window - sent)
+        frames.append(DataFrame(1, chunk[:n]).serialize())
+        sent += n
+    raw.sendall(b"".join(frames))
+    REPORT["body_sent"] = sent
+    deadline = time.monotonic() + args.wait
+    while "reset:1" not in raw.events and not raw.closed and time.monotonic() < deadline:
+        raw.next_frame(deadline)
+    REPORT.update({"status": raw.status_of(1), "body": raw.bodies.get(1, b"").decode("utf-8", "replace"),
+                   "end_by": raw.end_by.get(1), "reset": raw.reset_codes.get(1), "events": list(raw.events)})
+    if not raw.closed:
+        raw.sendall(HeadersFrame(3, raw.request_block(args, args.after), flags=["END_HEADERS", "END_STREAM"]).serialize())
+        deadline = time.monotonic() + args.wait
+        while "end:3" not in raw.events and "reset:3" not in raw.events and not raw.closed and time.monotonic() < deadline:
+            raw.next_frame(deadline)
+    REPORT.update({"after_status": raw.status_of(3), "after_body": raw.bodies.get(3, b"").decode("utf-8", "replace"),
+                   "goaway": raw.goaway, "closed": raw.closed, "all_events": raw.events})
+    raw.close()
+
+
+def scenario_raw_requests(args):
+    raw = RawConn(args)
+    raw.next_frame(time.monotonic() + 5)  # the server's SETTINGS
+    out = []
+    REPORT["responses"] = out
+    for i, item in enumerate(json.loads(args.plan)):
+        sid = 1 + 2 * i
+        fields = [(":method", item.get("method", "GET")), (":scheme", scheme(args)), (":path", item["path"]),
+                  (":authority", item.get("authority") or authority(args))] + [tuple(h) for h in item.get("headers", [])]
+        raw.sendall(HeadersFrame(sid, raw.encoder.encode(fields), flags=["END_HEADERS", "END_STREAM"]).serialize())
+        deadline = time.monotonic() + TIMEOUT
+        while ("end:%d" % sid) not in raw.events and ("reset:%d" % sid) not in raw.events and not raw.closed \
+                and time.monotonic() < deadline:
+            raw.next_frame(deadline)
+        headers = next((r["headers"] for r in raw.responses if r["stream_id"] == sid), [])
+        out.append({"stream_id": sid, "status": raw.status_of(sid), "headers": headers,
+                    "data_bytes": len(raw.bodies.get(sid, b"")), "body": raw.bodies.get(sid, b"").decode("utf-8", "replace"),
+                    "end_by": raw.end_by.get(sid), "reset": raw.reset_codes.get(sid)})
+    REPORT.update({"goaway": raw.goaway, "closed": raw.closed})
+    raw.close()
+
+
+def scenario_made_you_reset(args):
+    raw = RawConn(args)
+    raw.next_frame(time.monotonic() + 5)  # the server's SETTINGS first: the session is up
+    batch = args.batch or args.count
+    final = 1 + 2 * args.count
+    writes = 0
+    sent = 0
+    for start in range(0, args.count, batch):
+        if raw.closed or raw.goaway is not None:
+            break
+        frames = []
+        for i in range(start, min(start + batch, args.count)):
+            sid = 1 + 2 * i
+            fields = [(":method", "POST"), (":scheme", scheme(args)), (":path", "%s?myr=%d" % (args.path, i)),
+                      (":authority", authority(args)), ("content-length", "1")]
+            frames.append(HeadersFrame(sid, raw.encoder.encode(fields), flags=["END_HEADERS"]).serialize())
+            frames.append(DataFrame(sid, b"xy", flags=["END_STREAM"]).serialize())  # 2 bytes where 1 was announced
+        last = start + batch >= args.count
+        if last:
+            frames.append(HeadersFrame(final, raw.request_block(args, "/echo?after-made-you-reset=1"),
+                                       flags=["END_HEADERS", "END_STREAM"]).serialize())
+        try:
+            raw.sendall(b"".join(frames))  # one write per batch, as in rapid-reset
+        except OSError as e:
+            REPORT["send_error"] = repr(e)
+            break
+        writes += 1
+        sent = min(start + batch, args.count)
+        if not last:
+            # The server's resets of this batch before the next: never more than `batch` open.
+            want = min(start + batch, args.count)
+            deadline = time.monotonic() + 10
+            while raw.server_resets < want and not raw.closed and raw.goaway is None and time.monotonic() < deadline:
+                raw.next_frame(deadline)
+    REPORT["streams_sent"] = sent
+    REPORT["writes"] = writes
+    deadline = time.monotonic() + 10
+    while not raw.closed and raw.status_of(final) is None and time.monotonic() < deadline:
+        raw.next_frame(deadline)
+    codes = {}
+    for code in raw.reset_codes.values():
+        codes[code] = codes.get(code, 0) + 1
+    REPORT.update({"final_stream_id": final, "final_status": raw.status_of(final), "goaway": raw.goaway,
+                   "closed": raw.closed, "close_kind": REPORT.get("close_kind"), "server_resets": raw.server_resets,
+                   "reset_codes": codes, "frames": raw.frames})
     raw.close()
 
 
@@ -582,6 +786,11 @@ SCENARIOS = {
     "drain": scenario_drain,
     "upload": scenario_upload,
     "websocket": scenario_websocket,
+    "stall": scenario_stall,
+    "abrupt": scenario_abrupt,
+    "early-response": scenario_early_response,
+    "raw-requests": scenario_raw_requests,
+    "made-you-reset": scenario_made_you_reset,
 }
 
 
@@ -601,10 +810,16 @@ def main():
     ap.add_argument("--wait", type=float, default=10)
     ap.add_argument("--scheme")
     ap.add_argument("--text", default="hello over h2")
-    ap.add_argument("--after", default="/echo?after-websocket=1")
+    ap.add_argument("--after")  # default: per scenario (see above)
+    ap.add_argument("--stage", choices=["magic", "preface", "headers"], default="headers")
+    ap.add_argument("--header", action="append", default=[])
+    ap.add_argument("--hangup", action="store_true")
+    ap.add_argument("--batch", type=int, default=0)
     peerproc.add_arguments(ap)
     args = ap.parse_args()
     peerproc.watch_parent(args.parent)
+    if args.after is None:
+        args.after = "/echo?after-early=1" if args.scenario == "early-response" else "/echo?after-websocket=1"
     REPORT["scenario"] = args.scenario
     try:
         SCENARIOS[args.scenario](args)
