@@ -161,32 +161,12 @@ final class WorkerLog {
     /// then ` proto=h2` for a request that came as an HTTP/2 stream.
     func access(_ s: Session) {
         guard sinks.access != nil else { return }
-        if access.count > Self.flushAt { hand(&access, to: sinks.access) }
-        timestamp(into: &access)
-        access.append(byte: 0x20)
-        access.append(s.clientIP, s.clientIPLength)
-        access.append(" \"")
-        access.append(s.requestLine, s.requestLineLength)
-        access.append("\" ")
-        access.append(decimal: UInt64(s.status))
-        access.append(" in=")
-        access.append(decimal: s.bytesIn)
-        access.append(" out=")
-        access.append(decimal: s.bytesOut)
-        access.append(" total_us=")
-        access.append(decimal: s.startUs == 0 ? 0 : cl_monotonic_us() - s.startUs)
-        access.append(" upstream_us=")
-        access.append(decimal: s.upstreamUs)
-        access.append(" upstream=")
-        if s.upstreamChosen {
-            access.append(s.worker.pools[s.addressIndex].addressText)
-        } else {
-            access.append(byte: 0x2D)
-        }
-        access.append(" rid=")
-        access.append(s.requestID, s.requestIDLength)
-        if s.port != nil { access.append(" proto=h2") }
-        access.append(byte: 0x0A)
+        openAccessLine(s.clientIP, s.clientIPLength)
+        access.append(s.requestLine, s.requestLineLength)  // sanitized when copied
+        closeAccessLine(status: s.status, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
+                        totalUs: s.startUs == 0 ? 0 : cl_monotonic_us() - s.startUs, upstreamUs: s.upstreamUs,
+                        upstream: s.upstreamChosen ? s.worker.pools[s.addressIndex].addressText : nil,
+                        requestID: s.requestID, requestIDLength: s.requestIDLength, h2: s.port != nil)
     }
 
     /// The access line of an HTTP/2 request the connection answered itself (421, 431), with no
@@ -194,24 +174,45 @@ final class WorkerLog {
     func accessDirect(client: UnsafePointer<UInt8>, clientLength: Int, request: UnsafePointer<UInt8>, requestLength: Int,
                       status: Int, bytesIn: Int, bytesOut: Int, requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
         guard sinks.access != nil else { return }
+        openAccessLine(client, clientLength)
+        for i in 0..<min(requestLength, 512) {
+            let c = request[i]
+            access.append(byte: c < 0x20 || c == 0x7F || c == 0x22 ? 0x3F : c)
+        }
+        closeAccessLine(status: status, bytesIn: UInt64(bytesIn), bytesOut: UInt64(bytesOut), totalUs: 0, upstreamUs: 0,
+                        upstream: nil, requestID: requestID, requestIDLength: requestIDLength, h2: true)
+    }
+
+    /// `time client "` (flushing first when the buffer is nearly full).
+    @inline(__always)
+    private func openAccessLine(_ client: UnsafePointer<UInt8>, _ clientLength: Int) {
         if access.count > Self.flushAt { hand(&access, to: sinks.access) }
         timestamp(into: &access)
         access.append(byte: 0x20)
         access.append(client, clientLength)
         access.append(" \"")
-        for i in 0..<min(requestLength, 512) {
-            let c = request[i]
-            access.append(byte: c < 0x20 || c == 0x7F || c == 0x22 ? 0x3F : c)
-        }
+    }
+
+    /// `" status in=N ... rid=ID[ proto=h2]` and the newline.
+    @inline(__always)
+    private func closeAccessLine(status: Int, bytesIn: UInt64, bytesOut: UInt64, totalUs: UInt64, upstreamUs: UInt64,
+                                 upstream: [UInt8]?, requestID: UnsafePointer<UInt8>, requestIDLength: Int, h2: Bool) {
         access.append("\" ")
         access.append(decimal: UInt64(status))
         access.append(" in=")
-        access.append(decimal: UInt64(bytesIn))
+        access.append(decimal: bytesIn)
         access.append(" out=")
-        access.append(decimal: UInt64(bytesOut))
-        access.append(" total_us=0 upstream_us=0 upstream=- rid=")
+        access.append(decimal: bytesOut)
+        access.append(" total_us=")
+        access.append(decimal: totalUs)
+        access.append(" upstream_us=")
+        access.append(decimal: upstreamUs)
+        access.append(" upstream=")
+        if let upstream { access.append(upstream) } else { access.append(byte: 0x2D) }
+        access.append(" rid=")
         access.append(requestID, requestIDLength)
-        access.append(" proto=h2\n")
+        if h2 { access.append(" proto=h2") }
+        access.append(byte: 0x0A)
     }
 
     /// A request-scoped error line: `time level=error event="..." status=N client=IP rid=ID`.

@@ -158,7 +158,11 @@ enum HeadWriter {
         b.append("\r\nX-Request-Id: ")
         b.append(requestID, requestIDLength)
         b.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
-        guard body else { return }
+        if body { errorBody(into: &b, code: code, requestID: requestID, requestIDLength: requestIDLength) }
+    }
+
+    /// The gateway's own error body (HTTP/1.1 and HTTP/2): `{"error":"<code>","request_id":"<id>"}` and a newline.
+    static func errorBody(into b: inout IOBuffer, code: StaticString, requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
         b.append("{\"error\":\"")
         b.append(code)
         b.append("\",\"request_id\":\"")

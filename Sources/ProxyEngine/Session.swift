@@ -431,14 +431,14 @@ final class Session: Pollable {
         dropUpstream()
         resetExchange()
         phase = .closed
+        if let b = inBuf { buffers.give(b); inBuf = nil }
+        deadline = 0
         if let p = port {
             // A stream whose response did not end in order is reset; its connection goes on.
             if !p.outputEnded { p.connection?.resetStream(p, error: 2) }
             p.connection?.sessionEnded(p)
             p.session = nil
             port = nil
-            if let b = inBuf { buffers.give(b); inBuf = nil }
-            deadline = 0
             worker.streamSessionClosed(self)
             return
         }
@@ -449,8 +449,6 @@ final class Session: Pollable {
         }
         Sys.close(fd)
         fd = -1
-        if let b = inBuf { buffers.give(b); inBuf = nil }
-        deadline = 0
         worker.sessionClosed(self)
     }
 
@@ -484,11 +482,7 @@ final class Session: Pollable {
 
     @inline(__always)
     func generateRequestID() {
-        let a = worker.requestIDs.next(), b = worker.requestIDs.next()
-        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a >> 32), requestID)
-        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a), requestID + 8)
-        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b >> 32), requestID + 16)
-        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b), requestID + 24)
+        worker.requestIDs.write(requestID)
         requestIDLength = 32
     }
 }

@@ -23,7 +23,7 @@ extension Worker {
             s.inBuf = nil
         }
         s.resetExchange()
-        retireAdopted(s)
+        cacheSession(s)
         c.needsFlush()
     }
 

@@ -416,9 +416,6 @@ final class Worker {
         if sessionCache.count < 1024 { sessionCache.append(s) }
     }
 
-    /// A session whose connection an `H2Connection` took over (the connection still counts).
-    func retireAdopted(_ s: Session) { cacheSession(s) }
-
     func popSession() -> Session { sessionCache.popLast() ?? Session(worker: self) }
 
     /// Puts a finished upstream connection in its address's idle pool (holding no buffer, with an

@@ -57,4 +57,13 @@ struct RequestIDGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// A new request id as 32 lowercase hex digits at `p`.
+    @inline(__always) mutating func write(_ p: UnsafeMutablePointer<UInt8>) {
+        let a = next(), b = next()
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a >> 32), p)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a), p + 8)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b >> 32), p + 16)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b), p + 24)
+    }
 }

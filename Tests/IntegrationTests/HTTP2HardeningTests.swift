@@ -55,34 +55,6 @@ struct HTTP2HardeningTests {
         return try scope.startGateway(yaml: yaml, port: port)
     }
 
-    /// Runs one h2client.py scenario to its end and returns its JSON report (one with an `error`
-    /// is returned as is, for the test to show; no report at all is a failure).
-    private func h2client(_ scope: Scope, _ scenario: String, port: Int, _ arguments: [String], timeout: Double = 60) throws -> JSONValue {
-        let r = try scope.run(try scope.venvPython(), [Paths.peer("h2client.py"), scenario, "--port", "\(port)",
-                                                       "--parent", "\(getpid())"] + arguments, timeout: timeout)
-        let report = JSONValue(data: r.stdout)
-        guard r.status == 0, !r.timedOut, report["scenario"].string == scenario else {
-            throw HarnessError("h2client.py \(scenario) \(arguments): status \(r.status)\(r.timedOut ? " (timed out)" : ""), "
-                               + "stdout \(r.stdoutText.prefix(1500).debugDescription), stderr \(r.stderr.suffix(2000))")
-        }
-        return report
-    }
-
-    /// A JSON plan for h2client.py's `requests` and `raw-requests` scenarios.
-    private func plan(_ items: [[String: Any]]) -> String {
-        String(decoding: (try? JSONSerialization.data(withJSONObject: items)) ?? Data("[]".utf8), as: UTF8.self)
-    }
-
-    /// Polls the gateway's stdout (the access log) for a line containing `text`.
-    private func accessLine(_ gw: Gateway, containing text: String, timeout: Double = 5) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let l = gw.child.stdout.split(separator: "\n").first(where: { $0.contains(text) }) { return String(l) }
-            if Date() > deadline { return nil }
-            usleep(50_000)
-        }
-    }
-
     /// Where `event` is in a report's `events` (nil when absent).
     private func position(_ report: JSONValue, _ key: String = "events", of event: String) -> Int? {
         report[key].array.compactMap(\.string).firstIndex(of: event)
@@ -101,7 +73,7 @@ struct HTTP2HardeningTests {
         for round in 0..<6 {
             // A: HEADERS with the victim's cookie and no END_HEADERS, then our FIN; the gateway
             // has read it all once it closes its side.
-            let a = try h2client(scope, "stall", port: gw.port, [
+            let a = try scope.h2client("stall", port: gw.port, [
                 "--stage", "headers", "--path", "/echo?victim=\(round)", "--header", "cookie: session=VICTIM",
                 "--hangup", "--wait", "5",
             ])
@@ -110,8 +82,8 @@ struct HTTP2HardeningTests {
 
             // B: a new connection, a complete request with its own cookie (even rounds) or none.
             let withCookie = round % 2 == 0
-            let b = try h2client(scope, "requests", port: gw.port, [
-                "--plan", plan([["path": "/echo?b=\(round)", "headers": withCookie ? [["cookie", "mine=b"]] : [[String]]()]]),
+            let b = try scope.h2client("requests", port: gw.port, [
+                "--plan", Scope.h2Plan([["path": "/echo?b=\(round)", "headers": withCookie ? [["cookie", "mine=b"]] : [[String]]()]]),
             ])
             #expect(b["error"].isNull && b["responses"][0]["status"].int == 200, "round \(round), client B: \(b)")
             let body = b["responses"][0]["body"].string ?? ""
@@ -123,7 +95,7 @@ struct HTTP2HardeningTests {
         }
         // Client A's requests never completed, so none was proxied (the access log is written
         // in order: once the last B request is there, any A line would be too).
-        #expect(accessLine(gw, containing: "/echo?b=5") != nil, "\(gw.child.stdout.suffix(1000))")
+        #expect(gw.accessLine(containing: "/echo?b=5") != nil, "\(gw.child.stdout.suffix(1000))")
         let leaked = gw.child.stdout.split(separator: "\n").filter { $0.contains("victim=") }
         #expect(leaked.isEmpty, "an unfinished header block was proxied: \(leaked)")
         #expect(gw.child.isRunning, "the gateway died: \(gw.child.stderr.suffix(2000))")
@@ -139,7 +111,7 @@ struct HTTP2HardeningTests {
         let gw = try start(scope, upstream: up.addresses[0], workers: 1)
         // Each fresh client waits at most 3 s for the server's first frame, and again for its
         // answer; the scenario stops at the first round that failed.
-        let r = try h2client(scope, "abrupt", port: gw.port, ["--count", "20", "--wait", "3"])
+        let r = try scope.h2client("abrupt", port: gw.port, ["--count", "20", "--wait", "3"])
         #expect(r["error"].isNull, "\(r)")
         #expect(r["ok_rounds"].int == 20,
                 "a fresh client after an abrupt close got no SETTINGS or no 200 within 3 s; rounds: \(r["rounds"])")
@@ -159,7 +131,7 @@ struct HTTP2HardeningTests {
         // client_idle far beyond the bounded wait: only client_header can close these in time.
         let gw = try start(scope, upstream: up.addresses[0], workers: 1, timeouts: "{client_header: 1s, client_idle: 60s}")
         for stage in ["headers", "preface", "magic"] {
-            let r = try h2client(scope, "stall", port: gw.port, ["--stage", stage, "--path", "/echo?stalled=\(stage)", "--wait", "5"])
+            let r = try scope.h2client("stall", port: gw.port, ["--stage", stage, "--path", "/echo?stalled=\(stage)", "--wait", "5"])
             #expect(r["error"].isNull && r["first_frame"].string == "SettingsFrame", "\(stage): \(r)")
             #expect(r["closed"].bool == true,
                     "\(stage): the connection was still open after a bounded wait of 5 s (client_header 1s); frames \(r["frames"]), waited \(r["waited"])")
@@ -170,9 +142,9 @@ struct HTTP2HardeningTests {
             }
         }
         // The gateway serves on; the stalled streams were never proxied.
-        let ok = try h2client(scope, "requests", port: gw.port, ["--plan", plan([["path": "/echo?after-stall=1"]])])
+        let ok = try scope.h2client("requests", port: gw.port, ["--plan", Scope.h2Plan([["path": "/echo?after-stall=1"]])])
         #expect(ok["responses"][0]["status"].int == 200, "\(ok)")
-        #expect(accessLine(gw, containing: "/echo?after-stall=1") != nil, "\(gw.child.stdout.suffix(1000))")
+        #expect(gw.accessLine(containing: "/echo?after-stall=1") != nil, "\(gw.child.stdout.suffix(1000))")
         let proxied = gw.child.stdout.split(separator: "\n").filter { $0.contains("stalled=") }
         #expect(proxied.isEmpty, "a stalled header block was proxied: \(proxied)")
     }
@@ -185,7 +157,7 @@ struct HTTP2HardeningTests {
         defer { scope.close() }
         let up = try scope.startUpstreams(1)
         let gw = try start(scope, upstream: up.addresses[0], workers: 1)
-        let r = try h2client(scope, "early-response", port: gw.port, [
+        let r = try scope.h2client("early-response", port: gw.port, [
             "--path", "/dead/upload", "--size", "20000000", "--wait", "5", "--after", "/echo?after-early=1",
         ])
         #expect(r["error"].isNull, "\(r)")
@@ -215,8 +187,8 @@ struct HTTP2HardeningTests {
         let gw = try start(scope, upstream: up.addresses[0], workers: 1, http2: "{max_header_list_size: 1024}")
 
         // HTTP/2: 502 from the stream's session, 431 answered by the connection itself.
-        let r = try h2client(scope, "raw-requests", port: gw.port, [
-            "--plan", plan([
+        let r = try scope.h2client("raw-requests", port: gw.port, [
+            "--plan", Scope.h2Plan([
                 ["method": "HEAD", "path": "/dead/head"],
                 ["method": "HEAD", "path": "/echo?big=1", "headers": [["x-big", String(repeating: "b", count: 1500)]]],
                 ["path": "/echo?after-head=1"],
@@ -273,7 +245,7 @@ struct HTTP2HardeningTests {
 
         // `count` streams, each a POST announcing 1 byte and sending 2: nghttp2 resets every one
         // of them on its own (PROTOCOL_ERROR); `batch` of them per write.
-        let flood = try h2client(scope, "made-you-reset", port: gw.port, ["--count", "\(count)", "--batch", "\(batch)", "--path", "/echo"])
+        let flood = try scope.h2client("made-you-reset", port: gw.port, ["--count", "\(count)", "--batch", "\(batch)", "--path", "/echo"])
         #expect(flood["error"].isNull, "\(flood)")
         #expect(flood["goaway"]["error_code"].string == "ENHANCE_YOUR_CALM",
                 "\(count) stream errors, \(batch) per write (burst 50): GOAWAY \(flood["goaway"]), server resets \(flood["server_resets"]) \(flood["reset_codes"]), closed \(flood["closed"])")
@@ -283,13 +255,13 @@ struct HTTP2HardeningTests {
         #expect(flood["final_status"].isNull, "the stream after the flood was served: \(flood)")
 
         // Under the burst: every stream is reset, and the connection answers the GET after them.
-        let calm = try h2client(scope, "made-you-reset", port: gw.port, ["--count", "20", "--path", "/echo"])
+        let calm = try scope.h2client("made-you-reset", port: gw.port, ["--count", "20", "--path", "/echo"])
         #expect(calm["error"].isNull && calm["goaway"].isNull && calm["closed"].bool == false && calm["final_status"].int == 200,
                 "20 stream errors (burst 50): \(calm)")
         #expect(calm["reset_codes"]["PROTOCOL_ERROR"].int == 20, "each bad stream is reset: \(calm["reset_codes"])")
 
         // A fresh connection is served.
-        let after = try h2client(scope, "requests", port: gw.port, ["--plan", plan([["path": "/echo?after-myr=1"]])])
+        let after = try scope.h2client("requests", port: gw.port, ["--plan", Scope.h2Plan([["path": "/echo?after-myr=1"]])])
         #expect(after["error"].isNull && after["responses"][0]["status"].int == 200, "after the flood: \(after)")
         #expect(gw.child.isRunning, "the gateway died: \(gw.child.stderr.suffix(2000))")
     }
@@ -302,14 +274,14 @@ struct HTTP2HardeningTests {
         defer { scope.close() }
         let up = try scope.startUpstreams(1)
         let gw = try start(scope, upstream: up.addresses[0], workers: 1)
-        let r = try h2client(scope, "websocket", port: gw.port, ["--path", "/echo?ws-ignored=1"])
+        let r = try scope.h2client("websocket", port: gw.port, ["--path", "/echo?ws-ignored=1"])
         #expect(r["error"].isNull, "\(r)")
         #expect(r["server_enable_connect_protocol"].int == 1, "\(r)")
         #expect(r["status"].int != 200, "a 200 on an extended CONNECT reads as \"tunnel open\"; the upstream never switched: \(r)")
         #expect(r["status"].int == 502, "the upstream answered 200 without upgrading: \(r)")
         // It did reach the upstream (as the HTTP/1.1 upgrade GET), which answered without switching.
-        #expect(accessLine(gw, containing: "GET /echo?ws-ignored=1") != nil, "access log: \(gw.child.stdout.suffix(1000))")
-        let ok = try h2client(scope, "requests", port: gw.port, ["--plan", plan([["path": "/echo?after-ws=1"]])])
+        #expect(gw.accessLine(containing: "GET /echo?ws-ignored=1") != nil, "access log: \(gw.child.stdout.suffix(1000))")
+        let ok = try scope.h2client("requests", port: gw.port, ["--plan", Scope.h2Plan([["path": "/echo?after-ws=1"]])])
         #expect(ok["responses"][0]["status"].int == 200, "\(ok)")
     }
 }

@@ -117,34 +117,6 @@ struct HTTP2Tests {
         ["--tls", "--cafile", try ListenerPKI.shared().rootCertificate] + (name.map { ["--name", $0] } ?? [])
     }
 
-    /// Runs one h2client.py scenario to its end and returns its JSON report (one with an `error`
-    /// is returned as is, for the test to show; no report at all is a failure).
-    private func h2client(_ scope: Scope, _ scenario: String, port: Int, _ arguments: [String], timeout: Double = 40) throws -> JSONValue {
-        let r = try scope.run(try scope.venvPython(), [Paths.peer("h2client.py"), scenario, "--port", "\(port)",
-                                                       "--parent", "\(getpid())"] + arguments, timeout: timeout)
-        let report = JSONValue(data: r.stdout)
-        guard r.status == 0, !r.timedOut, report["scenario"].string == scenario else {
-            throw HarnessError("h2client.py \(scenario) \(arguments): status \(r.status)\(r.timedOut ? " (timed out)" : ""), "
-                               + "stdout \(r.stdoutText.prefix(1500).debugDescription), stderr \(r.stderr.suffix(2000))")
-        }
-        return report
-    }
-
-    /// A JSON plan for h2client.py's `requests` scenario.
-    private func plan(_ items: [[String: Any]]) -> String {
-        String(decoding: (try? JSONSerialization.data(withJSONObject: items)) ?? Data("[]".utf8), as: UTF8.self)
-    }
-
-    /// Polls the gateway's stdout (the access log) for a line containing `text`.
-    private func accessLine(_ gw: Gateway, containing text: String, timeout: Double = 5) -> String? {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if let l = gw.child.stdout.split(separator: "\n").first(where: { $0.contains(text) }) { return String(l) }
-            if Date() > deadline { return nil }
-            usleep(50_000)
-        }
-    }
-
     // MARK: - 1. Proxying over TLS
 
     @Test("curl --http2 over TLS: proxied with X-Forwarded-Proto https; HTTP/1.1 on the same listener still works; cookie crumbs joined")
@@ -170,8 +142,8 @@ struct HTTP2Tests {
 
         // Cookie crumbs (RFC 9113 §8.2.3): separate `cookie` fields on the wire (h2client.py sends
         // exactly what it is given), one `Cookie: a=1; b=2` line upstream.
-        let crumbs = try h2client(scope, "requests", port: l.secure, try tlsArgs("exact.apps.test") + [
-            "--plan", plan([["path": "/echo?cookies=1", "headers": [["cookie", "a=1"], ["cookie", "b=2"]]]]),
+        let crumbs = try scope.h2client("requests", port: l.secure, try tlsArgs("exact.apps.test") + [
+            "--plan", Scope.h2Plan([["path": "/echo?cookies=1", "headers": [["cookie", "a=1"], ["cookie", "b=2"]]]]),
         ])
         #expect(crumbs["error"].isNull && crumbs["alpn"].string == "h2", "\(crumbs)")
         let seen = Echo.decode(Data((crumbs["responses"][0]["body"].string ?? "").utf8))
@@ -182,9 +154,9 @@ struct HTTP2Tests {
         #expect(Echo.decode(two.body)?.values("Cookie") == ["a=1; b=2"], "\(two.summary)")
 
         // The access log tells the two apart.
-        let h2Line = accessLine(gw, containing: "/echo?via=h2")
+        let h2Line = gw.accessLine(containing: "/echo?via=h2")
         #expect(h2Line?.hasSuffix(" proto=h2") == true, "access line of the HTTP/2 request: \(h2Line ?? "none")")
-        let h1Line = accessLine(gw, containing: "/echo?via=h1")
+        let h1Line = gw.accessLine(containing: "/echo?via=h1")
         #expect(h1Line != nil && h1Line?.contains("proto=h2") == false, "access line of the HTTP/1.1 request: \(h1Line ?? "none")")
     }
 
@@ -265,7 +237,7 @@ struct HTTP2Tests {
         // The same with the client's END_STREAM on the last DATA frame that carries bytes (raw
         // frames, h2client.py): deterministic, where curl's framing varies from run to run.
         let transportArgs = transport == "tls" ? try tlsArgs("default.test") : [String]()
-        let raw = try h2client(scope, "upload", port: transport == "tls" ? l.secure : l.plain,
+        let raw = try scope.h2client("upload", port: transport == "tls" ? l.secure : l.plain,
                                transportArgs + ["--path", "/echo?upload=raw", "--size", "60000", "--wait", "5"])
         let rawEcho = Echo.decode(Data((raw["body"].string ?? "").utf8))
         #expect(raw["error"].isNull && raw["status"].int == 200 && raw["stream_ended"].bool == true,
@@ -306,8 +278,8 @@ struct HTTP2Tests {
 
         // On one connection (h2client.py): a misdirected stream, then a covered one (port
         // ignored), then another name under a wildcard certificate this connection did not get.
-        let r = try h2client(scope, "requests", port: l.secure, try tlsArgs("exact.apps.test") + [
-            "--plan", plan([["path": "/echo?n=1", "authority": "other.test"],
+        let r = try scope.h2client("requests", port: l.secure, try tlsArgs("exact.apps.test") + [
+            "--plan", Scope.h2Plan([["path": "/echo?n=1", "authority": "other.test"],
                             ["path": "/echo?n=2", "authority": "EXACT.apps.test:1234"],
                             ["path": "/echo?n=3", "authority": "foo.apps.test"]]),
         ])
@@ -318,15 +290,15 @@ struct HTTP2Tests {
         #expect(r["goaway"].isNull && r["closed"].bool == false, "\(r)")
 
         // SNI foo.apps.test picks the wildcard certificate: bar.apps.test is covered by it.
-        let wild = try h2client(scope, "requests", port: l.secure, try tlsArgs("foo.apps.test") + [
-            "--plan", plan([["path": "/echo", "authority": "bar.apps.test"], ["path": "/echo", "authority": "a.b.apps.test"]]),
+        let wild = try scope.h2client("requests", port: l.secure, try tlsArgs("foo.apps.test") + [
+            "--plan", Scope.h2Plan([["path": "/echo", "authority": "bar.apps.test"], ["path": "/echo", "authority": "a.b.apps.test"]]),
         ])
         #expect(wild["responses"][0]["status"].int == 200, "\(wild)")
         #expect(wild["responses"][1]["status"].int == 421, "*.apps.test covers one label only: \(wild)")
 
         // Without SNI there is nothing to be misdirected from.
-        let noSNI = try h2client(scope, "requests", port: l.secure, try tlsArgs(nil) + [
-            "--plan", plan([["path": "/echo", "authority": "other.test"]]),
+        let noSNI = try scope.h2client("requests", port: l.secure, try tlsArgs(nil) + [
+            "--plan", Scope.h2Plan([["path": "/echo", "authority": "other.test"]]),
         ])
         #expect(noSNI["responses"][0]["status"].int == 200, "\(noSNI)")
     }
@@ -341,8 +313,8 @@ struct HTTP2Tests {
         let (gw, l, _) = try start(scope, upstream: up.addresses[0], http2: "{max_header_list_size: 1024}")
         let big = String(repeating: "b", count: 1500)
         for (port, args) in [(l.secure, try tlsArgs("default.test")), (l.plain, [])] {
-            let r = try h2client(scope, "requests", port: port, args + [
-                "--plan", plan([["path": "/echo?big=1", "headers": [["x-big", big]]],
+            let r = try scope.h2client("requests", port: port, args + [
+                "--plan", Scope.h2Plan([["path": "/echo?big=1", "headers": [["x-big", big]]],
                                 ["path": "/echo?after=1", "headers": [["x-small", String(repeating: "s", count: 500)]]]]),
             ])
             #expect(r["error"].isNull, "\(r)")
@@ -360,7 +332,7 @@ struct HTTP2Tests {
             #expect(r["goaway"].isNull && r["closed"].bool == false, "\(r)")
         }
         // The refused requests never reached the upstream; the one after did.
-        #expect(accessLine(gw, containing: "/echo?after=1") != nil, "\(gw.child.stdout.suffix(1000))")
+        #expect(gw.accessLine(containing: "/echo?after=1") != nil, "\(gw.child.stdout.suffix(1000))")
         let proxiedBig = gw.child.stdout.split(separator: "\n").filter { $0.contains("/echo?big=1") && !$0.contains("upstream=-") }
         #expect(proxiedBig.isEmpty, "a refused request was proxied: \(proxiedBig)")
     }
@@ -376,7 +348,7 @@ struct HTTP2Tests {
 
         for (port, args) in [(l.secure, try tlsArgs("default.test")), (l.plain, [])] {
             // 300 streams opened and cancelled at once, then one more GET.
-            let flood = try h2client(scope, "rapid-reset", port: port, args + ["--count", "300"])
+            let flood = try scope.h2client("rapid-reset", port: port, args + ["--count", "300"])
             #expect(flood["error"].isNull, "\(flood)")
             #expect(!flood["goaway"].isNull, "no GOAWAY after 300 resets (burst 50): \(flood)")
             #expect(flood["goaway"]["error_code"].string != nil && flood["goaway"]["error_code"].string != "NO_ERROR", "\(flood)")
@@ -385,7 +357,7 @@ struct HTTP2Tests {
             #expect(flood["final_status"].isNull, "the stream after the flood was served: \(flood)")
 
             // Under the burst: the connection stays and answers the GET that follows.
-            let calm = try h2client(scope, "rapid-reset", port: port, args + ["--count", "20"])
+            let calm = try scope.h2client("rapid-reset", port: port, args + ["--count", "20"])
             #expect(calm["goaway"].isNull && calm["closed"].bool == false && calm["final_status"].int == 200, "20 resets (burst 50): \(calm)")
         }
         let (r, version) = try curl(scope, try tls("default.test", l.secure) + ["--http2", "https://default.test:\(l.secure)/echo?after=reset"])
@@ -402,11 +374,11 @@ struct HTTP2Tests {
         let up = try scope.startUpstreams(1)
         let (gw, l, _) = try start(scope, upstream: up.addresses[0])
         for (port, args) in [(l.secure, try tlsArgs("default.test")), (l.plain, [])] {
-            let ok = try h2client(scope, "continuation", port: port, args + ["--frames", "8"])
+            let ok = try scope.h2client("continuation", port: port, args + ["--frames", "8"])
             #expect(ok["error"].isNull && ok["status"].int == 200 && ok["closed"].bool == false,
                     "HEADERS + 8 CONTINUATION frames (the limit) should be served: \(ok)")
 
-            let flood = try h2client(scope, "continuation", port: port, args + ["--frames", "40"])
+            let flood = try scope.h2client("continuation", port: port, args + ["--frames", "40"])
             #expect(flood["error"].isNull, "\(flood)")
             #expect(flood["status"].isNull, "a header block of 40 CONTINUATION frames was answered: \(flood)")
             #expect(flood["closed"].bool == true, "the connection stayed open: \(flood)")
@@ -429,7 +401,7 @@ struct HTTP2Tests {
         // RFC 9113 §6.5.2 ids: 1 HEADER_TABLE_SIZE, 3 MAX_CONCURRENT_STREAMS, 4 INITIAL_WINDOW_SIZE,
         // 6 MAX_HEADER_LIST_SIZE; RFC 8441 §3: 8 ENABLE_CONNECT_PROTOCOL.
         for (port, args) in [(l.secure, try tlsArgs("default.test")), (l.plain, [])] {
-            let r = try h2client(scope, "settings", port: port, args)
+            let r = try scope.h2client("settings", port: port, args)
             #expect(r["error"].isNull && r["first_frame"].string == "SettingsFrame", "\(r)")
             let s = r["settings"]
             #expect(s["3"].int == 128, "MAX_CONCURRENT_STREAMS: \(s)")
@@ -442,7 +414,7 @@ struct HTTP2Tests {
         let (_, l2, _) = try start(scope2, upstream: up.addresses[0], http2: """
             {max_concurrent_streams: 64, max_header_list_size: 4096, header_table_size: 2048, initial_window_size: 32768}
             """)
-        let r = try h2client(scope2, "settings", port: l2.plain, [])
+        let r = try scope2.h2client("settings", port: l2.plain, [])
         let s = r["settings"]
         #expect(s["3"].int == 64 && s["6"].int == 4096 && s["1"].int == 2048 && s["4"].int == 32768 && s["8"].int == 1, "\(r)")
     }
@@ -550,7 +522,7 @@ struct HTTP2Tests {
         let (gw, l, _) = try start(scope, upstream: up.addresses[0], ws: peer.wsAddresses[0])
         let (port, args) = transport == "tls" ? (l.secure, try tlsArgs("exact.apps.test")) : (l.plain, [String]())
         let path = "/ws/chat?over=\(transport)"
-        let r = try h2client(scope, "websocket", port: port, args + ["--path", path, "--text", "hello over h2 (\(transport))"])
+        let r = try scope.h2client("websocket", port: port, args + ["--path", path, "--text", "hello over h2 (\(transport))"])
         #expect(r["error"].isNull, "\(r)")
         #expect(r["server_enable_connect_protocol"].int == 1, "\(r)")
         #expect(r["status"].int == 200, "extended CONNECT answer: \(r)")
@@ -564,7 +536,7 @@ struct HTTP2Tests {
         #expect(r["stream_ended"].bool == true && r["reset"].isNull && r["extra_bytes"].int == 0, "stream end: \(r)")
         #expect(r["after_status"].int == 200 && r["goaway"].isNull && r["closed"].bool == false,
                 "the connection after the WebSocket stream: \(r)")
-        let line = accessLine(gw, containing: "GET \(path)")
+        let line = gw.accessLine(containing: "GET \(path)")
         #expect(line?.hasSuffix(" proto=h2") == true, "access line: \(line ?? "none"); stdout: \(gw.child.stdout.suffix(1000))")
     }
 }

@@ -171,18 +171,10 @@ extension H2Connection {
         guard let h2 else { return }
         let id = UnsafeMutablePointer<UInt8>.allocate(capacity: 32)
         defer { id.deallocate() }
-        let a = worker.requestIDs.next(), b = worker.requestIDs.next()
-        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a >> 32), id)
-        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: a), id + 8)
-        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b >> 32), id + 16)
-        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: b), id + 24)
+        worker.requestIDs.write(id)
         if let h = s.head { buffers.give(h); s.head = nil }
         var o = buffers.take()
-        o.append("{\"error\":\"")
-        o.append(code)
-        o.append("\",\"request_id\":\"")
-        o.append(id, 32)
-        o.append("\"}\n")
+        HeadWriter.errorBody(into: &o, code: code, requestID: id, requestIDLength: 32)
         let bodyLength = o.count
         let meta = o.end
         o.append(decimal: UInt64(status))
