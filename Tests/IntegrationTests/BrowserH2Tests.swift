@@ -126,7 +126,8 @@ struct BrowserH2Tests {
         // (c) The gateway saw the socket as an HTTP/2 stream (extended CONNECT, not a second
         // connection speaking HTTP/1.1) and logged its tunnel, when it ended, with status 101.
         // Every request of the browser came over HTTP/2.
-        let access = waitForAccessLine(gw, containing: "\"GET \(wsTarget)\" ")
+        _ = gw.accessLine(containing: "\"GET \(wsTarget)\" ", timeout: 10)  // written when the tunnel ends
+        let access = gw.child.stdout.split(separator: "\n").map(String.init)
         let socketLines = access.filter { $0.contains("\"GET \(wsTarget)\" ") }
         #expect(socketLines.count == 1, "access lines of the socket: \(socketLines); all: \(access); gateway stderr: \(gw.child.stderr.suffix(2000))")
         if let line = socketLines.first {
@@ -155,63 +156,21 @@ struct BrowserH2Tests {
         }
 
         #expect(report.leftover.isEmpty, "browser_cdp.py left Chromium processes: \(report.leftover)")
-        expectNoChromiumLeft(scope)
+        scope.expectNoChromiumLeft()
     }
 
     // MARK: - Helpers
-
-    /// The gateway's access lines (its stdout), polled until one contains `needle` (the tunnel's
-    /// line is written when the tunnel ends) or 10 s pass.
-    private func waitForAccessLine(_ gw: Gateway, containing needle: String) -> [String] {
-        let deadline = Date().addingTimeInterval(10)
-        while true {
-            let lines = gw.child.stdout.split(separator: "\n").map(String.init)
-            if lines.contains(where: { $0.contains(needle) }) || Date() > deadline { return lines }
-            usleep(50_000)
-        }
-    }
 
     private func readHandshakes(_ path: String) -> [UpstreamHandshake] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(UpstreamHandshake.self, from: Data($0.utf8)) }
     }
 
-    private func profileDir(_ scope: Scope) -> String { scope.path("chromium-profile") }
-
     /// Opens the URLs in one headless Chromium tab (browser_cdp.py) with extra command-line
     /// arguments, accepting chains that contain a certificate of the PEM files in `trust`.
     private func browse(_ scope: Scope, _ urls: [String], chromiumArgs: [String], trust: [String]) throws -> H2BrowserReport {
-        guard let chromium = Paths.which("chromium") else {
-            throw HarnessError("chromium not found on PATH: `make deps-test` installs Debian's chromium package")
-        }
-        let out = scope.path("browser.json")
         // `--chromium-arg=<arg>`: argparse would take a separate "--..." value for an option.
         let extra = chromiumArgs.map { "--chromium-arg=" + $0 } + trust.flatMap { ["--trust-cert", $0] }
-        let r = try scope.run(try scope.venvPython(),
-                              [Paths.peer("browser_cdp.py"), "--chromium", chromium,
-                               "--profile", profileDir(scope), "--out", out, "--parent", "\(getpid())",
-                               "--timeout", "30"] + extra + urls,
-                              timeout: 60 + 35 * Double(urls.count))
-        guard r.status == 0, let data = FileManager.default.contents(atPath: out) else {
-            throw HarnessError("browser_cdp.py failed (status \(r.status)\(r.timedOut ? ", timed out" : "")): \(r.stderr.suffix(4000))")
-        }
-        do {
-            return try JSONDecoder().decode(H2BrowserReport.self, from: data)
-        } catch {
-            throw HarnessError("unreadable browser report (\(error)): \(String(decoding: data.prefix(2000), as: UTF8.self))")
-        }
-    }
-
-    /// No process of this test's Chromium profile survives the driver (stragglers are killed).
-    private func expectNoChromiumLeft(_ scope: Scope) {
-        let needle = profileDir(scope)
-        var left: [Int32] = []
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry),
-                  let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-            if String(decoding: cmdline.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(needle) { left.append(pid) }
-        }
-        for pid in left { kill(pid, SIGKILL) }
-        #expect(left.isEmpty, "Chromium processes still running after the driver returned: \(left)")
+        return try scope.browse(urls, extra: extra, as: H2BrowserReport.self)
     }
 }

@@ -68,7 +68,7 @@ struct BrowserTests {
         let nodes = try startPages(scope, count: 1)
         let gw = try startGateway(scope, nodes: nodes)
 
-        let report = try browse(scope, [gw.url("/ws/alice/")])
+        let report = try scope.browse([gw.url("/ws/alice/")], as: BrowserReport.self)
         let visit = try #require(report.visits.first)
         #expect(visit.error == nil, "navigation failed: \(visit.error ?? "")")
         #expect(visit.page_port == String(nodes[0]), "page came from \(visit.page_port ?? "nowhere")")
@@ -80,7 +80,7 @@ struct BrowserTests {
         #expect(cookie?.value == "alice" && cookie?.path == "/" && cookie?.httpOnly == true && cookie?.sameSite == "Lax",
                 "cookies: \(report.cookies)")
         #expect(report.leftover.isEmpty, "browser_cdp.py left Chromium processes: \(report.leftover)")
-        expectNoChromiumLeft(scope)
+        scope.expectNoChromiumLeft()
     }
 
     @Test("root-path pages and their WebSockets follow the ws_uid cookie to the user's node")
@@ -103,7 +103,7 @@ struct BrowserTests {
         let b = try #require(userOn[nodes[1]], "no user of 40 placed on the second node")
 
         // One tab, one cookie jar: the /ws/ page sets ws_uid, the root page then goes by it.
-        let report = try browse(scope, [gw.url("/ws/\(a)/"), gw.url("/"), gw.url("/ws/\(b)/src/main.ts"), gw.url("/")])
+        let report = try scope.browse([gw.url("/ws/\(a)/"), gw.url("/"), gw.url("/ws/\(b)/src/main.ts"), gw.url("/")], as: BrowserReport.self)
         try #require(report.visits.count == 4, "\(report.visits)")
         let steps: [(node: Int, user: String, target: String, cookie: String?)] = [
             (nodes[0], a, "/ws/\(a)/hmr?token=t1", nil),
@@ -121,7 +121,7 @@ struct BrowserTests {
         }
         #expect(report.cookies.first { $0.name == "ws_uid" }?.value == b, "cookies: \(report.cookies)")
         #expect(report.leftover.isEmpty, "browser_cdp.py left Chromium processes: \(report.leftover)")
-        expectNoChromiumLeft(scope)
+        scope.expectNoChromiumLeft()
     }
 
     // MARK: - Peers
@@ -139,40 +139,4 @@ struct BrowserTests {
                                             nodes: nodes.enumerated().map { StickyNode("ws-\($0 + 1)", "127.0.0.1:\($1)") }))
     }
 
-    private func profileDir(_ scope: Scope) -> String { scope.path("chromium-profile") }
-
-    /// Opens the URLs in turn in one headless Chromium tab and returns what the pages showed.
-    private func browse(_ scope: Scope, _ urls: [String]) throws -> BrowserReport {
-        guard let chromium = Paths.which("chromium") else {
-            throw HarnessError("chromium not found on PATH: `make deps-test` installs Debian's chromium package")
-        }
-        let out = scope.path("browser.json")
-        let r = try scope.run(try scope.venvPython(),
-                              [Paths.peer("browser_cdp.py"), "--chromium", chromium,
-                               "--profile", profileDir(scope), "--out", out, "--parent", "\(getpid())",
-                               "--timeout", "30"] + urls,
-                              timeout: 60 + 35 * Double(urls.count))
-        guard r.status == 0, let data = FileManager.default.contents(atPath: out) else {
-            throw HarnessError("browser_cdp.py failed (status \(r.status)\(r.timedOut ? ", timed out" : "")): \(r.stderr.suffix(4000))")
-        }
-        do {
-            return try JSONDecoder().decode(BrowserReport.self, from: data)
-        } catch {
-            throw HarnessError("unreadable browser report (\(error)): \(String(decoding: data.prefix(2000), as: UTF8.self))")
-        }
-    }
-
-    /// No process of this test's Chromium profile survives the driver; any straggler is
-    /// killed here so a failure does not leave a browser behind.
-    private func expectNoChromiumLeft(_ scope: Scope) {
-        let needle = profileDir(scope)
-        var left: [Int32] = []
-        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = Int32(entry),
-                  let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline") else { continue }
-            if String(decoding: cmdline.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(needle) { left.append(pid) }
-        }
-        for pid in left { kill(pid, SIGKILL) }
-        #expect(left.isEmpty, "Chromium processes still running after the driver returned: \(left)")
-    }
 }
