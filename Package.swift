@@ -1,7 +1,8 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Dependencies point one way: switchyard -> AdminPlane -> ProxyEngine -> RouteResolver -> CSQLite; C targets at the bottom.
+// Dependencies point one way: switchyard -> AdminPlane -> ProxyEngine -> RouteResolver; RegistryStore
+// (SQLite) implements RouteResolver's store protocol and is wired in by switchyard; C targets at the bottom.
 // ProxyEngine is built without Foundation (see STYLE.md, point 9).
 let package = Package(
     name: "Switchyard",
@@ -20,7 +21,10 @@ let package = Package(
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // TLS termination: certificate store, per-worker SSL_CTX, SNI/ALPN, session tickets.
         .target(name: "TLSTerminator", dependencies: ["COpenSSL"]),
-        .target(name: "RouteResolver", dependencies: ["CSQLite"]),
+        // Pure logic: routes, keys, the registry in memory. No sockets, no database.
+        .target(name: "RouteResolver"),
+        // Where the registry is persisted: the store protocol's implementations (SQLite today).
+        .target(name: "RegistryStore", dependencies: ["RouteResolver", "CSQLite"]),
         .target(
             name: "ProxyEngine",
             dependencies: ["CLinux", "CNghttp2", "RouteResolver", "TLSTerminator"],
@@ -35,13 +39,14 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "ProxyEngine", "RouteResolver", "AdminPlane",
+                "ProxyEngine", "RouteResolver", "RegistryStore", "AdminPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
         .testTarget(name: "ProxyEngineTests", dependencies: ["ProxyEngine"]),
         .testTarget(name: "RouteResolverTests", dependencies: ["RouteResolver"]),
+        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "RouteResolver", "CSQLite"]),
         .testTarget(name: "TLSTerminatorTests", dependencies: ["TLSTerminator", "COpenSSL"]),
         .testTarget(name: "SwitchyardTests", dependencies: ["switchyard"]),
         // End-to-end: the built binary with curl, a Python upstream (peers/) and slowhttptest.

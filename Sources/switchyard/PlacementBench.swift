@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RegistryStore
 import RouteResolver
 import Synchronization
 

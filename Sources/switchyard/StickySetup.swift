@@ -1,5 +1,6 @@
 import Foundation
 import ProxyEngine
+import RegistryStore
 import RouteResolver
 
 /// Opens the registry when the configuration uses sticky routing: the SQLite store under
@@ -34,6 +35,21 @@ enum StickySetup {
                 try registry.upsertNode(node)
             }
             config.registry = registry
+            // Another process writing the same file (a second gateway, `switchyard` admin tools
+            // run against it) is followed: its changes are applied here as they commit.
+            try store.follow { event in
+                switch event {
+                case .changes(let changes):
+                    let r = registry.applyExternal(changes)
+                    if r.skipped > 0 {
+                        FileHandle.standardError.write(Data("switchyard: registry feed: \(r.skipped) change(s) from another writer could not apply here\n".utf8))
+                    }
+                case .gap:
+                    FileHandle.standardError.write(Data("switchyard: registry feed: fell behind the change log; restart to reload\n".utf8))
+                case .failed(let why):
+                    FileHandle.standardError.write(Data("switchyard: registry feed: \(why)\n".utf8))
+                }
+            }
             FileHandle.standardError.write(Data(
                 "switchyard: registry \(path): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s)\n".utf8))
             return store

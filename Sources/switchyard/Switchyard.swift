@@ -2,6 +2,7 @@ import AdminPlane
 import ArgumentParser
 import Foundation
 import ProxyEngine
+import RegistryStore
 import RouteResolver
 
 @main

@@ -20,6 +20,8 @@ final class RecordingStore: RegistryStore {
     func applyNow(_ changes: [StoreChange]) throws { self.changes.withLock { $0.append(contentsOf: changes) } }
     func flush() {}
     func close() {}
+    /// No other writers here: the feed tests call `Registry.applyExternal` directly.
+    func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws {}
 }
 
 /// A workspace node with a fresh heartbeat unless told otherwise.

@@ -5,9 +5,9 @@
 /// creating a String: a `[String: ...]` would cost a String (and often a heap object) per key
 /// and an allocation per lookup to build the String. Keys live back to back in one byte arena;
 /// each slot holds the key's offset and length, 32 bits of its hash (to skip most compares) and
-/// small ids for the pool and the node. Entries are never removed one by one (placements move,
-/// they are not deleted, on the request path); dropping a node's placements rebuilds the table,
-/// which also compacts the arena.
+/// small ids for the pool and the node. Entries are rarely removed one by one (placements move,
+/// they are not deleted, on the request path; `remove(at:)` serves deletions another writer made);
+/// dropping a node's placements rebuilds the table, which also compacts the arena.
 struct PlacementMap {
     /// 24 bytes; ordered widest first so Swift's layout adds no padding before the tail.
     struct Slot {
@@ -109,6 +109,29 @@ struct PlacementMap {
         }
         self = kept
         return dropped
+    }
+
+    /// Removes one entry by backward-shift deletion (no tombstones, so lookups stay as short as
+    /// before). The key's bytes stay in the arena until the next rebuild.
+    mutating func remove(at index: Int) {
+        let mask = slots.count - 1
+        var hole = index
+        var j = index
+        slots[hole] = Slot()
+        count -= 1
+        while true {
+            j = (j + 1) & mask
+            let s = slots[j]
+            if s.tag == 0 { return }
+            let home = Int(s.tag) & mask
+            // `s` may fill the hole only if its home is not in (hole, j] (cyclically): otherwise a
+            // lookup starting at its home would stop at the hole before reaching it.
+            let between = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j)
+            if between { continue }
+            slots[hole] = s
+            slots[j] = Slot()
+            hole = j
+        }
     }
 
     /// Bytes held by the table and its arena (capacity, not just use), for memory reports.

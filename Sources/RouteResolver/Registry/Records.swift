@@ -75,6 +75,17 @@ public enum StoreChange: Sendable, Equatable {
     case deletePlacement(pool: String, key: String)
 }
 
+/// What a store's change feed reports.
+public enum StoreFeedEvent: Sendable, Equatable {
+    /// Changes other writers committed, in commit order, as the rows are now.
+    case changes([StoreChange])
+    /// The follower fell behind what the store keeps of its history: some changes were missed,
+    /// and only a full reload can catch up.
+    case gap
+    /// Reading the feed failed (the database is busy or unreachable); it retries by itself.
+    case failed(String)
+}
+
 /// Where the registry is persisted. `enqueue` never blocks the caller (the event loops call it);
 /// a writer thread applies changes in batched transactions.
 public protocol RegistryStore: AnyObject, Sendable {
@@ -87,6 +98,11 @@ public protocol RegistryStore: AnyObject, Sendable {
     func applyNow(_ changes: [StoreChange]) throws
     /// Blocks until every change queued so far is committed.
     func flush()
-    /// Flushes and stops the writer.
+    /// Flushes and stops the writer (and the feed).
     func close()
+    /// Starts the change feed: from the state `loadAll` returned, `handler` hears of every change
+    /// another writer (another process, another gateway) commits — never of this store's own.
+    /// It runs on a thread of the store's; the registry applies the changes with
+    /// `Registry.applyExternal`, the same way it applies its own.
+    func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws
 }

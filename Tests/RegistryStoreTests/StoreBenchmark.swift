@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-@testable import RouteResolver
+@testable import RegistryStore
+import RouteResolver
 
 /// Throughput and cold-start numbers for issue 3's bars. Prints, asserts nothing about time;
 /// runs only with SWITCHYARD_BENCH=1.

@@ -1,3 +1,4 @@
+import RouteResolver
 import CSQLite
 
 /// Owns one prepared `sqlite3_stmt*`, finalized in `deinit`. Prepared once, reused for every

@@ -1,3 +1,5 @@
+import RouteResolver
+
 /// The writer's inbox: changes in arrival order, bounded, with the counters `flush` waits on.
 /// A plain value guarded by the store's queue lock; every operation is O(1) except the rare
 /// `giveBack`, so the lock is never held for long.

@@ -1,3 +1,5 @@
+import RouteResolver
+
 /// Writes node labels as a JSON object for the `nodes.labels` column. Reading goes through
 /// SQLite's `json_each`, so only the encoder lives here.
 enum LabelsJSON {

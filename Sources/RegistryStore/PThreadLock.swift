@@ -1,3 +1,4 @@
+import RouteResolver
 import Glibc
 
 /// Owns one `pthread_mutex_t`. Heap-allocated because a pthread mutex must never move, which a

@@ -1,3 +1,4 @@
+import RouteResolver
 import CSQLite
 
 /// Owns one `sqlite3*` and closes it in `deinit`.

@@ -1,3 +1,4 @@
+import RouteResolver
 import CSQLite
 import Glibc
 
@@ -30,6 +31,11 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
     private let core: StoreCore
     private let lifecycle = PThreadMutex()
     private var writer: pthread_t?
+    private var follower: SQLiteFollower?
+    /// This instance's id in the change log (random per open).
+    public let writerID: String
+    /// The change-log position of the last `loadAll` (under `lifecycle`).
+    private var loadedThrough: Int64?
 
     /// Opens (or creates) the database at `path`, creating its directory if needed, and brings
     /// the schema up to date.
@@ -42,7 +48,8 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
         let db = try SQLiteConnection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         try Self.configure(db)
         try Schema.migrate(db)
-        core = StoreCore(connection: db, statements: try StoreStatements(db), queueLimit: queueLimit)
+        writerID = Self.randomWriterID()
+        core = StoreCore(connection: db, statements: try StoreStatements(db, writerID: writerID), queueLimit: queueLimit)
         writer = try Self.startWriter(core)
     }
 
@@ -59,7 +66,9 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
             do throws(StoreError) {
                 let nodes = try statements.loadNodes()
                 let placements = try statements.loadPlacements()
+                let seq = try statements.lastChangeSeq()
                 try statements.commitTransaction()
+                lifecycle.withLock { loadedThrough = seq }
                 return (nodes, placements)
             } catch {
                 statements.rollbackTransaction()
@@ -104,12 +113,28 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
     /// keeps failing, queued changes are abandoned after a few attempts rather than hanging.
     public func close() {
         lifecycle.withLock {
+            follower?.stop()
+            follower = nil
             guard let thread = writer else { return }
             writer = nil
             core.queueLock.withLock { core.queue.closing = true }
             core.workAvailable.signal()
             pthread_join(thread, nil)
             core.closeDatabase()
+        }
+    }
+
+    /// Starts following other writers' commits to the same file (see `SQLiteFollower`), from
+    /// the state the last `loadAll` read (or from now, without one). Once per store.
+    public func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
+        try lifecycle.withLock { () throws(StoreError) in
+            guard writer != nil else { throw .closed }
+            guard follower == nil else { return }
+            var start = loadedThrough ?? -1
+            if start < 0 { start = try core.withDatabase { statements throws(StoreError) in try statements.lastChangeSeq() } }
+            let f = try SQLiteFollower(path: path, writerID: writerID, after: start, handler: handler)
+            try f.start()
+            follower = f
         }
     }
 
@@ -169,6 +194,11 @@ extension SQLiteStore {
             throw .sqlite(code: SQLITE_ERROR, message: "pthread_create failed (\(rc))", operation: "start writer")
         }
         return thread
+    }
+
+    private static func randomWriterID() -> String {
+        // The system generator reads getrandom(2); 128 bits keep two instances apart.
+        String(UInt64.random(in: .min ... .max), radix: 16) + "-" + String(UInt64.random(in: .min ... .max), radix: 16)
     }
 
     /// `mkdir -p` of the database's directory, so the default `var/` works on a fresh checkout.

@@ -1,3 +1,6 @@
+import Glibc
+import RouteResolver
+
 /// The shared state of one `SQLiteStore`: the connection with its statements, and the write
 /// queue. The writer thread holds a reference to this object, not to the store, so dropping the
 /// last reference to the store still runs its `deinit` (which closes and joins the thread).
@@ -20,6 +23,13 @@ final class StoreCore: @unchecked Sendable {
 
     /// How many failed attempts at a batch `close()` tolerates before abandoning it.
     static let attemptsAtClose = 3
+    /// How long change-log rows are kept for followers (a follower polls every few ms, so only a
+    /// process stopped for longer than this can fall behind the log; it then sees a gap).
+    static let changeLogRetentionMs: Int64 = 10 * 60 * 1000
+    /// Pruning runs at most this often (a DELETE by time index, off the hot path).
+    static let pruneIntervalMs: Int64 = 10_000
+    /// Under the database lock.
+    private var lastPruneMs: Int64 = 0
 
     init(connection: SQLiteConnection, statements: StoreStatements, queueLimit: Int) {
         self.connection = connection
@@ -78,11 +88,12 @@ final class StoreCore: @unchecked Sendable {
         if batch.isEmpty { return }
         var rejected = 0
         var rejection: StoreError?
+        let now = wallClockMs()
         do throws(StoreError) {
             try statements.beginTransaction()
             for change in batch {
                 do throws(StoreError) {
-                    try statements.apply(change)
+                    try statements.apply(change, at: now)
                 } catch where error.isRejection {
                     // With SQLite's default ABORT resolution a constraint failure undoes only its
                     // own statement; the transaction and the rest of the batch go on.
@@ -96,6 +107,11 @@ final class StoreCore: @unchecked Sendable {
             queueLock.withLock { queue.giveBack(batch, error: error) }
             throw error
         }
+        if now - lastPruneMs >= Self.pruneIntervalMs {
+            lastPruneMs = now
+            // A failed prune only keeps rows longer; the next interval tries again.
+            try? statements.pruneChangeLog(before: now - Self.changeLogRetentionMs)
+        }
         queueLock.withLock {
             queue.committed(&batch, rejected: rejected, rejection: rejection)
             progress.broadcast()
@@ -106,7 +122,8 @@ final class StoreCore: @unchecked Sendable {
     func applyAtomically(_ changes: [StoreChange], _ statements: StoreStatements) throws(StoreError) {
         try statements.beginTransaction()
         do throws(StoreError) {
-            for change in changes { try statements.apply(change) }
+            let now = wallClockMs()
+            for change in changes { try statements.apply(change, at: now) }
             try statements.commitTransaction()
         } catch {
             statements.rollbackTransaction()
@@ -122,4 +139,11 @@ final class StoreCore: @unchecked Sendable {
             connection = nil
         }
     }
+}
+
+/// Unix milliseconds from the real-time clock (change-log rows are compared across processes).
+func wallClockMs() -> Int64 {
+    var t = timespec()
+    clock_gettime(CLOCK_REALTIME, &t)
+    return Int64(t.tv_sec) * 1000 + Int64(t.tv_nsec) / 1_000_000
 }

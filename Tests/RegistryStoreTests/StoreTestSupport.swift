@@ -1,6 +1,7 @@
 import CSQLite
 import Foundation
-@testable import RouteResolver
+@testable import RegistryStore
+import RouteResolver
 
 /// A fresh directory for one test's database, removed when the test is done with it.
 final class StoreTestDirectory {

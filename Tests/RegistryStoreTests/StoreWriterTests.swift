@@ -1,7 +1,8 @@
 import CSQLite
 import Foundation
 import Testing
-@testable import RouteResolver
+@testable import RegistryStore
+import RouteResolver
 
 @Suite("SQLiteStore: writer thread")
 struct StoreWriterTests {

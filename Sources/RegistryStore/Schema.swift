@@ -1,3 +1,5 @@
+import RouteResolver
+
 /// One step of the schema's history. Applied once, in order, each in its own transaction; the
 /// `schema_version` table records which steps a database has.
 struct SchemaMigration: Sendable {
@@ -49,6 +51,21 @@ enum Schema {
 
             -- Drains list a node's placements; the foreign key check on node delete uses it too.
             CREATE INDEX placements_by_node ON placements (node);
+            """),
+        SchemaMigration(version: 2, name: "change log", sql: """
+            -- The change feed: one row per committed change, naming what changed (never the data:
+            -- a follower re-reads the row, so it sees what the row is now). `writer` identifies
+            -- the store instance that wrote it, so a follower skips its own changes. Rows older
+            -- than the retention are pruned by the writers.
+            CREATE TABLE change_log (
+                seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+                writer TEXT NOT NULL,
+                kind   TEXT NOT NULL CHECK (kind IN ('node', 'placement')),
+                pool   TEXT NOT NULL DEFAULT '',
+                name   TEXT NOT NULL,
+                at     INTEGER NOT NULL
+            ) STRICT;
+            CREATE INDEX change_log_by_time ON change_log (at);
             """),
     ]
 

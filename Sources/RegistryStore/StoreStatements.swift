@@ -1,3 +1,4 @@
+import RouteResolver
 import CSQLite
 
 /// The prepared statements of one store connection, and the mapping between records and rows.
@@ -17,8 +18,14 @@ final class StoreStatements {
     private let selectPlacements: SQLiteStatement
     private let countPlacements: SQLiteStatement
     private let selectVersion: SQLiteStatement
+    private let logChange: SQLiteStatement
+    private let pruneLog: SQLiteStatement
+    private let selectLastSeq: SQLiteStatement
+    /// This store instance's id in `change_log.writer`.
+    let writerID: String
 
-    init(_ db: SQLiteConnection) throws(StoreError) {
+    init(_ db: SQLiteConnection, writerID: String) throws(StoreError) {
+        self.writerID = writerID
         // IMMEDIATE takes the write lock up front: a deferred transaction that upgrades later can
         // fail with SQLITE_BUSY without the busy handler being able to help.
         begin = try db.prepare("BEGIN IMMEDIATE", operation: "begin")
@@ -65,6 +72,10 @@ final class StoreStatements {
         countPlacements = try db.prepare("SELECT count(*) FROM placements", operation: "count placements")
         selectVersion = try db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version",
                                        operation: "read schema_version")
+        logChange = try db.prepare("INSERT INTO change_log (writer, kind, pool, name, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                                   operation: "log change")
+        pruneLog = try db.prepare("DELETE FROM change_log WHERE at < ?1", operation: "prune change log")
+        selectLastSeq = try db.prepare("SELECT COALESCE(MAX(seq), 0) FROM change_log", operation: "read change log end")
     }
 
     // MARK: Transactions
@@ -81,7 +92,34 @@ final class StoreStatements {
 
     // MARK: Changes
 
-    func apply(_ change: StoreChange) throws(StoreError) {
+    /// Writes `change` and its change-log row (after it, so a change SQLite refuses is not logged).
+    func apply(_ change: StoreChange, at now: Int64) throws(StoreError) {
+        try write(change)
+        let log = logChange
+        log.bind(1, writerID)
+        switch change {
+        case .upsertNode(let node): log.bind(2, "node"); log.bind(3, ""); log.bind(4, node.name)
+        case .deleteNode(let name): log.bind(2, "node"); log.bind(3, ""); log.bind(4, name)
+        case .upsertPlacement(let p): log.bind(2, "placement"); log.bind(3, p.pool); log.bind(4, p.key)
+        case .deletePlacement(let pool, let key): log.bind(2, "placement"); log.bind(3, pool); log.bind(4, key)
+        }
+        log.bind(5, now)
+        try log.run()
+    }
+
+    /// Drops change-log rows written before `cutoff` (Unix ms).
+    func pruneChangeLog(before cutoff: Int64) throws(StoreError) {
+        pruneLog.bind(1, cutoff)
+        try pruneLog.run()
+    }
+
+    /// The newest change-log sequence number (0: none yet).
+    func lastChangeSeq() throws(StoreError) -> Int64 {
+        defer { selectLastSeq.reset() }
+        return try selectLastSeq.step() ? selectLastSeq.int64(0) : 0
+    }
+
+    private func write(_ change: StoreChange) throws(StoreError) {
         switch change {
         case .upsertNode(let node):
             let s = upsertNode
@@ -125,15 +163,26 @@ final class StoreStatements {
         let s = selectNodes
         defer { s.reset() }
         var nodes: [NodeRecord] = []
-        while try s.step() {
-            nodes.append(NodeRecord(
-                name: s.text(0), pool: s.text(1), address: s.text(2), previewBaseURL: s.text(3),
-                apiBaseURL: s.text(4), enabled: s.int64(5) != 0, weight: Int(s.int64(6)),
-                capacity: Int(s.int64(7)), labels: try decodeLabels(s.text(8)),
-                lastHeartbeat: s.int64(9), isStatic: s.int64(10) != 0, createdAt: s.int64(11),
-                updatedAt: s.int64(12)))
-        }
+        while try s.step() { nodes.append(try Self.node(s, labels: decodeLabels)) }
         return nodes
+    }
+
+    /// A `nodes` row (columns in `selectNodes` order) as a record.
+    static func node(_ s: SQLiteStatement, labels: (String) throws(StoreError) -> [String: String]) throws(StoreError) -> NodeRecord {
+        NodeRecord(
+            name: s.text(0), pool: s.text(1), address: s.text(2), previewBaseURL: s.text(3),
+            apiBaseURL: s.text(4), enabled: s.int64(5) != 0, weight: Int(s.int64(6)),
+            capacity: Int(s.int64(7)), labels: try labels(s.text(8)),
+            lastHeartbeat: s.int64(9), isStatic: s.int64(10) != 0, createdAt: s.int64(11),
+            updatedAt: s.int64(12))
+    }
+
+    /// A `placements` row (columns in `selectPlacements` order) as a record.
+    static func placement(_ s: SQLiteStatement) -> PlacementRecord {
+        // host_port is CHECKed to 0...65535, so the conversion cannot trap on stored data.
+        PlacementRecord(
+            pool: s.text(0), key: s.text(1), node: s.text(2), hostPort: UInt16(s.int64(3)),
+            lastActive: s.int64(4), createdAt: s.int64(5), updatedAt: s.int64(6))
     }
 
     func loadPlacements() throws(StoreError) -> [PlacementRecord] {
@@ -144,12 +193,7 @@ final class StoreStatements {
         }
         let s = selectPlacements
         defer { s.reset() }
-        while try s.step() {
-            // host_port is CHECKed to 0...65535, so the conversion cannot trap on stored data.
-            placements.append(PlacementRecord(
-                pool: s.text(0), key: s.text(1), node: s.text(2), hostPort: UInt16(s.int64(3)),
-                lastActive: s.int64(4), createdAt: s.int64(5), updatedAt: s.int64(6)))
-        }
+        while try s.step() { placements.append(Self.placement(s)) }
         return placements
     }
 
@@ -158,7 +202,7 @@ final class StoreStatements {
         return try selectVersion.step() ? Int(selectVersion.int64(0)) : 0
     }
 
-    private func decodeLabels(_ json: String) throws(StoreError) -> [String: String] {
+    func decodeLabels(_ json: String) throws(StoreError) -> [String: String] {
         if json == "{}" { return [:] }
         let s = selectLabels
         defer { s.reset() }

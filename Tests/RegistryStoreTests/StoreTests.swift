@@ -1,6 +1,7 @@
 import CSQLite
 import Testing
-@testable import RouteResolver
+@testable import RegistryStore
+import RouteResolver
 
 @Suite("SQLiteStore: records")
 struct StoreRecordTests {

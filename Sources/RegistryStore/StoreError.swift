@@ -1,3 +1,4 @@
+import RouteResolver
 import CSQLite
 
 /// Why the persistent store refused or failed an operation.

@@ -1,3 +1,5 @@
+import RouteResolver
+
 /// Counters a store keeps about its writes, for metrics and operators.
 public struct StoreStatistics: Sendable, Equatable {
     /// Queued changes the writer committed (`applyNow` changes are not counted).

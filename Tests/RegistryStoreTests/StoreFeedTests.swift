@@ -1,0 +1,96 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import RegistryStore
+@testable import RouteResolver
+
+/// The SQLite change feed: two store instances on one file (what two gateway processes are),
+/// each following the other's commits.
+@Suite("SQLiteStore: change feed")
+struct StoreFeedTests {
+    /// Collects feed events; `wait` polls until a condition holds (the feed is asynchronous).
+    final class Inbox: Sendable {
+        let events = Mutex<[StoreFeedEvent]>([])
+        var changes: [StoreChange] {
+            events.withLock { $0.flatMap { if case .changes(let c) = $0 { return c } else { return [] } } }
+        }
+        func wait(_ condition: () -> Bool) -> Bool {
+            for _ in 0..<500 where !condition() { usleep(10_000) }
+            return condition()
+        }
+    }
+
+    @Test("Another writer's commits arrive as the rows are now, in order; own commits never do")
+    func followsOtherWriter() throws {
+        let dir = try StoreTestDirectory()
+        let a = try SQLiteStore(path: dir.databasePath)
+        let b = try SQLiteStore(path: dir.databasePath)
+        defer { a.close(); b.close() }
+        _ = try b.loadAll()
+        let inbox = Inbox()
+        try b.follow { event in inbox.events.withLock { $0.append(event) } }
+
+        try b.applyNow([.upsertNode(storeNode("own"))])
+        try a.applyNow([.upsertNode(storeNode("n1")), .upsertNode(storeNode("n2"))])
+        a.enqueue(.upsertPlacement(storePlacement(1, nodes: ["n1"])))
+        a.enqueue(.upsertPlacement(PlacementRecord(pool: "workspace", key: "u1", node: "n2", hostPort: 20_002)))
+        a.flush()
+        #expect(inbox.wait { inbox.changes.contains { if case .upsertPlacement(let p) = $0 { p.node == "n2" } else { false } } })
+        let changes = inbox.changes
+        #expect(!changes.contains(.upsertNode(storeNode("own"))))
+        #expect(changes.prefix(2) == [.upsertNode(storeNode("n1")), .upsertNode(storeNode("n2"))])
+        // Whether u1 came once or twice depends on the batches; its last state is the current row.
+        let u1 = changes.compactMap { if case .upsertPlacement(let p) = $0, p.key == "u1" { p } else { nil } }
+        #expect(u1.last?.node == "n2" && u1.last?.hostPort == 20_002)
+
+        try a.applyNow([.deletePlacement(pool: "workspace", key: "u1"), .deleteNode(name: "n2")])
+        #expect(inbox.wait { inbox.changes.contains(.deleteNode(name: "n2")) })
+        #expect(inbox.changes.suffix(2) == [.deletePlacement(pool: "workspace", key: "u1"), .deleteNode(name: "n2")])
+    }
+
+    @Test("Changes committed before loadAll are not replayed; those after it are")
+    func startsAtLoad() throws {
+        let dir = try StoreTestDirectory()
+        let a = try SQLiteStore(path: dir.databasePath)
+        defer { a.close() }
+        try a.applyNow([.upsertNode(storeNode("early"))])
+        let b = try SQLiteStore(path: dir.databasePath)
+        defer { b.close() }
+        #expect(try b.loadAll().nodes.map(\.name) == ["early"])
+        let inbox = Inbox()
+        try b.follow { event in inbox.events.withLock { $0.append(event) } }
+        try a.applyNow([.upsertNode(storeNode("late"))])
+        #expect(inbox.wait { !inbox.changes.isEmpty })
+        #expect(inbox.changes == [.upsertNode(storeNode("late"))])
+    }
+
+    @Test("Two registries on one file: a reassign through one routes the user on the other")
+    func registriesAgree() throws {
+        let dir = try StoreTestDirectory()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let nodes = ["n1", "n2"].map {
+            NodeRecord(name: $0, pool: "workspace", address: "127.0.0.1:80", previewBaseURL: "http://127.0.0.1:80",
+                       lastHeartbeat: now, isStatic: true)
+        }
+        let storeA = try SQLiteStore(path: dir.databasePath)
+        try storeA.applyNow(nodes.map { .upsertNode($0) })
+        let storeB = try SQLiteStore(path: dir.databasePath)
+        defer { storeA.close(); storeB.close() }
+        let a = try Registry(nodes: try storeA.loadAll().nodes, placements: [], store: storeA)
+        let b = try Registry(nodes: try storeB.loadAll().nodes, placements: [], store: storeB)
+        for (store, registry) in [(storeA, a), (storeB, b)] {
+            try store.follow { event in if case .changes(let c) = event { registry.applyExternal(c) } }
+        }
+        let key = Array("alice".utf8)
+        let first = try #require(key.withUnsafeBytes { a.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name)
+        #expect(Inbox().wait { b.placement(pool: "workspace", key: "alice")?.node == first })
+        let other = first == "n1" ? "n2" : "n1"
+        let moved = Mutex<[MovedPlacement]>([])
+        b.observeMoves { m in moved.withLock { $0 += m } }
+        try a.reassign(pool: "workspace", key: "alice", to: other, now: now)
+        #expect(Inbox().wait { moved.withLock { !$0.isEmpty } })
+        #expect(key.withUnsafeBytes { b.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name == other)
+        #expect(moved.withLock { $0 } == [MovedPlacement(pool: "workspace", key: "alice", from: first, to: other)])
+        #expect(b.node(named: other)?.placementCount == 1 && b.node(named: first)?.placementCount == 0)
+    }
+}

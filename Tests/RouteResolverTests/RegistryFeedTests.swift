@@ -1,0 +1,144 @@
+import Synchronization
+import Testing
+@testable import RouteResolver
+
+/// `Registry.applyExternal`: changes another writer committed reach memory with the same effects
+/// as local ones, and nothing goes back to the store.
+@Suite("Registry: change feed")
+struct RegistryFeedTests {
+    let nodes = [testNode("n1"), testNode("n2"), testNode("n3")]
+
+    @Test("A placement made elsewhere is routed here without placing anew or writing")
+    func remotePlacementIsAdopted() throws {
+        let store = RecordingStore()
+        let registry = try makeRegistry(nodes, store: store)
+        // The node rendezvous would not pick, so the test sees the remote row win.
+        let local = try #require(registry.wouldPlace("alice"))
+        let remote = nodes.map(\.name).first { $0 != local }!
+        let r = registry.applyExternal([.upsertPlacement(PlacementRecord(pool: "workspace", key: "alice", node: remote, hostPort: 20_001))])
+        #expect(r == Registry.FeedResult.with(applied: 1))
+        guard case .routed(let node, 20_001, false) = registry.resolve("alice") else { Issue.record("not adopted"); return }
+        #expect(node.name == remote)
+        #expect(registry.placementCount == 1 && registry.count(on: remote) == 1)
+        #expect(store.recorded.isEmpty)
+    }
+
+    @Test("A move made elsewhere is announced (tunnels close here too) and the counts follow")
+    func remoteMoveIsAnnounced() throws {
+        let registry = try makeRegistry(nodes)
+        let from = try #require(registry.nodeName("bob"))
+        let to = nodes.map(\.name).first { $0 != from }!
+        let heard = Mutex<[MovedPlacement]>([])
+        registry.observeMoves { moved in heard.withLock { $0 += moved } }
+        let r = registry.applyExternal([.upsertPlacement(PlacementRecord(pool: "workspace", key: "bob", node: to))])
+        #expect(r.moved == [MovedPlacement(pool: "workspace", key: "bob", from: from, to: to)])
+        #expect(heard.withLock { $0 } == r.moved)
+        #expect(registry.nodeName("bob") == to)
+        #expect(registry.count(on: from) == 0 && registry.count(on: to) == 1)
+        // The same row again (a re-read): no move, nothing announced twice.
+        #expect(registry.applyExternal([.upsertPlacement(PlacementRecord(pool: "workspace", key: "bob", node: to))]).moved.isEmpty)
+        #expect(heard.withLock { $0.count } == 1)
+    }
+
+    @Test("Deleted placements and nodes leave memory; their keys are placed anew")
+    func remoteDeletions() throws {
+        let store = RecordingStore()
+        let registry = try makeRegistry(nodes, store: store)
+        let keys = testKeys(300)
+        for key in keys { _ = registry.resolve(key) }
+        let onN1 = keys.filter { registry.nodeName($0) == "n1" }
+        let gone = keys.filter { registry.nodeName($0) != "n1" }.prefix(50)
+        var r = registry.applyExternal(gone.map { .deletePlacement(pool: "workspace", key: $0) })
+        #expect(r.applied == 50 && r.skipped == 0)
+        #expect(registry.placementCount == 250)
+        // Every other key is still found where it was (deletion keeps probe chains intact).
+        for key in keys where !gone.contains(key) { #expect(registry.placement(pool: "workspace", key: key) != nil) }
+        for key in gone { #expect(registry.placement(pool: "workspace", key: key) == nil) }
+
+        r = registry.applyExternal([.deleteNode(name: "n1")])
+        #expect(r.applied == 1)
+        #expect(registry.node(named: "n1") == nil)
+        #expect(registry.placementCount == 250 - onN1.count)
+        let before = store.recorded.count
+        #expect(registry.applyExternal([.deleteNode(name: "n1"), .deletePlacement(pool: "workspace", key: "nobody")]).skipped == 2)
+        #expect(store.recorded.count == before)
+    }
+
+    @Test("A node made elsewhere becomes selectable; a record that changes pools or is invalid is refused")
+    func remoteNodes() throws {
+        let registry = try makeRegistry([testNode("n1", enabled: false)])
+        #expect(registry.nodeName("carol") == nil)
+        #expect(registry.applyExternal([.upsertNode(testNode("n9"))]) == Registry.FeedResult.with(applied: 1))
+        #expect(registry.nodeName("carol") == "n9")
+        var moved = testNode("n9")
+        moved.pool = "runtime"
+        var bad = testNode("n8")
+        bad.weight = 0
+        #expect(registry.applyExternal([.upsertNode(moved), .upsertNode(bad)]).skipped == 2)
+        #expect(registry.node(named: "n9")?.pool == "workspace" && registry.node(named: "n8") == nil)
+    }
+
+    @Test("A placement on a node this instance does not know is skipped, not half-applied")
+    func unknownNode() throws {
+        let registry = try makeRegistry(nodes)
+        let r = registry.applyExternal([.upsertPlacement(PlacementRecord(pool: "workspace", key: "dave", node: "elsewhere"))])
+        #expect(r.skipped == 1 && registry.placementCount == 0)
+    }
+}
+
+@Suite("PlacementMap: one-by-one removal")
+struct PlacementMapRemovalTests {
+    @Test("Random inserts and removals agree with a dictionary", arguments: [1, 2, 3] as [UInt64])
+    func againstDictionary(seed: UInt64) {
+        var map = PlacementMap()
+        var expected: [String: UInt16] = [:]
+        var rng = XorShift(state: seed)
+        for step in 0..<20_000 {
+            let key = "k\(rng.next() % 3_000)"
+            let present = expected[key] != nil
+            var scratch = key
+            scratch.withUTF8 { utf8 in
+                let bytes = UnsafeRawBufferPointer(utf8)
+                // Eight tag bits: probe chains collide and wrap, so the shifting is exercised.
+                let tag = UInt32(StableHash.hash(bytes) & 0xFF) | 1
+                let slot = map.find(pool: 0, key: bytes, tag: tag)
+                #expect((slot != nil) == present)
+                if let slot, rng.next() % 2 == 0 {
+                    map.remove(at: slot)
+                    expected[key] = nil
+                } else if slot == nil {
+                    _ = map.insert(pool: 0, key: bytes, tag: tag, node: UInt16(step % 100), hostPort: 0, createdAt: 0)
+                    expected[key] = UInt16(step % 100)
+                }
+            }
+        }
+        #expect(map.count == expected.count)
+        for (key, node) in expected {
+            var k = key
+            k.withUTF8 { utf8 in
+                let bytes = UnsafeRawBufferPointer(utf8)
+                let tag = UInt32(StableHash.hash(bytes) & 0xFF) | 1
+                #expect(map.find(pool: 0, key: bytes, tag: tag).map { map.slots[$0].node } == node)
+            }
+        }
+    }
+}
+
+/// Marsaglia's xorshift64: deterministic per seed, enough to shuffle operations.
+struct XorShift {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state ^= state << 13
+        state ^= state >> 7
+        state ^= state << 17
+        return state
+    }
+}
+
+extension Registry.FeedResult {
+    static func with(applied: Int) -> Registry.FeedResult {
+        var r = Registry.FeedResult()
+        r.applied = applied
+        return r
+    }
+}
