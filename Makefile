@@ -12,7 +12,7 @@ APT_TEST := curl slowhttptest python3 chromium nghttp2-client
 PIP_TEST := websockets==17.4 kosoku==0.1.0 h2==4.3.0
 APT_BENCH := nginx-light haproxy wrk nghttp2-client valgrind hyperfine
 
-.PHONY: run test build release deps deps-test deps-bench bench clean check-config venv
+.PHONY: run test build release deps deps-test deps-bench bench clean check check-config venv
 
 deps:
 	@./scripts/apt-ensure.sh $(APT_RUN)
@@ -46,7 +46,12 @@ run: deps-test release
 check-config: build
 	./.build/debug/switchyard check --config $(CONFIG)
 
-test: deps-test
+# The layering of DESIGN.md: what each module may import and link, and that socket calls go
+# through IOCore's Sys only (scripts/check-layers.py).
+check:
+	python3 scripts/check-layers.py
+
+test: deps-test check
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build --parallel 2>&1 | tee .build/test.log; exit $${PIPESTATUS[0]}
 

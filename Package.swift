@@ -1,9 +1,12 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Dependencies point one way: switchyard -> AdminPlane -> ProxyEngine -> RouteResolver; RegistryStore
-// (SQLite) implements RouteResolver's store protocol and is wired in by switchyard; C targets at the bottom.
+// Dependencies point one way: switchyard -> AdminPlane -> ProxyEngine -> RouteResolver -> CSQLite; C targets at the bottom.
 // ProxyEngine is built without Foundation (see STYLE.md, point 9).
+/// Release builds of the modules under ProxyEngine's hot path make their function bodies
+/// available to callers in other modules, so a call across the module boundary can inline.
+let crossModule: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "Switchyard",
     platforms: [.macOS(.v15)],
@@ -16,6 +19,13 @@ let package = Package(
     ],
     targets: [
         .target(name: "CLinux"),
+        // The one door to the kernel (Sys), socket addresses, buffers, timers. Built with
+        // cross-module optimization: its small functions sit on every request's path and must
+        // inline into ProxyEngine as they did when they lived there.
+        .target(name: "IOCore", dependencies: ["CLinux"], swiftSettings: crossModule),
+        // The HTTP/1 codec: request and response heads as offsets, body framing, chunked
+        // decoding. Pure (no sockets); shared by ProxyEngine, AdminPlane and route decisions.
+        .target(name: "HTTP1Codec", swiftSettings: crossModule),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
@@ -27,7 +37,7 @@ let package = Package(
         .target(name: "RegistryStore", dependencies: ["RouteResolver", "CSQLite"]),
         .target(
             name: "ProxyEngine",
-            dependencies: ["CLinux", "CNghttp2", "RouteResolver", "TLSTerminator"],
+            dependencies: ["CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"],
             // Dynamic exclusivity checks cost ~50% more instructions per request (bench/callgrind.sh:
             // 16,712 vs 11,109), so release builds drop them; debug builds, where every test runs,
             // keep them, so an exclusivity violation still traps in `make test`.
@@ -35,7 +45,7 @@ let package = Package(
         ),
         // The admin listener: registry API, heartbeats, explain, metrics. Off the hot path, so
         // Foundation is fine here.
-        .target(name: "AdminPlane", dependencies: ["ProxyEngine", "RouteResolver"]),
+        .target(name: "AdminPlane", dependencies: ["IOCore", "HTTP1Codec", "RouteResolver"]),
         .executableTarget(
             name: "switchyard",
             dependencies: [
@@ -44,7 +54,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
-        .testTarget(name: "ProxyEngineTests", dependencies: ["ProxyEngine"]),
+        .testTarget(name: "ProxyEngineTests", dependencies: ["ProxyEngine", "IOCore", "HTTP1Codec"]),
         .testTarget(name: "RouteResolverTests", dependencies: ["RouteResolver"]),
         .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "RouteResolver", "CSQLite"]),
         .testTarget(name: "TLSTerminatorTests", dependencies: ["TLSTerminator", "COpenSSL"]),

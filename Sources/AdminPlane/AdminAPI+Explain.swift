@@ -1,5 +1,4 @@
 import Foundation
-import ProxyEngine
 import RouteResolver
 
 /// `GET /admin/routes/explain?url=...&method=...&cookie=...&header=Name:%20value`: which rule a
@@ -31,7 +30,7 @@ extension AdminAPI {
         let pathLength = targetBytes.firstIndex(of: 0x3F) ?? targetBytes.count
 
         let index = hostBytes.withUnsafeBytes { h in
-            targetBytes.withUnsafeBytes { t in config.routes.match(host: h, path: UnsafeRawBufferPointer(rebasing: t[0..<pathLength])) }
+            targetBytes.withUnsafeBytes { t in routes.match(host: h, path: UnsafeRawBufferPointer(rebasing: t[0..<pathLength])) }
         }
         var answer: [String: Any] = ["url": url, "method": method]
         guard let index else {
@@ -39,7 +38,7 @@ extension AdminAPI {
             answer["outcome"] = "no route (404)"
             return .json(200, answer)
         }
-        let route = config.routes.routes[index]
+        let route = routes.routes[index]
         var rule: [String: Any] = ["name": route.name, "path_prefix": String(decoding: route.pathPrefix, as: UTF8.self)]
         switch route.host {
         case .none: rule["host"] = "*"

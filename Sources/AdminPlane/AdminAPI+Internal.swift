@@ -1,5 +1,4 @@
 import Foundation
-import ProxyEngine
 import RouteResolver
 
 /// What nodes call: heartbeats (`POST /internal/nodes/heartbeat`) and one container port
@@ -24,7 +23,7 @@ extension AdminAPI {
     /// 401 without `X-Node-Token`, 403 when it is not the pool's (or the pool has none).
     private func authorizeNode(_ r: AdminRequest, pool: String) throws(BadInput) {
         guard let given = r.header("x-node-token") else { throw BadInput("X-Node-Token required", status: 401) }
-        guard let expected = config.admin.nodeTokens[pool], constantTimeEquals(given, expected) else {
+        guard let expected = config.nodeTokens[pool], constantTimeEquals(given, expected) else {
             throw BadInput("wrong node token for pool \(pool)", status: 403)
         }
     }
@@ -109,7 +108,7 @@ extension AdminAPI {
         let registry = try requireRegistry()
         guard let key = r.query["userId"], !key.isEmpty else { throw BadInput("is required", field: "userId") }
         var bytes = Array(key.utf8)
-        let resolution = bytes.withUnsafeMutableBytes { registry.resolve(pool: config.admin.compatPool, key: UnsafeRawBufferPointer($0), now: Self.nowMs()) }
+        let resolution = bytes.withUnsafeMutableBytes { registry.resolve(pool: config.compatPool, key: UnsafeRawBufferPointer($0), now: Self.nowMs()) }
         switch resolution {
         case .routed(let node, _, _):
             var response = AdminResponse.json(200, ["node": node.name, "preview_base_url": node.previewBaseURL])

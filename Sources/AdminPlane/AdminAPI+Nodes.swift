@@ -1,5 +1,5 @@
 import Foundation
-import ProxyEngine
+import IOCore
 import RouteResolver
 
 /// `/admin/nodes`: list, get (with stats), upsert, delete, enable/disable, drain.
@@ -120,10 +120,10 @@ extension AdminAPI {
     /// A node as JSON, with its live numbers.
     func describe(_ node: RegistryNode) -> [String: Any] {
         let now = Self.nowMs()
-        let settings = config.sticky.pools[node.pool] ?? PoolSettings()
+        let settings = pools[node.pool] ?? PoolSettings()
         let heartbeat = node.lastHeartbeat
         let traffic = node.traffic
-        let tunnels = tunnels.snapshot().byNode[node.name] ?? 0
+        let tunnels = engine.tunnelCounts().byNode[node.name] ?? 0
         var o: [String: Any] = [
             "name": node.name, "pool": node.pool, "address": node.address, "preview_base_url": node.previewBaseURL,
             "api_base_url": node.apiBaseURL, "enabled": node.enabled, "weight": node.weight, "capacity": node.capacity,

@@ -1,5 +1,4 @@
 import Foundation
-import ProxyEngine
 import RouteResolver
 
 /// `/admin/placements`: list (by pool and node, paged), get one, reassign one.

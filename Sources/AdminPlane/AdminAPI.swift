@@ -1,5 +1,4 @@
 import Foundation
-import ProxyEngine
 import RouteResolver
 import Synchronization
 
@@ -13,19 +12,23 @@ import Synchronization
 /// | `/internal/...` | `X-Node-Token` of the pool |
 /// | `/api/fun-ai/workspace/internal/gateway/node` | none (what the API server answered before) |
 final class AdminAPI: Sendable {
-    let config: EngineConfig
+    let config: AdminConfig
+    let routes: RouteTable
     let registry: Registry?
-    let stats: EngineStats
-    let tunnels: TunnelDirectory
+    /// Pool settings from the configuration (heartbeat thresholds for health answers).
+    let pools: [String: PoolSettings]
+    let engine: any EngineView
     let token: String
     let audit: AuditLog
     let ready = Atomic<Bool>(false)
 
-    init(config: EngineConfig, engine: Engine, token: String, audit: AuditLog) {
+    init(config: AdminConfig, routes: RouteTable, registry: Registry?, pools: [String: PoolSettings],
+         engine: any EngineView, token: String, audit: AuditLog) {
         self.config = config
-        registry = config.registry
-        stats = engine.stats
-        tunnels = engine.tunnels
+        self.routes = routes
+        self.registry = registry
+        self.pools = pools
+        self.engine = engine
         self.token = token
         self.audit = audit
     }
@@ -54,7 +57,7 @@ final class AdminAPI: Sendable {
             return try admin(r, Array(s.dropFirst()))
         case (_, "internal"):
             return try internalAPI(r, Array(s.dropFirst()))
-        case ("GET", "api") where config.admin.compatNodeEndpoint
+        case ("GET", "api") where config.compatNodeEndpoint
             && s == ["api", "fun-ai", "workspace", "internal", "gateway", "node"]:
             return try compatNode(r)
         default:
@@ -70,7 +73,7 @@ final class AdminAPI: Sendable {
     private func admin(_ r: AdminRequest, _ s: [String]) throws(BadInput) -> AdminResponse {
         switch (r.method, s.count, s.first ?? "") {
         case ("GET", 1, "tunnels"):
-            let t = tunnels.snapshot()
+            let t = engine.tunnelCounts()
             return .json(200, ["total": t.total, "by_route": t.byRoute, "by_node": t.byNode])
         case (_, _, "nodes"):
             return try nodes(r, Array(s.dropFirst()))

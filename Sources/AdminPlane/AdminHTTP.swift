@@ -1,6 +1,6 @@
 import Foundation
-import Glibc
-import ProxyEngine
+import HTTP1Codec
+import IOCore
 
 /// One request to the admin listener, parsed by the engine's own strict HTTP/1.1 parser.
 public struct AdminRequest: Sendable {
@@ -59,14 +59,12 @@ struct AdminConnection {
     let handler: (AdminRequest) -> AdminResponse
 
     func run() {
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Sys.setTimeouts(fd, seconds: 10)
         let table = HeaderTable(capacity: 101)
         var buffer: [UInt8] = []
         for served in 1...100 {
             guard let headEnd = readHead(&buffer) else {
-                if buffer.count >= Self.maxHead { send(.error(431, "request head too large"), close: true) }
+                if buffer.count >= Self.maxHead { answer(.error(431, "request head too large"), close: true) }
                 return
             }
             let parsed = buffer.withUnsafeBufferPointer { p -> Result<RequestHead, HTTPError> in
@@ -78,16 +76,16 @@ struct AdminConnection {
             switch parsed {
             case .success(let h): head = h
             case .failure(let error):
-                send(.error(error.status, error.code.description), close: true)
+                answer(.error(error.status, error.code.description), close: true)
                 return
             }
             var length = 0
             switch head.framing {
             case .length(let n):
-                guard n <= UInt64(Self.maxBody) else { send(.error(413, "body larger than 1 MiB"), close: true); return }
+                guard n <= UInt64(Self.maxBody) else { answer(.error(413, "body larger than 1 MiB"), close: true); return }
                 length = Int(n)
             case .chunked:
-                send(.error(411, "send the body with Content-Length"), close: true)
+                answer(.error(411, "send the body with Content-Length"), close: true)
                 return
             default:
                 break
@@ -100,7 +98,7 @@ struct AdminConnection {
             let response = handler(request)
             // The last request this connection serves says so (RFC 9112 §9.6).
             let last = head.close || served == 100
-            guard send(response, close: last) else { return }
+            guard answer(response, close: last) else { return }
             if last { return }
         }
     }
@@ -151,27 +149,21 @@ struct AdminConnection {
 
     private func readMore(_ buffer: inout [UInt8]) -> Bool {
         var chunk = [UInt8](repeating: 0, count: 16384)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
-        guard n > 0 else { return false }
+        let r = chunk.withUnsafeMutableBytes { try? Sys.readBlocking(fd, $0.baseAddress!, $0.count) }
+        guard case .bytes(let n)? = r else { return false }
         buffer.append(contentsOf: chunk[0..<n])
         return true
     }
 
     @discardableResult
-    private func send(_ r: AdminResponse, close: Bool) -> Bool {
+    private func answer(_ r: AdminResponse, close: Bool) -> Bool {
         var head = "HTTP/1.1 \(r.status) \(reason(r.status))\r\nContent-Type: \(r.contentType)\r\n"
         head += "Content-Length: \(r.body.count)\r\nCache-Control: no-store\r\n"
         for (name, value) in r.headers { head += "\(name): \(value)\r\n" }
         if close { head += "Connection: close\r\n" }
         head += "\r\n"
         let bytes = Array(head.utf8) + r.body
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return false }
-            sent += n
-        }
-        return true
+        return bytes.withUnsafeBytes { Sys.writeAll(fd, $0) }
     }
 
     private func reason(_ status: Int) -> String {

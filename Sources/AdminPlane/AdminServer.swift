@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import ProxyEngine
+import IOCore
 import RouteResolver
 import Synchronization
 
@@ -15,10 +15,14 @@ public final class AdminServer: Sendable {
     static let maxConnections = 64
 
     /// `token`: the operator token (already loaded or generated, see `AdminToken`).
-    public init(config: EngineConfig, engine: Engine, token: String, audit: AuditLog) {
-        address = config.admin.address ?? SocketAddress("127.0.0.1:9090")!
-        allow = config.admin.allow.compactMap(CIDR.init)
-        api = AdminAPI(config: config, engine: engine, token: token, audit: audit)
+    /// `routes`, `registry` and `pools` are the gateway's (route explain, the registry API,
+    /// health thresholds); `engine` is how the running engine's counters are read.
+    public init(config: AdminConfig, routes: RouteTable, registry: Registry?, pools: [String: PoolSettings],
+                engine: any EngineView, token: String, audit: AuditLog) {
+        address = config.address ?? SocketAddress("127.0.0.1:9090")!
+        allow = config.allow.compactMap(CIDR.init)
+        api = AdminAPI(config: config, routes: routes, registry: registry, pools: pools, engine: engine,
+                       token: token, audit: audit)
     }
 
     /// Set once the workers run; `/readyz` answers 200 from then until the drain starts.
@@ -26,19 +30,7 @@ public final class AdminServer: Sendable {
 
     /// Binds (errors surface here, before the gateway reports ready) and starts accepting.
     public func start() throws {
-        let fd = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw SysError("socket", errno) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var storage = address.storage
-        let bound = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, address.length) }
-        }
-        guard bound == 0, listen(fd, 128) == 0 else {
-            let e = errno
-            Glibc.close(fd)
-            throw SysError("bind admin listener", e)
-        }
+        let fd = try Sys.listenBlocking(address, backlog: 128)
         listenFD.store(fd, ordering: .releasing)
         Thread.detachNewThread { [self] in acceptLoop(fd) }
     }
@@ -46,40 +38,37 @@ public final class AdminServer: Sendable {
     public func stop() {
         let fd = listenFD.exchange(-1, ordering: .acquiringAndReleasing)
         if fd >= 0 {
-            shutdown(fd, Int32(SHUT_RDWR))
-            Glibc.close(fd)
+            Sys.shutdownBoth(fd)
+            Sys.close(fd)
         }
     }
 
     private func acceptLoop(_ fd: Int32) {
         while true {
             var peer = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let client = withUnsafeMutablePointer(to: &peer) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { accept(fd, $0, &length) }
-            }
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
+            let accepted: Int32?
+            do { accepted = try Sys.acceptBlocking(fd, &peer) } catch {
                 if listenFD.load(ordering: .acquiring) < 0 { return }
                 usleep(10_000)  // EMFILE and the like: back off rather than spin
                 continue
             }
+            guard let client = accepted else { continue }
             let bytes = CIDR.bytes(of: peer)
             let text = Self.text(peer)
             if !allow.isEmpty && !allow.contains(where: { $0.contains(bytes) }) {
                 AdminConnection(fd: client, peer: text) { _ in .error(403, "source address not allowed") }.runOnce()
-                Glibc.close(client)
+                Sys.close(client)
                 continue
             }
             if active.add(1, ordering: .relaxed).newValue > Self.maxConnections {
                 active.subtract(1, ordering: .relaxed)
                 AdminConnection(fd: client, peer: text) { _ in .error(503, "too many admin connections") }.runOnce()
-                Glibc.close(client)
+                Sys.close(client)
                 continue
             }
             Thread.detachNewThread { [self] in
                 AdminConnection(fd: client, peer: text) { self.api.handle($0) }.run()
-                Glibc.close(client)
+                Sys.close(client)
                 active.subtract(1, ordering: .relaxed)
             }
         }
@@ -87,42 +76,27 @@ public final class AdminServer: Sendable {
 
     static func text(_ peer: sockaddr_storage) -> String {
         var p = peer
-        var out = [CChar](repeating: 0, count: 64)
-        if p.ss_family == sa_family_t(AF_INET) {
-            withUnsafePointer(to: &p) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { s in
-                    var a = s.pointee.sin_addr
-                    _ = inet_ntop(AF_INET, &a, &out, 64)
-                }
-            }
-        } else {
-            withUnsafePointer(to: &p) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { s in
-                    var a = s.pointee.sin6_addr
-                    _ = inet_ntop(AF_INET6, &a, &out, 64)
-                }
-            }
-        }
-        return String(decoding: out.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        var out = [UInt8](repeating: 0, count: 64)
+        let n = withUnsafePointer(to: &p) { SocketAddress.formatHost($0, into: &out, capacity: 64) }
+        return String(decoding: out.prefix(n), as: UTF8.self)
     }
 }
 
 extension AdminConnection {
     /// Answers one request with the handler (a refusal) and returns.
     func runOnce() {
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        Sys.setTimeouts(fd, seconds: 2)
         let r = handler(AdminRequest(method: "", segments: [], query: [:], headers: [], body: [], peer: peer))
         let head = "HTTP/1.1 \(r.status) Refused\r\nContent-Type: application/json\r\nContent-Length: \(r.body.count)\r\nConnection: close\r\n\r\n"
         let bytes = Array(head.utf8) + r.body
-        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+        _ = bytes.withUnsafeBytes { Sys.writeAll(fd, $0) }
     }
 }
 
 /// The operator token: from configuration, else from `token_file`, else generated there at
 /// first start (32 random bytes as hex, mode 0600) with its path printed once.
 public enum AdminToken {
-    public static func load(_ admin: EngineConfig.Admin) throws -> String {
+    public static func load(_ admin: AdminConfig) throws -> String {
         if !admin.token.isEmpty { return admin.token }
         let path = admin.tokenFile
         if let text = try? String(contentsOfFile: path, encoding: .utf8) {

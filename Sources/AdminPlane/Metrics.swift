@@ -1,5 +1,4 @@
 import Foundation
-import ProxyEngine
 import RouteResolver
 
 /// `/metrics` in the Prometheus text format (version 0.0.4). Built from the engine's per-worker
@@ -17,11 +16,11 @@ extension AdminAPI {
                 out += "\(name){" + labels.map { "\($0.0)=\"\(escape($0.1))\"" }.joined(separator: ",") + "} \(value)\n"
             }
         }
-        let snap = stats.snapshot()
+        let snap = engine.traffic()
         let classes = ["none", "1xx", "2xx", "3xx", "4xx", "5xx"]
         family("switchyard_requests_total", "counter", "Requests finished (tunnels when they close), by route and status class.")
-        for (r, name) in stats.routeNames.enumerated() {
-            for (c, label) in classes.enumerated() where snap.requests[r][c] > 0 || (c == 2 && r < stats.routeNames.count - 1) {
+        for (r, name) in engine.routeNames.enumerated() {
+            for (c, label) in classes.enumerated() where snap.requests[r][c] > 0 || (c == 2 && r < engine.routeNames.count - 1) {
                 line("switchyard_requests_total", [("route", name), ("class", label)], "\(snap.requests[r][c])")
             }
         }
@@ -35,7 +34,7 @@ extension AdminAPI {
         for e in snap.upstreamErrors { line("switchyard_upstream_errors_total", [("kind", e.kind)], "\(e.count)") }
         family("switchyard_open_connections", "gauge", "Client connections open now.")
         line("switchyard_open_connections", [], "\(snap.openConnections)")
-        let tunnels = tunnels.snapshot()
+        let tunnels = engine.tunnelCounts()
         family("switchyard_open_tunnels", "gauge", "Upgraded connections (WebSocket) open now, in all and by route.")
         line("switchyard_open_tunnels", [], "\(tunnels.total)")
         for (route, n) in tunnels.byRoute.sorted(by: { $0.key < $1.key }) { line("switchyard_open_tunnels", [("route", route)], "\(n)") }
@@ -48,7 +47,7 @@ extension AdminAPI {
         for n in nodes { line("switchyard_node_placements", [("pool", n.pool), ("node", n.name)], "\(n.placementCount)") }
         family("switchyard_node_healthy", "gauge", "1 when the node is enabled with a fresh heartbeat (or static).")
         for n in nodes {
-            let threshold = (config.sticky.pools[n.pool] ?? PoolSettings()).heartbeatThresholdMs
+            let threshold = (pools[n.pool] ?? PoolSettings()).heartbeatThresholdMs
             let healthy = n.enabled && (n.isStatic || now - n.lastHeartbeat <= threshold)
             line("switchyard_node_healthy", [("pool", n.pool), ("node", n.name)], healthy ? "1" : "0")
         }

@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 import Synchronization
 
 /// Where finished log buffers go: one writer thread per destination takes full buffers from the

@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 import TLSTerminator
 
 /// Starts the workers and the log writers, waits for a signal, drains, and stops.

@@ -1,3 +1,5 @@
+import HTTP1Codec
+import IOCore
 import RouteResolver
 
 /// Everything the engine needs, already validated and resolved (addresses parsed, durations in
@@ -114,24 +116,6 @@ public struct EngineConfig: Sendable {
         public init() {}
     }
 
-    /// The admin listener: the node registry API, heartbeats, metrics (AdminPlane).
-    public struct Admin: Sendable {
-        /// nil: no admin listener.
-        public var address: SocketAddress? = SocketAddress("127.0.0.1:9090")
-        /// The operator token (`X-Admin-Token`); empty: read or generate `tokenFile`.
-        public var token = ""
-        public var tokenFile = "var/admin.token"
-        /// Source addresses allowed to talk to the admin listener (CIDRs); empty: any.
-        public var allow: [String] = []
-        /// Per pool: the shared secret nodes send as `X-Node-Token` with heartbeats and ports.
-        public var nodeTokens: [String: String] = [:]
-        /// Answer the API server's old `.../internal/gateway/node?userId=` with `X-WS-Node`.
-        public var compatNodeEndpoint = true
-        /// The pool that endpoint looks users up in.
-        public var compatPool = "workspace"
-        public init() {}
-    }
-
     public enum LogTarget: Sendable, Equatable {
         case off, stdout, stderr
         case file(String)
@@ -147,7 +131,6 @@ public struct EngineConfig: Sendable {
     public var sticky = Sticky()
     public var tunnels = Tunnels()
     public var http2 = HTTP2()
-    public var admin = Admin()
     /// The registry keyed routes resolve against; opened by the caller (it owns the store).
     public var registry: Registry?
     public var routes: RouteTable

@@ -1,4 +1,6 @@
 import CLinux
+import HTTP1Codec
+import IOCore
 
 /// What a worker counts for the metrics: requests per route and status class, a latency
 /// histogram, upstream errors by kind, open connections. Written only by the worker's thread

@@ -1,3 +1,6 @@
+import IOCore
+import HTTP1Codec
+
 /// Writes the heads the gateway sends: the rewritten request to the upstream, the rewritten
 /// response to the client, and its own JSON error responses. Everything is appended into a pooled
 /// buffer straight from the offsets of the parsed head; no String is built.

@@ -1,3 +1,6 @@
+import IOCore
+import HTTP1Codec
+
 /// What every epoll registration of a worker has: its fd, its slot and generation (the epoll user
 /// data, STYLE.md point 4) and its place in the timer wheel.
 class Pollable {

@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 import RouteResolver
 
 /// `placement_port` targets: a placed key whose container port is not known yet is looked up the

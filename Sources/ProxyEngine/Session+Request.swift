@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// The request side of a session: reading and parsing the head, routing, choosing an upstream
 /// connection, and streaming the rewritten head and the body to it.

@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// The response side of a session: connect completion, reading and checking the upstream's head,
 /// rewriting it, and streaming the body back with the framing the client can take.

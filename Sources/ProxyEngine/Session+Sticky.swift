@@ -1,3 +1,5 @@
+import HTTP1Codec
+import IOCore
 import RouteResolver
 
 /// Sticky routes: find the request's key, ask the registry for its node, and prepare what the

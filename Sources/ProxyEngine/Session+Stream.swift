@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// A session whose client is an HTTP/2 stream (`port`) instead of a socket: it runs exactly one
 /// exchange (or one RFC 8441 WebSocket tunnel) and then ends, leaving the connection to its

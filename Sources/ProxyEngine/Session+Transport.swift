@@ -1,4 +1,6 @@
 import Glibc
+import HTTP1Codec
+import IOCore
 import TLSTerminator
 
 /// The client side's bytes: straight on the socket, or through the connection's TLS session.

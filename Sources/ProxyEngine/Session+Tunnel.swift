@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// The tunnel phase: after the upstream answered an upgrade with 101 and the client has that
 /// answer, the session stops parsing and moves bytes both ways (two TunnelLegs) until both sides
@@ -26,8 +28,8 @@ extension Session {
         }
         // A tunnel may be silent for hours: keepalive probes find peers that vanished without a FIN.
         if settings.keepaliveIdle > 0 {
-            if fd >= 0 { _ = cl_set_keepalive(fd, settings.keepaliveIdle, settings.keepaliveInterval, settings.keepaliveCount) }
-            _ = cl_set_keepalive(u.fd, settings.keepaliveIdle, settings.keepaliveInterval, settings.keepaliveCount)
+            if fd >= 0 { Sys.setKeepAlive(fd, idle: settings.keepaliveIdle, interval: settings.keepaliveInterval, count: settings.keepaliveCount) }
+            Sys.setKeepAlive(u.fd, idle: settings.keepaliveIdle, interval: settings.keepaliveInterval, count: settings.keepaliveCount)
         }
         tunnelIdle = worker.routeTunnelIdle[routeIndex]
         worker.tunnelOpened(self)

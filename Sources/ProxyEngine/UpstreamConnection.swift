@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// One TCP connection to an upstream address. While an exchange uses it, `session` is set and its
 /// events drive that session; while idle it sits in its address's pool, watched for close.
@@ -31,7 +33,7 @@ final class UpstreamConnection: Pollable {
     func connect(to index: Int) throws(SysError) {
         let address = worker.pools[index].address
         let s = try Sys.socket(family: Int32(address.storage.ss_family))
-        _ = cl_set_nodelay(s)
+        Sys.setNoDelay(s)
         do {
             connected = try Sys.connect(s, address)
         } catch {
@@ -52,7 +54,7 @@ final class UpstreamConnection: Pollable {
 
     /// Completes a connect once the socket is writable; returns the pending socket error (0: ok).
     func finishConnect() -> Int32 {
-        let err = cl_so_error(fd)
+        let err = Sys.socketError(fd)
         if err == 0 { connected = true }
         return err
     }

@@ -1,3 +1,6 @@
+import IOCore
+import HTTP1Codec
+
 /// HTTP/2 on a worker: connections taken over from sessions (after ALPN, or on the h2c
 /// preface), the sessions that proxy their streams, and the end-of-turn flush.
 extension Worker {

@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 import RouteResolver
 import Synchronization
 import TLSTerminator
@@ -387,7 +389,7 @@ final class Worker {
                 return
             }
             guard let c = client else { listenerReadable[i] = false; return }
-            _ = cl_set_nodelay(c)
+            Sys.setNoDelay(c)
             let s = sessionCache.popLast() ?? Session(worker: self)
             s.open(fd: c, peer: acceptAddress, listener: i)
             let (slot, gen) = register(.session(s), fd: c, events: Self.connectionEvents)
@@ -445,8 +447,7 @@ final class Worker {
     // MARK: shutdown
 
     private func handleWake() {
-        var v: UInt64 = 0
-        _ = Glibc.read(wakeFD, &v, 8)
+        _ = Sys.drainEventFD(wakeFD)
         let moved = control.takePosted()
         if !moved.isEmpty { closeTunnels(of: moved) }
         if control.drainRequested.load(ordering: .acquiring) && !draining { beginDrain() }

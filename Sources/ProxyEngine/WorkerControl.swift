@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 import Synchronization
 
 /// What the engine's main thread shares with one worker: the eventfd that wakes it and the flag
@@ -11,9 +13,7 @@ final class WorkerControl: Sendable {
     private let posted = Mutex<[TunnelKey]>([])
 
     init() throws(SysError) {
-        let fd = cl_eventfd()
-        if fd < 0 { throw SysError("eventfd", errno) }
-        wakeFD = fd
+        wakeFD = try Sys.eventFD()
     }
 
     func post(_ keys: [TunnelKey]) {
@@ -30,8 +30,7 @@ final class WorkerControl: Sendable {
 
     /// Wakes the worker (it re-reads shared state such as the certificates on each turn).
     func wake() {
-        var one: UInt64 = 1
-        _ = Glibc.write(wakeFD, &one, 8)
+        Sys.signalEventFD(wakeFD)
     }
 
     func requestDrain() {

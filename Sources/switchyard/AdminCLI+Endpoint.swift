@@ -1,5 +1,7 @@
+import AdminPlane
 import ArgumentParser
 import Foundation
+import IOCore
 import ProxyEngine
 import RouteResolver
 import Yams
@@ -43,8 +45,8 @@ struct AdminEndpoint {
     static func resolve(_ o: AdminOptions,
                         environment: [String: String] = ProcessInfo.processInfo.environment) throws(CLIFailure) -> AdminEndpoint {
         let env = { (name: String) -> String? in environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-        var admin: EngineConfig.Admin?
-        func configured() throws(CLIFailure) -> EngineConfig.Admin {
+        var admin: AdminConfig?
+        func configured() throws(CLIFailure) -> AdminConfig {
             if let admin { return admin }
             let loaded = try loadAdminSection(o.config)
             admin = loaded
@@ -136,7 +138,7 @@ struct AdminEndpoint {
 
     /// Only the `admin:` section of the configuration, validated as `serve` does: an operator's
     /// copy of the file need not resolve the routes' upstream names to find the admin API.
-    static func loadAdminSection(_ path: String) throws(CLIFailure) -> EngineConfig.Admin {
+    static func loadAdminSection(_ path: String) throws(CLIFailure) -> AdminConfig {
         let text: String
         do { text = try String(contentsOfFile: path, encoding: .utf8) } catch {
             throw CLIFailure("cannot read \(path) (\(error.localizedDescription)): pass --config, or --admin and --token", status: 2)
@@ -152,12 +154,11 @@ struct AdminEndpoint {
         } catch {
             throw CLIFailure("\(path): not valid YAML: \(error)", status: 2)
         }
-        var config = EngineConfig(workers: 1, listeners: [], routes: RouteTable(routes: []),
-                                  upstreamAddresses: [], routeUpstreams: [])
-        do { try ConfigLoader.parseAdmin(section, into: &config) } catch {
+        var admin = AdminConfig()
+        do { try ConfigLoader.parseAdmin(section, into: &admin, listeners: []) } catch {
             throw CLIFailure("\(path): \(error)", status: 2)
         }
-        return config.admin
+        return admin
     }
 
     /// The token the gateway generated into (or was given in) `admin.token_file`. Relative

@@ -1,4 +1,5 @@
 import Glibc
+import IOCore
 import ProxyEngine
 
 /// One answer of the admin listener.
@@ -40,7 +41,7 @@ struct AdminHTTPClient {
     func exchange(method: String, target: String, headers: [(String, String)] = [],
                   body: [UInt8]? = nil) throws(AdminUnreachable) -> AdminAnswer {
         let deadline = ContinuousClock.now + .milliseconds(Int64(timeout * 1000))
-        let fd = try connect(deadline)
+        let fd = try open(deadline)
         defer { Sys.close(fd) }
         var head = "\(method) \(target) HTTP/1.1\r\nHost: \(authority)\r\nUser-Agent: switchyard-cli\r\n"
         head += "Accept: application/json\r\nConnection: close\r\n"
@@ -51,7 +52,7 @@ struct AdminHTTPClient {
             head += "Content-Length: 0\r\n"
         }
         head += "\r\n"
-        try send(fd, Array(head.utf8) + (body ?? []), deadline)
+        try sendAll(fd, Array(head.utf8) + (body ?? []), deadline)
         return try receive(fd, deadline)
     }
 
@@ -59,7 +60,7 @@ struct AdminHTTPClient {
 
     /// Resolves the host (numeric or a name, getaddrinfo(3)) and connects to the first address
     /// that accepts.
-    private func connect(_ deadline: ContinuousClock.Instant) throws(AdminUnreachable) -> Int32 {
+    private func open(_ deadline: ContinuousClock.Instant) throws(AdminUnreachable) -> Int32 {
         var hints = addrinfo()
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
         hints.ai_flags = AI_NUMERICSERV
@@ -80,7 +81,7 @@ struct AdminHTTPClient {
                 continue
             }
             do {
-                try connect(fd, address, ai.pointee.ai_addrlen, deadline)
+                try connectWaiting(fd, address, ai.pointee.ai_addrlen, deadline)
                 return fd
             } catch {
                 Sys.close(fd)
@@ -91,17 +92,15 @@ struct AdminHTTPClient {
     }
 
     /// A non-blocking connect, waited for with poll(2); the outcome is read from SO_ERROR.
-    private func connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t,
+    private func connectWaiting(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t,
                          _ deadline: ContinuousClock.Instant) throws(AdminUnreachable) {
-        if Glibc.connect(fd, address, length) == 0 { return }
-        // EINTR: the connect goes on in the background (connect(2)), just as EINPROGRESS.
-        guard errno == EINPROGRESS || errno == EINTR else { throw AdminUnreachable("connect: \(SysError("connect", errno))") }
-        try wait(fd, Int16(POLLOUT), deadline, "connect")
-        var error: Int32 = 0
-        var size = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size) == 0 else {
-            throw AdminUnreachable("connect: \(SysError("getsockopt(SO_ERROR)", errno))")
+        do {
+            if try Sys.connect(fd, address, length) { return }
+        } catch {
+            throw AdminUnreachable("connect: \(error)")
         }
+        try wait(fd, Int16(POLLOUT), deadline, "connect")
+        let error = Sys.socketError(fd)
         if error != 0 { throw AdminUnreachable("connect: \(String(cString: strerror(error)))") }
     }
 
@@ -121,7 +120,7 @@ struct AdminHTTPClient {
 
     // MARK: - Send and receive
 
-    private func send(_ fd: Int32, _ bytes: [UInt8], _ deadline: ContinuousClock.Instant) throws(AdminUnreachable) {
+    private func sendAll(_ fd: Int32, _ bytes: [UInt8], _ deadline: ContinuousClock.Instant) throws(AdminUnreachable) {
         var sent = 0
         while sent < bytes.count {
             let result: IOResult

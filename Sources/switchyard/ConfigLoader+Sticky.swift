@@ -1,4 +1,5 @@
 import Foundation
+import IOCore
 import ProxyEngine
 import RouteResolver
 import Yams
@@ -15,7 +16,7 @@ extension ConfigLoader {
         }
     }
 
-    static func parsePools(_ node: Node?, into config: inout EngineConfig) throws(ConfigError) {
+    static func parsePools(_ node: Node?, into config: inout GatewayConfig) throws(ConfigError) {
         guard let node else { return }
         guard let m = node.mapping else { throw ConfigError(key: "pools", reason: "must be a mapping of pool name to settings") }
         for (k, v) in m {

@@ -1,4 +1,5 @@
 import Foundation
+import IOCore
 import ProxyEngine
 import RouteResolver
 import Yams
@@ -13,7 +14,7 @@ struct ConfigError: Error, CustomStringConvertible, Equatable {
 /// Reads the YAML configuration into an `EngineConfig`. Unknown keys are errors (a typo must not
 /// silently fall back to a default), and every error names its key.
 enum ConfigLoader {
-    static func load(path: String) throws(ConfigError) -> EngineConfig {
+    static func load(path: String) throws(ConfigError) -> GatewayConfig {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
@@ -23,7 +24,7 @@ enum ConfigLoader {
         return try parse(text)
     }
 
-    static func parse(_ text: String) throws(ConfigError) -> EngineConfig {
+    static func parse(_ text: String) throws(ConfigError) -> GatewayConfig {
         let root: Node?
         do {
             root = try Yams.compose(yaml: text)
@@ -41,15 +42,15 @@ enum ConfigLoader {
         var tunnelIdle: [UInt64] = []
         let routes = try parseRoutes(m.value("routes"), addresses: &addresses, routeUpstreams: &routeUpstreams,
                                      tunnelIdle: &tunnelIdle)
-        var config = EngineConfig(workers: workers, listeners: listeners, routes: RouteTable(routes: routes),
-                                  upstreamAddresses: addresses, routeUpstreams: routeUpstreams)
+        var config = GatewayConfig(engine: EngineConfig(workers: workers, listeners: listeners, routes: RouteTable(routes: routes),
+                                                        upstreamAddresses: addresses, routeUpstreams: routeUpstreams))
         config.routeTunnelIdle = tunnelIdle
 
-        try parseRegistry(m.value("registry"), into: &config)
+        try parseRegistry(m.value("registry"), into: &config.engine)
         try parsePools(m.value("pools"), into: &config)
-        try parseNodes(m.value("nodes"), into: &config)
-        try parseAdmin(m.value("admin"), into: &config)
-        try parseHTTP2(m.value("http2"), into: &config)
+        try parseNodes(m.value("nodes"), into: &config.engine)
+        try parseAdmin(m.value("admin"), into: &config.admin, listeners: config.listeners)
+        try parseHTTP2(m.value("http2"), into: &config.engine)
         for (i, r) in config.routes.routes.enumerated() {
             if case .keyed(let t) = r.target, !config.sticky.nodes.contains(where: { $0.pool == t.pool }),
                config.sticky.pools[t.pool] == nil {

@@ -19,7 +19,7 @@ struct ConfigOption: ParsableArguments {
     @Option(name: .shortAndLong, help: "The YAML configuration file.")
     var config: String = "config/switchyard.yaml"
 
-    func load() throws -> EngineConfig {
+    func load() throws -> GatewayConfig {
         do {
             return try ConfigLoader.load(path: config)
         } catch {
@@ -37,7 +37,7 @@ struct Serve: ParsableCommand {
         var config = try options.load()
         let store: SQLiteStore?
         do {
-            store = try StickySetup.open(&config)
+            store = try StickySetup.open(&config.engine)
         } catch {
             FileHandle.standardError.write(Data("switchyard: cannot open the registry: \(error)\n".utf8))
             throw ExitCode(1)
@@ -45,12 +45,12 @@ struct Serve: ParsableCommand {
         defer { store?.close() }
         let certificates: ListenerCertificates?
         do {
-            certificates = config.listeners.contains { $0.tls != nil } ? try ListenerCertificates(config: config) : nil
+            certificates = config.listeners.contains { $0.tls != nil } ? try ListenerCertificates(config: config.engine) : nil
         } catch {
             FileHandle.standardError.write(Data("switchyard: cannot load certificates: \(error)\n".utf8))
             throw ExitCode(1)
         }
-        let engine = Engine(config: config, certificates: certificates)
+        let engine = Engine(config: config.engine, certificates: certificates)
         // A moved placement closes that user's tunnels, so the HMR client reconnects to its new node.
         let tunnels = engine.tunnels
         config.registry?.observeMoves { moved in
@@ -60,7 +60,9 @@ struct Serve: ParsableCommand {
         if let address = config.admin.address {
             do {
                 let token = try AdminToken.load(config.admin)
-                let server = AdminServer(config: config, engine: engine, token: token, audit: AuditLog())
+                let server = AdminServer(config: config.admin, routes: config.routes, registry: config.registry,
+                                         pools: config.sticky.pools, engine: EngineAdapter(engine),
+                                         token: token, audit: AuditLog())
                 try server.start()
                 admin = server
                 FileHandle.standardError.write(Data("switchyard: admin on \(address.text)\n".utf8))
@@ -97,7 +99,7 @@ struct Check: ParsableCommand {
 }
 
 enum ConfigSummary {
-    static func render(_ c: EngineConfig, path: String) -> String {
+    static func render(_ c: GatewayConfig, path: String) -> String {
         var lines = ["\(path): OK", "workers: \(c.workers)"]
         for l in c.listeners { lines.append("listener \(l.name): \(l.address.text)") }
         for (i, r) in c.routes.routes.enumerated() {
@@ -124,7 +126,7 @@ enum ConfigSummary {
             }
             lines.append("route \(r.name): host \(host) path \(String(decoding: r.pathPrefix, as: UTF8.self)) -> \(target)")
         }
-        if StickySetup.needed(c) { lines.append("registry: \(c.sticky.database)") }
+        if StickySetup.needed(c.engine) { lines.append("registry: \(c.sticky.database)") }
         for n in c.sticky.nodes {
             lines.append("node \(n.name): pool \(n.pool) \(n.previewBaseURL) weight \(n.weight)\(n.capacity > 0 ? " capacity \(n.capacity)" : "")\(n.isStatic ? " (no heartbeats)" : "")\(n.enabled ? "" : " disabled")")
         }

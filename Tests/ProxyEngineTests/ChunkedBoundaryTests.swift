@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// The chunked decoder reports the same payload and the same end however its input is split, and
 /// never consumes the bytes of the message after the body.

@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// Seeded mutation fuzzing of the whole HTTP/1 codec (STYLE.md point 10): valid and malformed
 /// messages get random byte edits, and every mutant goes through scanner, parser and chunked

@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// Connection options (RFC 9110 §7.6.1): named fields are dropped at this hop, except the framing
 /// and routing fields the gateway relies on; close and keep-alive decide connection reuse.

@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// The scanner's limits sit exactly where they say, and fire before the offending line ends, so a
 /// client cannot make the gateway buffer more than one over-limit line.

@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// Host values (RFC 9110 §7.2): name, optional port of digits, IPv6 literals in brackets.
 @Suite("Host header")

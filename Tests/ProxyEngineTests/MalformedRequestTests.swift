@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// A request that must be refused, the error it must be refused with, and the status the client
 /// gets for it.

@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// Valid requests give the same head length and the same parse however the bytes arrive: all at
 /// once, in two reads split at every offset, or one byte per read (STYLE.md point 2).

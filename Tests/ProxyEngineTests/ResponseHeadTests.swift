@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// A response that must be refused (the gateway answers 502 instead of passing it on).
 struct BadResponse: Sendable, CustomTestStringConvertible {

@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 @Suite("Timer wheel")
 struct TimerWheelTests {

@@ -1,6 +1,8 @@
 import Glibc
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// One tunnel direction over real loopback TCP sockets: a writer → [src … leg … dst] → a reader.
 @Suite("Tunnel leg")

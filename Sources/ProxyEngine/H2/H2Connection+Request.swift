@@ -1,6 +1,8 @@
 import CLinux
 import CNghttp2
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// The request side of an HTTP/2 connection: nghttp2's callbacks, and each stream's HEADERS
 /// rewritten as the HTTP/1.1 head its session parses (RFC 9113 §8.3.1: the request line from

@@ -1,5 +1,7 @@
 import CNghttp2
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// The response side: each head a session wrote (HTTP/1.1, from our own HeadWriter) becomes a
 /// HEADERS frame. Heads are submitted at flush time, after the sessions of this turn ran: a

@@ -1,6 +1,8 @@
 import CLinux
 import CNghttp2
 import Glibc
+import HTTP1Codec
+import IOCore
 import TLSTerminator
 
 /// One HTTP/2 client connection (over TLS by ALPN, or h2c with prior knowledge): nghttp2 frames

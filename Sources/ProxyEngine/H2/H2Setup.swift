@@ -1,5 +1,7 @@
 import CNghttp2
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// What every HTTP/2 connection of a worker shares: nghttp2's callback table and options (copied
 /// into each session at creation) and our SETTINGS.

@@ -1,5 +1,7 @@
 import CNghttp2
 import Glibc
+import HTTP1Codec
+import IOCore
 
 /// One HTTP/2 stream of an `H2Connection`, seen by the `Session` that proxies it as a client
 /// connection carrying one HTTP/1.1 exchange (the way httpd's mod_http2 runs each stream through

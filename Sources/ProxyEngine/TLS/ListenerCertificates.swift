@@ -1,4 +1,6 @@
 import Glibc
+import HTTP1Codec
+import IOCore
 import Synchronization
 import TLSTerminator
 

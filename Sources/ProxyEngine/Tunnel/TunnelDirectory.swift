@@ -1,3 +1,5 @@
+import HTTP1Codec
+import IOCore
 import Synchronization
 
 /// A user's identity in the registry: the pool and the routing key.

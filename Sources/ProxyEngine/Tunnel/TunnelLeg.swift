@@ -1,5 +1,7 @@
 import CLinux
 import Glibc
+import HTTP1Codec
+import IOCore
 import TLSTerminator
 
 /// Why a tunnel ended early: which side failed and how (STYLE.md point 8).
@@ -203,13 +205,9 @@ final class PipePool {
     /// An idle pipe, or a new one; nil when the process is out of descriptors.
     func take() -> Pipe? {
         if let p = idle.popLast() { return p }
-        var fds: (Int32, Int32) = (-1, -1)
-        let r = withUnsafeMutablePointer(to: &fds) {
-            $0.withMemoryRebound(to: Int32.self, capacity: 2) { cl_pipe($0) }
-        }
-        if r != 0 { return nil }
+        guard let fds = Sys.pipe() else { return nil }
         open += 1
-        return Pipe(r: fds.0, w: fds.1)
+        return Pipe(r: fds.r, w: fds.w)
     }
 
     /// Returns an empty pipe.

@@ -1,3 +1,5 @@
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
 
 /// The UTF-8 bytes of a literal. Test inputs are ASCII; bytes a literal cannot say (obs-text,

@@ -1,3 +1,5 @@
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
 
 /// What a chunked decoder made of a byte stream: the payload runs concatenated, where the body

@@ -1,3 +1,5 @@
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
 
 /// Properties every successfully parsed head must have, whatever bytes produced it. The fuzz test

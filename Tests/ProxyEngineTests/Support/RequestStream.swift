@@ -1,3 +1,5 @@
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
 
 /// A small stand-in for the engine's read side, without sockets: it keeps what has arrived, scans

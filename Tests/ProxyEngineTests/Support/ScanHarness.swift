@@ -1,3 +1,5 @@
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
 
 /// What a scanner concluded, and where it decided the head starts.

@@ -1,5 +1,7 @@
-import Testing
+@testable import HTTP1Codec
+@testable import IOCore
 @testable import ProxyEngine
+import Testing
 
 /// What one request of a valid stream must parse to.
 struct ExpectedRequest: Sendable {

@@ -12,7 +12,7 @@ public enum Method: UInt8, Sendable {
         }
     }
 
-    static func classify(_ p: UnsafePointer<UInt8>, _ n: Int) -> Method {
+    public static func classify(_ p: UnsafePointer<UInt8>, _ n: Int) -> Method {
         // Methods are case-sensitive (RFC 9110 §9.1).
         @inline(__always) func eq(_ s: StaticString) -> Bool {
             n == s.utf8CodeUnitCount && memcmp(p, s.utf8Start, n) == 0
@@ -92,7 +92,7 @@ public struct RequestHead {
     }
 
     /// "HTTP/1.1" as a little-endian word.
-    static let httpSlash11: UInt64 = 0x312E_312F_5054_5448
+    public static let httpSlash11: UInt64 = 0x312E_312F_5054_5448
 
     private static func parseVersion(_ p: UnsafePointer<UInt8>, _ i: Int, _ end: Int,
                                      _ h: inout RequestHead) throws(HTTPError) {
@@ -234,7 +234,7 @@ public struct RequestHead {
         upgrade = options.upgrade && version == 11 && headers.has(.upgrade)
     }
 
-    static func validRequestID(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+    public static func validRequestID(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
         guard n >= 1 && n <= 128 else { return false }
         for i in 0..<n where !ByteClass.isRequestID(p[i]) { return false }
         return true
@@ -243,7 +243,7 @@ public struct RequestHead {
 
 /// Bytes allowed in a Host value or authority: reg-name, IP literals and a port (RFC 3986 §3.2.2).
 @inline(__always)
-func isHostByte(_ b: UInt8) -> Bool {
+public func isHostByte(_ b: UInt8) -> Bool {
     if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) { return true }
     switch b {
     case 0x2D, 0x2E, 0x5F, 0x7E, 0x3A, 0x5B, 0x5D, 0x25, 0x21, 0x24, 0x26, 0x27, 0x28, 0x29, 0x2A, 0x2B, 0x2C, 0x3B, 0x3D:

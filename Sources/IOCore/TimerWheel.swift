@@ -6,23 +6,23 @@
 /// the next turn. A due entry is checked against its owner: gone (generation changed), moved
 /// later (re-queued), or due (fired). Moving a deadline later therefore costs nothing; moving it
 /// earlier adds one entry. Buckets keep their capacity, so steady state allocates nothing.
-struct TimerWheel {
-    static let tickMs: UInt64 = 50
-    static let bucketCount = 1024  // 51.2 s per turn; later deadlines go round again
+public struct TimerWheel {
+    public static let tickMs: UInt64 = 50
+    public static let bucketCount = 1024  // 51.2 s per turn; later deadlines go round again
     private var buckets: [[(token: UInt64, tick: UInt64)]]
     /// The last tick whose bucket was processed.
-    private(set) var processedTick: UInt64
-    private(set) var pending = 0
+    public private(set) var processedTick: UInt64
+    public private(set) var pending = 0
 
-    init(now: UInt64) {
+    public init(now: UInt64) {
         buckets = Array(repeating: [], count: Self.bucketCount)
         processedTick = now / Self.tickMs
     }
 
-    static func tick(for deadline: UInt64) -> UInt64 { (deadline + tickMs - 1) / tickMs }
+    public static func tick(for deadline: UInt64) -> UInt64 { (deadline + tickMs - 1) / tickMs }
 
     /// Queues `token` for `tick` (must be > processedTick; earlier ticks are clamped to the next one).
-    mutating func insert(_ token: UInt64, tick: UInt64) -> UInt64 {
+    public mutating func insert(_ token: UInt64, tick: UInt64) -> UInt64 {
         let t = max(tick, processedTick + 1)
         buckets[Int(t % UInt64(Self.bucketCount))].append((token, t))
         pending += 1
@@ -30,7 +30,7 @@ struct TimerWheel {
     }
 
     /// Milliseconds until the next tick that may hold work, for epoll_wait; -1 when idle.
-    func timeoutMs(now: UInt64) -> Int32 {
+    public func timeoutMs(now: UInt64) -> Int32 {
         if pending == 0 { return -1 }
         let next = (processedTick + 1) * Self.tickMs
         return next > now ? Int32(next - now) : 0
@@ -38,7 +38,7 @@ struct TimerWheel {
 
     /// Empties every bucket up to `now` into `due` as (token, tick) pairs. The caller handles them
     /// afterwards and may insert again then (never while the wheel is being advanced).
-    mutating func advance(now: UInt64, into due: inout [(token: UInt64, tick: UInt64)]) {
+    public mutating func advance(now: UInt64, into due: inout [(token: UInt64, tick: UInt64)]) {
         let target = now / Self.tickMs
         // After a stall longer than a turn, one pass over the last turn sees every bucket with
         // a tick at which all its overdue entries count as due.

@@ -6,13 +6,13 @@ public struct IOBuffer {
     public var start = 0
     public var end = 0
 
-    init(capacity: Int) {
+    public init(capacity: Int) {
         base = .allocate(capacity: capacity)
         self.capacity = capacity
     }
 
     /// A view over memory someone else owns (never given to a pool).
-    init(base: UnsafeMutablePointer<UInt8>, capacity: Int) {
+    public init(base: UnsafeMutablePointer<UInt8>, capacity: Int) {
         self.base = base
         self.capacity = capacity
     }
@@ -106,7 +106,7 @@ extension IOBuffer {
     /// Stores `v` as eight lowercase hex digits: the nibbles are spread one per byte and mapped
     /// to ASCII in one 64-bit word (SWAR).
     @inline(__always)
-    static func storeHex8(_ v: UInt32, _ p: UnsafeMutablePointer<UInt8>) {
+    public static func storeHex8(_ v: UInt32, _ p: UnsafeMutablePointer<UInt8>) {
         var x = UInt64(v)
         x = (x | x << 16) & 0x0000_FFFF_0000_FFFF
         x = (x | x << 8) & 0x00FF_00FF_00FF_00FF
@@ -160,7 +160,7 @@ public final class BufferPool {
     /// Makes room at the tail of a full buffer that holds an incomplete head: compact it, or move
     /// it into a large buffer. False when it is already a large buffer with no slack (the head
     /// limits keep that from happening with a valid configuration).
-    func makeRoom(_ b: inout IOBuffer) -> Bool {
+    public func makeRoom(_ b: inout IOBuffer) -> Bool {
         if b.start > 0 { b.compact(); return true }
         guard b.capacity < BufferPool.largeSize else { return false }
         var large = takeLarge()

@@ -1,3 +1,4 @@
+
 /// An `http://host[:port]` base URL of a node (its preview entry or its API), reduced to the
 /// socket address the gateway connects to. Only numeric hosts (and `localhost`): names would
 /// need DNS, which must never run on an event loop. A path other than "/" is refused: the request

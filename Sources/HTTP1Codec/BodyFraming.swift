@@ -9,12 +9,12 @@ public enum BodyFraming: Equatable, Sendable {
 
 /// Shared framing rules for requests and responses: one Content-Length of digits only, a
 /// Transfer-Encoding of exactly `chunked`, never both.
-enum FramingRules {
+public enum FramingRules {
     /// Largest Content-Length accepted (2^53): far above any real body, far below overflow.
-    static let maxContentLength: UInt64 = 1 << 53
+    public static let maxContentLength: UInt64 = 1 << 53
 
     @inline(__always)
-    static func contentLength(_ p: UnsafePointer<UInt8>, _ f: HeaderField) throws(HTTPError) -> UInt64 {
+    public static func contentLength(_ p: UnsafePointer<UInt8>, _ f: HeaderField) throws(HTTPError) -> UInt64 {
         let s = Int(f.valueStart), n = Int(f.valueLength)
         if n == 0 || n > 16 { throw .badContentLength }
         var v: UInt64 = 0
@@ -30,7 +30,7 @@ enum FramingRules {
     /// Looks at every Content-Length and Transfer-Encoding field of a head.
     /// Returns the Content-Length (if any), whether Transfer-Encoding was present, whether it ends in
     /// exactly one `chunked`, and whether any other coding (or a second chunked) appears in it.
-    static func scan(_ p: UnsafePointer<UInt8>, _ headers: HeaderTable) throws(HTTPError)
+    public static func scan(_ p: UnsafePointer<UInt8>, _ headers: HeaderTable) throws(HTTPError)
         -> (length: UInt64?, te: Bool, chunked: Bool, other: Bool) {
         if !headers.has(.transferEncoding) {
             if !headers.has(.contentLength) { return (nil, false, false, false) }

@@ -8,7 +8,7 @@ public enum HeaderKind: UInt8, Sendable {
 
     /// Classifies a field name (case-insensitive) by length first, so most names cost one compare.
     @inline(__always)
-    static func classify(_ p: UnsafePointer<UInt8>, _ n: Int) -> HeaderKind {
+    public static func classify(_ p: UnsafePointer<UInt8>, _ n: Int) -> HeaderKind {
         switch n {
         case 2: return ByteClass.equalsLower(p, n, "te") ? .te : .other
         case 3: return ByteClass.equalsLower(p, n, "via") ? .via : .other
@@ -36,7 +36,7 @@ public enum HeaderKind: UInt8, Sendable {
     }
 
     /// Hop-by-hop fields (RFC 9110 §7.6.1) never go to the next hop as received.
-    var isHopByHop: Bool {
+    public var isHopByHop: Bool {
         switch self {
         case .connection, .keepAlive, .proxyConnection, .te, .upgrade: return true
         default: return false
@@ -75,25 +75,25 @@ public final class HeaderTable {
     public var repeated: UInt32 = 0
     private let lastIndices: UnsafeMutablePointer<Int32>
 
-    @inline(__always) func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
-    @inline(__always) func hasOne(_ kind: HeaderKind) -> Bool {
+    @inline(__always) public func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
+    @inline(__always) public func hasOne(_ kind: HeaderKind) -> Bool {
         (presence & ~repeated) & (1 << UInt32(kind.rawValue)) != 0
     }
     /// Index of the last field of `kind` (valid only when `has(kind)`).
-    @inline(__always) func lastIndex(_ kind: HeaderKind) -> Int { Int(lastIndices[Int(kind.rawValue)]) }
+    @inline(__always) public func lastIndex(_ kind: HeaderKind) -> Int { Int(lastIndices[Int(kind.rawValue)]) }
 
     /// Byte classes by byte value (`tokenByte`, `hostByte`): one load per byte, where the bit
     /// test of `ByteClass.isToken` costs two branches. Per table rather than global, because a
     /// lazily initialised global costs a `swift_once` check per use.
-    let byteClasses: UnsafeMutablePointer<UInt8>
-    static let tokenByte: UInt8 = 1
-    static let hostByte: UInt8 = 2
+    public let byteClasses: UnsafeMutablePointer<UInt8>
+    public static let tokenByte: UInt8 = 1
+    public static let hostByte: UInt8 = 2
     /// ':', '[' and ']': the bytes that shape "name[:port]".
-    static let hostDelimiter: UInt8 = 4
-    static let digit: UInt8 = 8
+    public static let hostDelimiter: UInt8 = 4
+    public static let digit: UInt8 = 8
     /// A letter some known field name starts with (c, e, h, k, p, t, u, v, x, either case):
     /// names starting otherwise (Accept, Date, Server, ...) are `.other` without a compare.
-    static let knownNameStart: UInt8 = 16
+    public static let knownNameStart: UInt8 = 16
 
     public init(capacity: Int) {
         self.capacity = capacity
@@ -115,14 +115,14 @@ public final class HeaderTable {
         lastIndices.deallocate()
     }
 
-    @inline(__always) subscript(i: Int) -> HeaderField {
+    @inline(__always) public subscript(i: Int) -> HeaderField {
         get { fields[i] }
         set { fields[i] = newValue }
     }
 
     /// Parses the field lines in `p[from..<to]` (each ending in CRLF, the blank line excluded).
     /// Throws the reason for the first bad line.
-    func parse(_ p: UnsafePointer<UInt8>, from: Int, to: Int) throws(HTTPError) {
+    public func parse(_ p: UnsafePointer<UInt8>, from: Int, to: Int) throws(HTTPError) {
         count = 0
         presence = 0
         repeated = 0
@@ -219,7 +219,7 @@ public final class HeaderTable {
     /// the ones we rewrite anyway are never dropped this way: naming them in Connection is an attack
     /// on the next hop, not a request.
     /// Returns the options the gateway itself acts on.
-    func applyConnectionOptions(_ p: UnsafePointer<UInt8>) -> (close: Bool, keepAlive: Bool, upgrade: Bool) {
+    public func applyConnectionOptions(_ p: UnsafePointer<UInt8>) -> (close: Bool, keepAlive: Bool, upgrade: Bool) {
         if !has(.connection) { return (false, false, false) }
         var close = false
         var keepAlive = false
@@ -243,7 +243,7 @@ public final class HeaderTable {
 
 /// Calls `body(start, length)` for each non-empty element of a comma-separated list, trimmed.
 @inline(__always)
-func forEachListElement(_ p: UnsafePointer<UInt8>, _ start: Int, _ length: Int, _ body: (Int, Int) -> Void) {
+public func forEachListElement(_ p: UnsafePointer<UInt8>, _ start: Int, _ length: Int, _ body: (Int, Int) -> Void) {
     var i = start
     let end = start + length
     while i < end {
@@ -257,7 +257,7 @@ func forEachListElement(_ p: UnsafePointer<UInt8>, _ start: Int, _ length: Int, 
 }
 
 @inline(__always)
-func equalsIgnoringCase(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+public func equalsIgnoringCase(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
     for i in 0..<n {
         var x = a[i], y = b[i]
         if x >= 0x41 && x <= 0x5A { x |= 0x20 }

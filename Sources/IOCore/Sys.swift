@@ -26,7 +26,7 @@ public enum IOResult: Equatable {
 /// `.wouldBlock`, EBADF/EFAULT trap (only our own bug can cause them), everything else throws.
 public enum Sys {
     @inline(__always)
-    static func trapIfOurBug(_ e: Int32, _ op: StaticString) {
+    public static func trapIfOurBug(_ e: Int32, _ op: StaticString) {
         if e == EBADF || e == EFAULT { fatalError("\(op): \(e == EBADF ? "EBADF" : "EFAULT") — a bug in Switchyard") }
     }
 
@@ -129,6 +129,16 @@ public enum Sys {
         throw SysError("connect", e)
     }
 
+    /// `connect` for an address from getaddrinfo(3).
+    public static func connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) throws(SysError) -> Bool {
+        if Glibc.connect(fd, address, length) == 0 { return true }
+        let e = errno
+        // EINTR: the connect goes on in the background (connect(2)), just as EINPROGRESS.
+        if e == EINPROGRESS || e == EINTR { return false }
+        trapIfOurBug(e, "connect")
+        throw SysError("connect", e)
+    }
+
     public static func socket(family: Int32) throws(SysError) -> Int32 {
         let fd = cl_socket_stream(family)
         if fd < 0 { throw SysError("socket", errno) }
@@ -154,5 +164,52 @@ public enum Sys {
         if b != 0 { let e = errno; close(fd); throw SysError("bind", e) }
         if Glibc.listen(fd, backlog) != 0 { let e = errno; close(fd); throw SysError("listen", e) }
         return fd
+    }
+
+    // MARK: socket options, pipes, event fds
+
+    /// TCP_NODELAY: heads and small frames go out at once (no Nagle delay behind an ACK).
+    @inline(__always)
+    public static func setNoDelay(_ fd: Int32) {
+        _ = cl_set_nodelay(fd)
+    }
+
+    /// TCP keepalive probes after `idle` seconds of silence, every `interval`, `count` times.
+    public static func setKeepAlive(_ fd: Int32, idle: Int32, interval: Int32, count: Int32) {
+        _ = cl_set_keepalive(fd, idle, interval, count)
+    }
+
+    /// The pending error of a socket (SO_ERROR), 0 when none: how a non-blocking connect ended.
+    public static func socketError(_ fd: Int32) -> Int32 {
+        cl_so_error(fd)
+    }
+
+    /// A non-blocking, close-on-exec pipe (read end, write end); nil when the process is out of fds.
+    public static func pipe() -> (r: Int32, w: Int32)? {
+        var fds: (Int32, Int32) = (-1, -1)
+        let r = withUnsafeMutablePointer(to: &fds) {
+            $0.withMemoryRebound(to: Int32.self, capacity: 2) { cl_pipe($0) }
+        }
+        return r == 0 ? (fds.0, fds.1) : nil
+    }
+
+    /// A non-blocking eventfd, the wake-up line into an event loop.
+    public static func eventFD() throws(SysError) -> Int32 {
+        let fd = cl_eventfd()
+        if fd < 0 { throw SysError("eventfd", errno) }
+        return fd
+    }
+
+    /// Adds one to an eventfd's counter (wakes its loop). A full counter (EAGAIN) is already a
+    /// pending wake-up, so nothing is lost by ignoring it.
+    public static func signalEventFD(_ fd: Int32) {
+        var one: UInt64 = 1
+        _ = Glibc.write(fd, &one, 8)
+    }
+
+    /// Reads and resets an eventfd's counter (0 when nothing was signalled).
+    public static func drainEventFD(_ fd: Int32) -> UInt64 {
+        var v: UInt64 = 0
+        return Glibc.read(fd, &v, 8) == 8 ? v : 0
     }
 }

@@ -69,7 +69,7 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Writes the numeric host of a peer address (no port) into `out`; returns the length.
-    static func formatHost(_ ss: UnsafePointer<sockaddr_storage>, into out: UnsafeMutablePointer<UInt8>, capacity: Int) -> Int {
+    public static func formatHost(_ ss: UnsafePointer<sockaddr_storage>, into out: UnsafeMutablePointer<UInt8>, capacity: Int) -> Int {
         let family = Int32(ss.pointee.ss_family)
         let ok: UnsafePointer<CChar>? = out.withMemoryRebound(to: CChar.self, capacity: capacity) { dst in
             UnsafeRawPointer(ss).withMemoryRebound(to: UInt8.self, capacity: 1) { _ in

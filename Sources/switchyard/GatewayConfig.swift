@@ -1,0 +1,40 @@
+import AdminPlane
+import ProxyEngine
+
+/// Everything `serve` reads from the configuration file: the engine's part and the admin
+/// plane's, which the engine never sees. Engine keys read through as if they were this type's
+/// own (`config.listeners`), so code about the whole file reads naturally.
+@dynamicMemberLookup
+struct GatewayConfig: Sendable {
+    var engine: EngineConfig
+    var admin = AdminConfig()
+
+    subscript<T>(dynamicMember path: WritableKeyPath<EngineConfig, T>) -> T {
+        get { engine[keyPath: path] }
+        set { engine[keyPath: path] = newValue }
+    }
+}
+
+/// The admin plane's view of the running engine (its counters, its tunnels).
+struct EngineAdapter: EngineView {
+    let stats: EngineStats
+    let tunnels: TunnelDirectory
+
+    init(_ engine: Engine) {
+        stats = engine.stats
+        tunnels = engine.tunnels
+    }
+
+    var routeNames: [String] { stats.routeNames }
+
+    func traffic() -> TrafficSnapshot {
+        let s = stats.snapshot()
+        return TrafficSnapshot(requests: s.requests, latencyBuckets: s.latencyBuckets, latencySumSeconds: s.latencySumSeconds,
+                               latencyCount: s.latencyCount, upstreamErrors: s.upstreamErrors, openConnections: s.openConnections)
+    }
+
+    func tunnelCounts() -> TunnelCounts {
+        let t = tunnels.snapshot()
+        return TunnelCounts(total: t.total, byRoute: t.byRoute, byNode: t.byNode)
+    }
+}
