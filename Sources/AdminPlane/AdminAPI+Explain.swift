@@ -1,4 +1,6 @@
 import Foundation
+import HTTP1Codec
+import IOCore
 import RouteResolver
 
 /// `GET /admin/routes/explain?url=...&method=...&cookie=...&header=Name:%20value`: which rule a
@@ -24,127 +26,125 @@ extension AdminAPI {
             target = rest[end...].isEmpty ? "/" : (rest[end] == "?" ? "/" + rest[end...] : String(rest[end...]))
         }
         guard target.hasPrefix("/") else { throw BadInput("must be an absolute http(s) URL or a path starting with /", field: "url") }
-        let hostName = host.hasPrefix("[") ? host : String(host.split(separator: ":", maxSplits: 1).first ?? "")
-        let hostBytes = Array(hostName.utf8)
-        var targetBytes = Array(target.utf8)
-        let pathLength = targetBytes.firstIndex(of: 0x3F) ?? targetBytes.count
-
-        let index = hostBytes.withUnsafeBytes { h in
-            targetBytes.withUnsafeBytes { t in routes.match(host: h, path: UnsafeRawBufferPointer(rebasing: t[0..<pathLength])) }
+        if let header = r.query["header"], header.split(separator: ":", maxSplits: 1).count != 2 {
+            throw BadInput("must be \"Name: value\"", field: "header")
         }
+
+        // The request as the engine would see it, parsed by the engine's parser and decided by
+        // the engine's router: explain and routing cannot disagree.
+        // Without a host the request is HTTP/1.0, which may omit Host (RFC 9112 §3.2).
+        var text = "\(method) \(target) \(host.isEmpty ? "HTTP/1.0" : "HTTP/1.1")\r\n"
+        if !host.isEmpty { text += "Host: \(host)\r\n" }
+        if let cookie = r.query["cookie"] { text += "Cookie: \(cookie)\r\n" }
+        if let header = r.query["header"] { text += "\(header)\r\n" }
+        text += "\r\n"
+        let bytes = Array(text.utf8)
+        let headers = HeaderTable(capacity: 8)
+        let answer = try bytes.withUnsafeBufferPointer { (p) throws(BadInput) -> [String: Any] in
+            let base = p.baseAddress!
+            let head: RequestHead
+            do throws(HTTPError) {
+                head = try RequestHead.parse(base, start: 0, end: p.count, headers: headers)
+            } catch {
+                throw BadInput("is not a request the gateway would accept: \(error.code)", field: "url")
+            }
+            let decision = router.decide(head, headers: headers, base: base, listener: -1, now: Self.nowMs(), mode: .explain)
+            return describe(decision, url: url, method: method, base: base)
+        }
+        return .json(200, answer)
+    }
+
+    /// The decision as explain's JSON: the rule, where the key came from, the placement (existing
+    /// or would-be, with every candidate's score), the node and the final upstream.
+    private func describe(_ decision: RouteDecision, url: String, method: String, base: UnsafePointer<UInt8>) -> [String: Any] {
         var answer: [String: Any] = ["url": url, "method": method]
-        guard let index else {
+        let route: Int
+        switch decision {
+        case .forward(let f): route = f.route
+        case .reject(let r): route = r.route
+        case .redirect(let r):
+            answer["rule"] = NSNull()
+            answer["outcome"] = "redirect (\(r.status)) to port \(r.port)"
+            return answer
+        }
+        guard route >= 0 else {
             answer["rule"] = NSNull()
             answer["outcome"] = "no route (404)"
-            return .json(200, answer)
+            return answer
         }
-        let route = routes.routes[index]
-        var rule: [String: Any] = ["name": route.name, "path_prefix": String(decoding: route.pathPrefix, as: UTF8.self)]
-        switch route.host {
-        case .none: rule["host"] = "*"
-        case .exact(let b): rule["host"] = String(decoding: b, as: UTF8.self)
-        case .suffix(let b): rule["host"] = "*" + String(decoding: b, as: UTF8.self)
+        let rule = router.table.routes[route]
+        var ruleJSON: [String: Any] = ["name": rule.name, "path_prefix": String(decoding: rule.pathPrefix, as: UTF8.self)]
+        switch rule.host {
+        case .none: ruleJSON["host"] = "*"
+        case .exact(let b): ruleJSON["host"] = String(decoding: b, as: UTF8.self)
+        case .suffix(let b): ruleJSON["host"] = "*" + String(decoding: b, as: UTF8.self)
         }
-        answer["rule"] = rule
-        switch route.target {
-        case .upstreams(let list):
+        answer["rule"] = ruleJSON
+        guard let keyed = router.keyedTargets[route] else {
+            if case .upstreams(let list) = rule.target { answer["upstreams"] = list }
             answer["target"] = "static"
-            answer["upstreams"] = list
             answer["outcome"] = "forwarded round robin"
-            return .json(200, answer)
-        case .keyed(let keyed):
-            answer["target"] = keyed.kind == .node ? "node" : "placement_port"
-            answer["pool"] = keyed.pool
-            let (source, lookup) = try findKey(keyed.source, r, &targetBytes)
-            answer["key_source"] = source
-            guard case .found(let start, let count) = lookup else {
-                answer["outcome"] = lookup == .missing ? "no routing key (400)" : "malformed routing key (400)"
-                return .json(200, answer)
-            }
-            let key = String(decoding: keyBytes(lookup: (start, count), keyed.source, r, targetBytes), as: UTF8.self)
+            return answer
+        }
+        answer["target"] = keyed.kind == .node ? "node" : "placement_port"
+        answer["pool"] = keyed.pool
+        answer["key_source"] = Self.label(keyed.source)
+        let (keyStart, keyCount): (Int, Int)
+        switch decision {
+        case .forward(let f): (keyStart, keyCount) = (f.keyStart, f.keyCount)
+        case .reject(let r): (keyStart, keyCount) = (r.keyStart, r.keyCount)
+        case .redirect: (keyStart, keyCount) = (0, 0)
+        }
+        if keyCount > 0 {
+            let key = String(decoding: UnsafeBufferPointer(start: base + keyStart, count: keyCount), as: UTF8.self)
             answer["key"] = key
-            guard let registry else {
-                answer["outcome"] = "no registry (503)"
-                return .json(200, answer)
-            }
-            let e = registry.explain(pool: keyed.pool, key: key, now: Self.nowMs())
-            answer["candidates"] = e.candidates.map {
-                ["name": $0.name, "enabled": $0.enabled, "fresh": $0.fresh, "placements": $0.placements,
-                 "capacity": $0.capacity, "weight": $0.weight, "score": $0.score, "selectable": $0.selectable] as [String: Any]
-            }
-            var nodeName: String?
-            var hostPort: UInt16 = 0
-            switch e.outcome {
-            case .existing(let node, let port):
-                answer["placement"] = "existing"
-                nodeName = node
-                hostPort = port
-            case .wouldPlace(let node):
-                answer["placement"] = "new (would be placed; explain creates nothing)"
-                nodeName = node
-            case .nodeDown(let node, let retry):
-                answer["placement"] = "existing, node down"
-                answer["outcome"] = "503 node_down, Retry-After \(retry)"
-                nodeName = node
-            case .noHealthyNode: answer["outcome"] = "503 no_healthy_node"
-            case .insufficientCapacity: answer["outcome"] = "503 insufficient_capacity"
-            case .invalidKey: answer["outcome"] = "400 malformed routing key"
-            case .unknownPool: answer["outcome"] = "503 no_healthy_node (unknown pool)"
-            }
-            if let nodeName, let node = registry.node(named: nodeName) {
-                answer["node"] = describe(node)
-                if answer["outcome"] == nil {
-                    if keyed.kind == .node {
-                        answer["upstream"] = node.previewBaseURL
-                    } else if hostPort != 0 {
-                        let h = node.address.hasPrefix("[") ? String(node.address[...node.address.firstIndex(of: "]")!])
-                            : String(node.address.split(separator: ":").first ?? "")
-                        answer["upstream"] = "\(h):\(hostPort)"
-                    } else {
-                        answer["upstream"] = "container port unknown: asked from \(node.apiBaseURL) on the first request"
-                    }
-                    answer["outcome"] = "forwarded"
+            if let registry {
+                let e = registry.explain(pool: keyed.pool, key: key, now: Self.nowMs())
+                answer["candidates"] = e.candidates.map {
+                    ["name": $0.name, "enabled": $0.enabled, "fresh": $0.fresh, "placements": $0.placements,
+                     "capacity": $0.capacity, "weight": $0.weight, "score": $0.score, "selectable": $0.selectable] as [String: Any]
+                }
+                if case .nodeDown(let name, _) = e.outcome, let node = registry.node(named: name) {
+                    answer["placement"] = "existing, node down"
+                    answer["node"] = describe(node)
                 }
             }
-            return .json(200, answer)
+        }
+        switch decision {
+        case .reject(let r):
+            answer["outcome"] = Self.outcome(r)
+        case .forward(let f):
+            answer["placement"] = f.placed ? "new (would be placed; explain creates nothing)" : "existing"
+            if let node = f.node { answer["node"] = describe(node) }
+            switch f.destination {
+            case .routeUpstreams: break
+            case .node(let node): answer["upstream"] = node.previewBaseURL
+            case .container(let node, let hostPort):
+                answer["upstream"] = SocketAddress(node.address)?.withPort(hostPort)?.text ?? "\(node.address) (unusable)"
+            case .portLookup(let node):
+                answer["upstream"] = "container port unknown: asked from \(node.apiBaseURL) on the first request"
+            }
+            answer["outcome"] = "forwarded"
+        case .redirect: break
+        }
+        return answer
+    }
+
+    private static func outcome(_ r: Rejection) -> String {
+        switch (r.status, r.code.description) {
+        case (400, "no routing key in request"): return "no routing key (400)"
+        case (400, let code), (404, let code): return "\(code) (\(r.status))"
+        case (let status, let code):
+            return "\(status) \(code)" + (r.retryAfterSeconds > 0 ? ", Retry-After \(r.retryAfterSeconds)" : "")
         }
     }
 
-    /// Finds the key as the engine would, in the URL, the `cookie` parameter or the `header`
-    /// parameter ("Name: value").
-    private func findKey(_ source: KeySource, _ r: AdminRequest, _ target: inout [UInt8]) throws(BadInput) -> (String, KeyLookup) {
+    private static func label(_ source: KeySource) -> String {
         switch source {
-        case .pathSegment(let prefix):
-            let t = target.prefix { $0 != 0x3F }
-            return ("path segment after \(String(decoding: prefix, as: UTF8.self))",
-                    Array(t).withUnsafeBytes { KeyExtractor.fromPath($0, prefix: prefix) })
-        case .query(let name):
-            return ("query parameter \(String(decoding: name, as: UTF8.self))",
-                    target.withUnsafeBytes { KeyExtractor.fromQuery($0, name: name) })
-        case .cookie(let name):
-            let label = "cookie \(String(decoding: name, as: UTF8.self))"
-            guard let cookie = r.query["cookie"] else { return (label, .missing) }
-            return (label, Array(cookie.utf8).withUnsafeBytes { KeyExtractor.fromCookie($0, name: name) })
-        case .header(let name):
-            let label = "header \(String(decoding: name, as: UTF8.self))"
-            guard let header = r.query["header"] else { return (label, .missing) }
-            let parts = header.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2 else { throw BadInput("must be \"Name: value\"", field: "header") }
-            guard parts[0].lowercased() == String(decoding: name, as: UTF8.self).lowercased() else { return (label, .missing) }
-            let value = parts[1].trimmingCharacters(in: .whitespaces)
-            return (label, Array(value.utf8).withUnsafeBytes { KeyExtractor.fromHeaderValue($0) })
-        }
-    }
-
-    /// The key's bytes from wherever `findKey` found them.
-    private func keyBytes(lookup: (Int, Int), _ source: KeySource, _ r: AdminRequest, _ target: [UInt8]) -> [UInt8] {
-        let (start, count) = lookup
-        switch source {
-        case .pathSegment, .query: return Array(target[start..<(start + count)])
-        case .cookie: return Array(Array((r.query["cookie"] ?? "").utf8)[start..<(start + count)])
-        case .header:
-            let value = (r.query["header"] ?? "").split(separator: ":", maxSplits: 1)[1].trimmingCharacters(in: .whitespaces)
-            return Array(Array(value.utf8)[start..<(start + count)])
+        case .pathSegment(let prefix): return "path segment after \(String(decoding: prefix, as: UTF8.self))"
+        case .query(let name): return "query parameter \(String(decoding: name, as: UTF8.self))"
+        case .cookie(let name): return "cookie \(String(decoding: name, as: UTF8.self))"
+        case .header(let name): return "header \(String(decoding: name, as: UTF8.self))"
         }
     }
 }

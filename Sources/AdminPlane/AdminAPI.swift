@@ -13,7 +13,8 @@ import Synchronization
 /// | `/api/fun-ai/workspace/internal/gateway/node` | none (what the API server answered before) |
 final class AdminAPI: Sendable {
     let config: AdminConfig
-    let routes: RouteTable
+    /// The engine's router: route explain asks the same instance that routes requests.
+    let router: Router
     let registry: Registry?
     /// Pool settings from the configuration (heartbeat thresholds for health answers).
     let pools: [String: PoolSettings]
@@ -22,11 +23,11 @@ final class AdminAPI: Sendable {
     let audit: AuditLog
     let ready = Atomic<Bool>(false)
 
-    init(config: AdminConfig, routes: RouteTable, registry: Registry?, pools: [String: PoolSettings],
+    init(config: AdminConfig, router: Router, pools: [String: PoolSettings],
          engine: any EngineView, token: String, audit: AuditLog) {
         self.config = config
-        self.routes = routes
-        self.registry = registry
+        self.router = router
+        registry = router.registry
         self.pools = pools
         self.engine = engine
         self.token = token

@@ -15,14 +15,14 @@ public final class AdminServer: Sendable {
     static let maxConnections = 64
 
     /// `token`: the operator token (already loaded or generated, see `AdminToken`).
-    /// `routes`, `registry` and `pools` are the gateway's (route explain, the registry API,
-    /// health thresholds); `engine` is how the running engine's counters are read.
-    public init(config: AdminConfig, routes: RouteTable, registry: Registry?, pools: [String: PoolSettings],
+    /// `router` is the engine's (route explain asks it; its registry serves the registry API),
+    /// `pools` the configured pool settings (health thresholds), `engine` how the running
+    /// engine's counters are read.
+    public init(config: AdminConfig, router: Router, pools: [String: PoolSettings],
                 engine: any EngineView, token: String, audit: AuditLog) {
         address = config.address ?? SocketAddress("127.0.0.1:9090")!
         allow = config.allow.compactMap(CIDR.init)
-        api = AdminAPI(config: config, routes: routes, registry: registry, pools: pools, engine: engine,
-                       token: token, audit: audit)
+        api = AdminAPI(config: config, router: router, pools: pools, engine: engine, token: token, audit: audit)
     }
 
     /// Set once the workers run; `/readyz` answers 200 from then until the drain starts.

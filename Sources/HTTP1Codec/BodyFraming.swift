@@ -13,7 +13,7 @@ public enum FramingRules {
     /// Largest Content-Length accepted (2^53): far above any real body, far below overflow.
     public static let maxContentLength: UInt64 = 1 << 53
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func contentLength(_ p: UnsafePointer<UInt8>, _ f: HeaderField) throws(HTTPError) -> UInt64 {
         let s = Int(f.valueStart), n = Int(f.valueLength)
         if n == 0 || n > 16 { throw .badContentLength }

@@ -32,7 +32,7 @@ public enum ByteClass {
     /// Case-insensitive comparison of `n` bytes with a lowercase ASCII literal made of letters,
     /// digits, '-', ':' and '/' (the only shapes our known names have; `| 0x20` maps no other
     /// token byte onto those).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func equalsLower(_ p: UnsafePointer<UInt8>, _ n: Int, _ lit: StaticString) -> Bool {
         guard n == lit.utf8CodeUnitCount else { return false }
         let l = lit.utf8Start

@@ -22,14 +22,14 @@ public struct HeadScanner {
     public let leadingEmptyLines: Int
 
     /// Offset of the first byte not yet examined.
-    private var scanned = 0
-    private var lineStart = 0
+    @usableFromInline var scanned = 0
+    @usableFromInline var lineStart = 0
     /// Offset of the first header line (after the start line); -1 until the start line ended.
-    private var headersStart = -1
-    private var headerLines = 0
-    private var skippedEmpty = 0
+    @usableFromInline var headersStart = -1
+    @usableFromInline var headerLines = 0
+    @usableFromInline var skippedEmpty = 0
     /// Where the head really starts (after skipped empty lines).
-    public private(set) var headStart = 0
+    public var headStart = 0
 
     public init(maxFirstLine: Int, maxHeaderBytes: Int, maxHeaders: Int, leadingEmptyLines: Int = 0) {
         self.maxFirstLine = maxFirstLine
@@ -46,7 +46,7 @@ public struct HeadScanner {
     public var started: Bool { scanned > 0 }
 
     /// Scans `p[0..<count]`, where `p` is the first byte of the head and earlier calls saw a prefix.
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func scan(_ p: UnsafePointer<UInt8>, count: Int) -> Outcome {
         // The hot state lives in locals (stored back on every exit): as fields of `self` each
         // would be reloaded and stored around every memchr call.
@@ -96,7 +96,7 @@ public struct HeadScanner {
         return .needMore
     }
 
-    private func checkPartialLine(count: Int, lineStart: Int) -> Outcome {
+    @usableFromInline func checkPartialLine(count: Int, lineStart: Int) -> Outcome {
         if headersStart < 0 {
             if count - lineStart > maxFirstLine + 1 { return .failed(.uriTooLong) }
         } else if count - headersStart > maxHeaderBytes + 2 {

@@ -7,7 +7,7 @@ public enum HeaderKind: UInt8, Sendable {
     case expect, xForwardedFor, xForwardedProto, xForwardedHost, via, xRequestID, trailer, cookie
 
     /// Classifies a field name (case-insensitive) by length first, so most names cost one compare.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func classify(_ p: UnsafePointer<UInt8>, _ n: Int) -> HeaderKind {
         switch n {
         case 2: return ByteClass.equalsLower(p, n, "te") ? .te : .other
@@ -73,14 +73,14 @@ public final class HeaderTable {
     /// Bit `kind.rawValue` is set when a kind was seen more than once; with it clear,
     /// `lastIndex(kind)` is the one field of that kind, and later passes need not walk the table.
     public var repeated: UInt32 = 0
-    private let lastIndices: UnsafeMutablePointer<Int32>
+    @usableFromInline let lastIndices: UnsafeMutablePointer<Int32>
 
-    @inline(__always) public func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
-    @inline(__always) public func hasOne(_ kind: HeaderKind) -> Bool {
+    @inlinable @inline(__always) public func has(_ kind: HeaderKind) -> Bool { presence & (1 << UInt32(kind.rawValue)) != 0 }
+    @inlinable @inline(__always) public func hasOne(_ kind: HeaderKind) -> Bool {
         (presence & ~repeated) & (1 << UInt32(kind.rawValue)) != 0
     }
     /// Index of the last field of `kind` (valid only when `has(kind)`).
-    @inline(__always) public func lastIndex(_ kind: HeaderKind) -> Int { Int(lastIndices[Int(kind.rawValue)]) }
+    @inlinable @inline(__always) public func lastIndex(_ kind: HeaderKind) -> Int { Int(lastIndices[Int(kind.rawValue)]) }
 
     /// Byte classes by byte value (`tokenByte`, `hostByte`): one load per byte, where the bit
     /// test of `ByteClass.isToken` costs two branches. Per table rather than global, because a
@@ -115,7 +115,7 @@ public final class HeaderTable {
         lastIndices.deallocate()
     }
 
-    @inline(__always) public subscript(i: Int) -> HeaderField {
+    @inlinable @inline(__always) public subscript(i: Int) -> HeaderField {
         get { fields[i] }
         set { fields[i] = newValue }
     }
@@ -242,7 +242,7 @@ public final class HeaderTable {
 }
 
 /// Calls `body(start, length)` for each non-empty element of a comma-separated list, trimmed.
-@inline(__always)
+@inlinable @inline(__always)
 public func forEachListElement(_ p: UnsafePointer<UInt8>, _ start: Int, _ length: Int, _ body: (Int, Int) -> Void) {
     var i = start
     let end = start + length
@@ -256,7 +256,7 @@ public func forEachListElement(_ p: UnsafePointer<UInt8>, _ start: Int, _ length
     }
 }
 
-@inline(__always)
+@inlinable @inline(__always)
 public func equalsIgnoringCase(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
     for i in 0..<n {
         var x = a[i], y = b[i]

@@ -242,7 +242,7 @@ public struct RequestHead {
 }
 
 /// Bytes allowed in a Host value or authority: reg-name, IP literals and a port (RFC 3986 §3.2.2).
-@inline(__always)
+@inlinable @inline(__always)
 public func isHostByte(_ b: UInt8) -> Bool {
     if (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) { return true }
     switch b {

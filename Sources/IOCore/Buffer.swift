@@ -17,19 +17,19 @@ public struct IOBuffer {
         self.capacity = capacity
     }
 
-    @inline(__always) public var count: Int { end - start }
-    @inline(__always) public var isEmpty: Bool { start == end }
-    @inline(__always) public var readPointer: UnsafeMutablePointer<UInt8> { base + start }
-    @inline(__always) public var writePointer: UnsafeMutablePointer<UInt8> { base + end }
-    @inline(__always) public var writableCount: Int { capacity - end }
+    @inlinable @inline(__always) public var count: Int { end - start }
+    @inlinable @inline(__always) public var isEmpty: Bool { start == end }
+    @inlinable @inline(__always) public var readPointer: UnsafeMutablePointer<UInt8> { base + start }
+    @inlinable @inline(__always) public var writePointer: UnsafeMutablePointer<UInt8> { base + end }
+    @inlinable @inline(__always) public var writableCount: Int { capacity - end }
 
     /// Drops `n` bytes from the front; an emptied buffer rewinds to offset 0.
-    @inline(__always) public mutating func consume(_ n: Int) {
+    @inlinable @inline(__always) public mutating func consume(_ n: Int) {
         start += n
         if start == end { start = 0; end = 0 }
     }
 
-    @inline(__always) public mutating func clear() { start = 0; end = 0 }
+    @inlinable @inline(__always) public mutating func clear() { start = 0; end = 0 }
 
     /// Moves the live bytes to offset 0 so the tail has room again. Returns how far they moved.
     @discardableResult
@@ -42,17 +42,17 @@ public struct IOBuffer {
         return shift
     }
 
-    @inline(__always) public mutating func append(_ p: UnsafeRawPointer, _ n: Int) {
+    @inlinable @inline(__always) public mutating func append(_ p: UnsafeRawPointer, _ n: Int) {
         precondition(n <= writableCount, "IOBuffer overflow")
         (base + end).update(from: p.assumingMemoryBound(to: UInt8.self), count: n)
         end += n
     }
 
-    @inline(__always) public mutating func append(_ s: StaticString) {
+    @inlinable @inline(__always) public mutating func append(_ s: StaticString) {
         append(s.utf8Start, s.utf8CodeUnitCount)
     }
 
-    @inline(__always) public mutating func append(byte: UInt8) {
+    @inlinable @inline(__always) public mutating func append(byte: UInt8) {
         precondition(end < capacity, "IOBuffer overflow")
         base[end] = byte
         end += 1
@@ -105,7 +105,7 @@ public struct IOBuffer {
 extension IOBuffer {
     /// Stores `v` as eight lowercase hex digits: the nibbles are spread one per byte and mapped
     /// to ASCII in one 64-bit word (SWAR).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func storeHex8(_ v: UInt32, _ p: UnsafeMutablePointer<UInt8>) {
         var x = UInt64(v)
         x = (x | x << 16) & 0x0000_FFFF_0000_FFFF
@@ -127,12 +127,12 @@ public final class BufferPool {
     public static let largeSize = 64 * 1024
     // Fixed stacks rather than arrays: a buffer moves in and out several times per request, and
     // Array's popLast/append cost a uniqueness check and bookkeeping each time.
-    private let standard: UnsafeMutablePointer<IOBuffer>
-    private let large: UnsafeMutablePointer<IOBuffer>
-    private var standardCount = 0
-    private var largeCount = 0
-    private let keepStandard: Int
-    private let keepLarge: Int
+    @usableFromInline let standard: UnsafeMutablePointer<IOBuffer>
+    @usableFromInline let large: UnsafeMutablePointer<IOBuffer>
+    @usableFromInline var standardCount = 0
+    @usableFromInline var largeCount = 0
+    @usableFromInline let keepStandard: Int
+    @usableFromInline let keepLarge: Int
 
     public init(keepStandard: Int = 256, keepLarge: Int = 16) {
         self.keepStandard = keepStandard
@@ -141,7 +141,7 @@ public final class BufferPool {
         large = .allocate(capacity: max(keepLarge, 1))
     }
 
-    @inline(__always) public func take() -> IOBuffer {
+    @inlinable @inline(__always) public func take() -> IOBuffer {
         if standardCount > 0 {
             standardCount -= 1
             return standard[standardCount]
@@ -170,7 +170,7 @@ public final class BufferPool {
         return true
     }
 
-    @inline(__always) public func give(_ b: IOBuffer) {
+    @inlinable @inline(__always) public func give(_ b: IOBuffer) {
         var b = b
         b.clear()
         if b.capacity == BufferPool.standardSize {

@@ -68,6 +68,20 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The same host at another port ("10.0.0.5:80" → "10.0.0.5:20001"): a node's address with a
+    /// container's host port.
+    public func withPort(_ port: UInt16) -> SocketAddress? {
+        let host: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[...close]
+        } else if let colon = text.lastIndex(of: ":") {
+            host = text[..<colon]
+        } else {
+            return nil
+        }
+        return SocketAddress("\(host):\(port)")
+    }
+
     /// Writes the numeric host of a peer address (no port) into `out`; returns the length.
     public static func formatHost(_ ss: UnsafePointer<sockaddr_storage>, into out: UnsafeMutablePointer<UInt8>, capacity: Int) -> Int {
         let family = Int32(ss.pointee.ss_family)

@@ -25,13 +25,13 @@ public enum IOResult: Equatable {
 /// The one door to the kernel (STYLE.md point 1): EINTR is retried, EAGAIN comes back as
 /// `.wouldBlock`, EBADF/EFAULT trap (only our own bug can cause them), everything else throws.
 public enum Sys {
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func trapIfOurBug(_ e: Int32, _ op: StaticString) {
         if e == EBADF || e == EFAULT { fatalError("\(op): \(e == EBADF ? "EBADF" : "EFAULT") — a bug in Switchyard") }
     }
 
     /// Reads from a socket. recv(2) rather than read(2): it skips the VFS file-position path.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func read(_ fd: Int32, _ p: UnsafeMutableRawPointer, _ n: Int) throws(SysError) -> IOResult {
         while true {
             let r = cl_recv(fd, p, n)
@@ -46,7 +46,7 @@ public enum Sys {
     }
 
     /// Writes to a socket with send(2) (MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func write(_ fd: Int32, _ p: UnsafeRawPointer, _ n: Int) throws(SysError) -> IOResult {
         while true {
             let r = cl_send(fd, p, n)
@@ -61,7 +61,7 @@ public enum Sys {
 
     /// Writes two buffers with one sendmsg (a rewritten head and the body bytes behind it).
     /// sendmsg rather than writev: straight to the socket layer, and MSG_NOSIGNAL.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func writev2(_ fd: Int32, _ a: UnsafeRawPointer, _ na: Int,
                                _ b: UnsafeRawPointer?, _ nb: Int) throws(SysError) -> IOResult {
         if nb == 0 || b == nil { return try write(fd, a, na) }
@@ -87,7 +87,7 @@ public enum Sys {
 
     /// Moves up to `n` bytes between a socket and a pipe (one of the two must be a pipe) without
     /// copying through user space. `.eof` when the source socket has sent its FIN.
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func splice(_ from: Int32, _ to: Int32, _ n: Int) throws(SysError) -> IOResult {
         while true {
             let r = cl_splice(from, to, n)
@@ -169,7 +169,7 @@ public enum Sys {
     // MARK: socket options, pipes, event fds
 
     /// TCP_NODELAY: heads and small frames go out at once (no Nagle delay behind an ACK).
-    @inline(__always)
+    @inlinable @inline(__always)
     public static func setNoDelay(_ fd: Int32) {
         _ = cl_set_nodelay(fd)
     }

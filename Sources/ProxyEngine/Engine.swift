@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import HTTP1Codec
 import IOCore
+import RouteResolver
 import TLSTerminator
 
 /// Starts the workers and the log writers, waits for a signal, drains, and stops.
@@ -13,11 +14,15 @@ public final class Engine {
     public let stats: EngineStats
     /// The TLS listeners' certificates (loaded by the caller, so a bad file stops start-up).
     public let certificates: ListenerCertificates?
+    /// Every request's routing decision; route explain asks the same instance.
+    public let router: Router
 
     public init(config: EngineConfig, certificates: ListenerCertificates? = nil) {
         self.config = config
         self.certificates = certificates
         stats = EngineStats(workers: config.workers, routeNames: config.routes.routes.map(\.name))
+        router = Router(table: config.routes, registry: config.registry,
+                        redirectPorts: config.listeners.map { $0.redirectHTTPSPort ?? 0 })
     }
 
     /// Start-up (arguments, YAML, certificates, the admin listener) is done: its code pages and
@@ -47,7 +52,7 @@ public final class Engine {
             controls.append(control)
             tunnels.register(control)
             // Listeners are bound here, on the calling thread, so a bind error stops start-up.
-            workers.append(Transfer(try Worker(id: i, config: config, control: control, sinks: sinks, directory: tunnels,
+            workers.append(Transfer(try Worker(id: i, config: config, router: router, control: control, sinks: sinks, directory: tunnels,
                                                 stats: stats.workers[i], certificates: certificates)))
         }
         var threads: [pthread_t] = []

@@ -2,6 +2,7 @@ import CLinux
 import Glibc
 import HTTP1Codec
 import IOCore
+import RouteResolver
 
 /// The request side of a session: reading and parsing the head, routing, choosing an upstream
 /// connection, and streaming the rewritten head and the body to it.
@@ -116,22 +117,24 @@ extension Session {
         default: reqAllSeen = true
         }
 
-        if worker.redirectPorts[listenerIndex] != 0 {
-            respondRedirect(base)
+        // One decision (RouteResolver's), acted on here and never re-derived.
+        let lookupNode: RegistryNode?
+        switch router.decide(req, headers: headers, base: base, listener: listenerIndex, now: worker.wallMs) {
+        case .forward(let f):
+            routeIndex = f.route
+            switch take(f, base) {
+            case .ready: lookupNode = nil
+            case .lookup(let node): lookupNode = node
+            case .answered: return
+            }
+        case .redirect(let r):
+            respondRedirect(base, port: r.port)
             return
-        }
-        let host = UnsafeRawBufferPointer(start: req.hostStart >= 0 ? base + req.hostStart : base, count: req.hostStart >= 0 ? req.hostNameLength : 0)
-        let path = UnsafeRawBufferPointer(start: base + req.pathStart, count: req.pathLength)
-        guard let route = routes.match(host: host, path: path) else {
-            respondError(404, "no route", reusable: true)
+        case .reject(let r):
+            routeIndex = r.route
+            retryAfterSeconds = r.retryAfterSeconds
+            respondError(r.status, r.code, reusable: true)
             return
-        }
-        routeIndex = route
-        if worker.routeIsKeyed[route] {
-            guard resolveKeyed(worker.keyedRoutes[route]!, base) else { return }
-        } else {
-            addressIndex = worker.pickUpstream(route: route)
-            upstreamChosen = true
         }
 
         // The rewritten head: the original, the host once more (Host and X-Forwarded-Host), ", "
@@ -156,9 +159,9 @@ extension Session {
             clientOut = c
         }
         attempts = 0
-        if stickyNode != nil && containerPort == 0 && worker.keyedRoutes[route]?.kind == .placementPort {
+        if let node = lookupNode {
             let settings = worker.portLookups[stickyPool] ?? EngineConfig.PortLookup()
-            _ = startPortLookup(node: stickyNode!, settings: settings)
+            _ = startPortLookup(node: node, settings: settings)
         } else {
             acquireUpstream(fresh: false)
         }
@@ -166,7 +169,7 @@ extension Session {
 
     /// A plain listener that only sends clients to HTTPS: 308 (method and body kept, RFC 9110
     /// §15.4.9) to the same host and target on the HTTPS port.
-    private func respondRedirect(_ base: UnsafePointer<UInt8>) {
+    private func respondRedirect(_ base: UnsafePointer<UInt8>, port: UInt16) {
         guard req.hostStart >= 0, req.hostNameLength > 0 else {
             respondError(400, "no host to redirect to", reusable: true)
             return
@@ -174,7 +177,6 @@ extension Session {
         status = 308
         closeAfter = closeAfter || !reqAllSeen
         var b = buffers.take()
-        let port = worker.redirectPorts[listenerIndex]
         let fits = HeadWriter.redirect(into: &b, host: base + req.hostStart, hostLength: req.hostNameLength,
                                        port: port, path: base + req.pathStart, pathLength: req.pathLength,
                                        close: closeAfter, requestID: requestID, requestIDLength: requestIDLength)

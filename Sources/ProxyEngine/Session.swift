@@ -30,7 +30,7 @@ final class Session: Pollable {
     let buffers: BufferPool
     let headers: HeaderTable
     let log: WorkerLog
-    let routes: RouteTable
+    let router: Router
     let timeouts: EngineConfig.Timeouts
     /// The access log is on: keep the request line and the timings it prints.
     let logged: Bool
@@ -153,7 +153,7 @@ final class Session: Pollable {
         buffers = worker.buffers
         headers = worker.headers
         log = worker.log
-        routes = worker.config.routes
+        router = worker.router
         timeouts = worker.config.timeouts
         logged = worker.log.accessEnabled
         let l = worker.config.limits

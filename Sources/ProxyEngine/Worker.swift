@@ -33,11 +33,8 @@ final class Worker {
     private let routeListStart: [Int]
     private let routeListCount: [Int]
     private let upstreamList: [Int]
-    /// Per route: its sticky target, or nil for a static route.
-    let keyedRoutes: [KeyedTarget?]
-    /// Per route: keyed or not — checked on every request without copying the target (whose
-    /// arrays and strings would be retained and released each time).
-    let routeIsKeyed: [Bool]
+    /// Turns request heads into routing decisions (shared by every worker and route explain).
+    let router: Router
     let registry: Registry?
     let portLookups: [String: EngineConfig.PortLookup]
     /// Registry node -> index in `pools`. Holds the node object, so an identifier is never reused
@@ -53,8 +50,6 @@ final class Worker {
     /// Open tunnels of this worker (each session knows its index here).
     private(set) var tunnels: [Session] = []
     let routeTunnelIdle: [UInt64]
-    /// Per listener: the HTTPS port it redirects every request to, or 0.
-    let redirectPorts: [UInt16]
     private let routeNames: [String]
     let directory: TunnelDirectory
     let stats: WorkerStats
@@ -105,7 +100,7 @@ final class Worker {
     private var running = true
     private let acceptAddress = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
 
-    init(id: Int, config: EngineConfig, control: WorkerControl, sinks: LogSinks,
+    init(id: Int, config: EngineConfig, router: Router, control: WorkerControl, sinks: LogSinks,
          directory: TunnelDirectory, stats: WorkerStats, certificates: ListenerCertificates?) throws(SysError) {
         self.id = id
         self.stats = stats
@@ -116,7 +111,6 @@ final class Worker {
         }
         self.directory = directory
         routeTunnelIdle = config.routeTunnelIdle
-        redirectPorts = config.listeners.map { $0.redirectHTTPSPort ?? 0 }
         h2cListeners = config.listeners.map { $0.http2 && $0.tls == nil }
         routeNames = config.routes.routes.map(\.name)
         self.config = config
@@ -140,12 +134,8 @@ final class Worker {
         routeListStart = starts
         routeListCount = config.routeUpstreams.map(\.count)
         upstreamList = flat
-        keyedRoutes = config.routes.routes.map { r in
-            if case .keyed(let t) = r.target { return t }
-            return nil
-        }
-        routeIsKeyed = keyedRoutes.map { $0 != nil }
-        registry = config.registry
+        self.router = router
+        registry = router.registry
         portLookups = config.sticky.portLookups
         idlePerAddress = config.upstreamPool.idlePerAddress
         idleTimeout = config.upstreamPool.idleTimeout
@@ -195,10 +185,7 @@ final class Worker {
     func containerPoolIndex(node: RegistryNode, port: UInt16) -> Int? {
         let key = ContainerKey(node: ObjectIdentifier(node), port: port)
         if let entry = containerPools[key] { return entry.pool }
-        guard let base = SocketAddress(node.address) else { return nil }
-        let text = base.text
-        let host = text.hasPrefix("[") ? String(text[...text.firstIndex(of: "]")!]) : String(text[..<text.lastIndex(of: ":")!])
-        guard let address = SocketAddress("\(host):\(port)") else { return nil }
+        guard let address = SocketAddress(node.address)?.withPort(port) else { return nil }
         let index = poolIndex(for: address)
         if containerPools.count >= 65536 { containerPools.removeAll(keepingCapacity: true) }
         containerPools[key] = (node, index)

@@ -60,7 +60,7 @@ struct Serve: ParsableCommand {
         if let address = config.admin.address {
             do {
                 let token = try AdminToken.load(config.admin)
-                let server = AdminServer(config: config.admin, routes: config.routes, registry: config.registry,
+                let server = AdminServer(config: config.admin, router: engine.router,
                                          pools: config.sticky.pools, engine: EngineAdapter(engine),
                                          token: token, audit: AuditLog())
                 try server.start()

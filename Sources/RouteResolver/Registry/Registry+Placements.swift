@@ -91,3 +91,22 @@ extension Registry {
         return try copy.withUTF8 { try body(UnsafeRawBufferPointer($0)) }
     }
 }
+
+extension Registry {
+    /// `resolve` without changing anything (route explain): the node an existing placement
+    /// names, or the node a new key would be placed on now (`created` then says it would be).
+    public func dryResolve(pool: String, key: UnsafeRawBufferPointer, now: Int64) -> Resolution {
+        let e = explain(pool: pool, key: key, now: now)
+        switch e.outcome {
+        case .existing(let name, let hostPort):
+            return node(named: name).map { .routed(node: $0, hostPort: hostPort, created: false) } ?? .noHealthyNode
+        case .wouldPlace(let name):
+            return node(named: name).map { .routed(node: $0, hostPort: 0, created: true) } ?? .noHealthyNode
+        case .nodeDown(let name, let retryAfter):
+            return node(named: name).map { .nodeDown(node: $0, retryAfterSeconds: retryAfter) } ?? .noHealthyNode
+        case .noHealthyNode, .unknownPool: return .noHealthyNode
+        case .insufficientCapacity: return .insufficientCapacity
+        case .invalidKey: return .invalidKey
+        }
+    }
+}

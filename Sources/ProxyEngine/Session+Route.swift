@@ -1,0 +1,80 @@
+import IOCore
+import RouteResolver
+
+/// Acting on a forward decision: the upstream address of this exchange and, for a sticky route,
+/// the key, its node and what the response carries for it (`X-WS-Upstream`, and the key cookie
+/// when the route sets one). Finding the key and its node is RouteResolver's (`Router.decide`).
+extension Session {
+    enum ForwardStep {
+        /// `addressIndex` is chosen.
+        case ready
+        /// The container's port must be asked from this node's API first.
+        case lookup(RegistryNode)
+        /// The request was answered instead (a node address the gateway cannot use: 502).
+        case answered
+    }
+
+    @inline(__always)
+    func take(_ f: Forward, _ base: UnsafePointer<UInt8>) -> ForwardStep {
+        switch f.destination {
+        case .routeUpstreams:
+            addressIndex = worker.pickUpstream(route: f.route)
+            upstreamChosen = true
+            return .ready
+        case .node(let node):
+            adoptKey(f, node: node, base)
+            guard let index = worker.poolIndex(for: node) else {
+                log.error("bad_node_address", "node \(node.name): preview_base_url \(node.previewBaseURL)")
+                respondError(502, "node address unusable", reusable: true)
+                return .answered
+            }
+            addressIndex = index
+            upstreamChosen = true
+            return .ready
+        case .container(let node, let hostPort):
+            adoptKey(f, node: node, base)
+            guard let index = worker.containerPoolIndex(node: node, port: hostPort) else {
+                log.error("bad_node_address", "node \(node.name): address \(node.address)")
+                respondError(502, "node address unusable", reusable: true)
+                return .answered
+            }
+            addressIndex = index
+            containerPort = hostPort
+            upstreamChosen = true
+            return .ready
+        case .portLookup(let node):
+            adoptKey(f, node: node, base)
+            return .lookup(node)
+        }
+    }
+
+    /// Copies the key (the head's bytes may be reused while a port lookup runs), records its pool
+    /// and node, and writes the response's sticky header lines.
+    private func adoptKey(_ f: Forward, node: RegistryNode, _ base: UnsafePointer<UInt8>) {
+        let target = router.keyedTargets[f.route]!
+        stickyKey.update(from: base + f.keyStart, count: f.keyCount)
+        stickyKeyLength = f.keyCount
+        stickyPool = target.pool
+        stickyNode = node
+        writeStickyHeaders(node: node, key: UnsafeRawBufferPointer(start: base + f.keyStart, count: f.keyCount),
+                           cookie: target.setCookie)
+    }
+
+    /// `X-WS-Upstream: <node>` and, when the route sets it, the key cookie (RFC 6265 §4.1;
+    /// `Secure` comes with TLS listeners).
+    private func writeStickyHeaders(node: RegistryNode, key: UnsafeRawBufferPointer, cookie: [UInt8]?) {
+        var b = IOBuffer(base: responseExtra, capacity: Session.responseExtraCapacity)
+        b.append("X-WS-Upstream: ")
+        var name = node.name
+        name.withUTF8 { b.append($0.baseAddress!, min($0.count, 64)) }
+        b.append("\r\n")
+        if let cookie {
+            b.append("Set-Cookie: ")
+            b.append(cookie)
+            b.append(byte: 0x3D)
+            b.append(key.baseAddress!, key.count)
+            b.append("; Path=/; HttpOnly; SameSite=Lax\r\n")
+        }
+        responseExtraLength = b.count
+    }
+}
