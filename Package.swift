@@ -37,7 +37,7 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
         // TLS termination: certificate store, per-worker SSL_CTX, SNI/ALPN, session tickets.
-        .target(name: "TLSTerminator", dependencies: ["COpenSSL"]),
+        .target(name: "TLSTerminator", dependencies: ["COpenSSL", "IOCore"]),
         // Pure logic: routes, keys, the registry in memory, and the one RouteDecision per request.
         // No sockets, no database.
         .target(name: "RouteResolver", dependencies: ["HTTP1Codec"], swiftSettings: hotPath),

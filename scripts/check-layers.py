@@ -21,7 +21,7 @@ ALLOWED = {
     "HTTP1Codec": set(),
     "RouteResolver": {"HTTP1Codec"},                      # pure logic: no sockets, no database
     "RegistryStore": {"RouteResolver", "CSQLite"},
-    "TLSTerminator": {"COpenSSL"},
+    "TLSTerminator": {"COpenSSL", "IOCore"},                # TLS bytes pass through Sys
     "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"},
     "AdminPlane": {"Foundation", "IOCore", "HTTP1Codec", "RouteResolver"},   # never ProxyEngine
     "switchyard": None,                                   # the executable wires everything

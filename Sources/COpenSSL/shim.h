@@ -165,4 +165,16 @@ static inline int cossl_asn1_time_to_unix(const ASN1_TIME *t, int64_t *out) {
 /// The reason code of a packed error (ERR_GET_REASON is an inline in 3.0 but keep one door).
 static inline int cossl_error_reason(unsigned long e) { return ERR_GET_REASON(e); }
 
+// MARK: The socket BIO's flags (macros over BIO_set_flags / BIO_test_flags)
+
+/// "Try again when the socket is readable" / "... writable": what SSL_get_error turns into
+/// SSL_ERROR_WANT_READ / SSL_ERROR_WANT_WRITE.
+static inline void cossl_bio_set_retry_read(BIO *b) { BIO_set_retry_read(b); }
+static inline void cossl_bio_set_retry_write(BIO *b) { BIO_set_retry_write(b); }
+static inline void cossl_bio_clear_retry(BIO *b) { BIO_clear_retry_flags(b); }
+/// The peer closed its side: BIO_eof answers 1 from now on, which is how OpenSSL tells an EOF
+/// without close_notify (SSL_OP_IGNORE_UNEXPECTED_EOF) from an I/O error.
+static inline void cossl_bio_set_eof(BIO *b) { BIO_set_flags(b, BIO_FLAGS_IN_EOF); }
+static inline int cossl_bio_is_eof(BIO *b) { return BIO_test_flags(b, BIO_FLAGS_IN_EOF) != 0; }
+
 #endif

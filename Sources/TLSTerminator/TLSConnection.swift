@@ -28,7 +28,8 @@ public enum TLSIO: Equatable, Sendable {
 }
 
 /// A server-side TLS connection: owns its SSL (freed in deinit), not the socket. Made by
-/// `TLSContext.makeConnection(fd:)`; keeps that context alive. One thread only.
+/// `TLSContext.makeConnection(fd:received:)`; keeps that context alive. One thread only. Its
+/// bytes move through `SocketBIO`, so through `Sys`.
 ///
 /// Calls map 1:1 onto SSL_do_handshake / SSL_read_ex / SSL_write_ex, with the thread's error
 /// queue cleared first (SSL_get_error needs it empty). No Swift allocation on the read/write
@@ -42,16 +43,39 @@ public final class TLSConnection {
     var certificateIndex: Int
     /// A fatal error happened: OpenSSL forbids SSL_shutdown afterwards.
     private var failed = false
+    /// The socket the BIO reads and writes (owned by the caller).
+    let fd: Int32
+    /// Bytes read from the socket before the handshake began (a peeked ClientHello), served to
+    /// OpenSSL first; nil once consumed.
+    var prefix: UnsafeMutableRawPointer?
+    var prefixCount = 0
+    var prefixOffset = 0
 
-    init(ssl: OpaquePointer, context: TLSContext) {
+    init(ssl: OpaquePointer, bio: OpaquePointer, fd: Int32, context: TLSContext, received: UnsafeRawBufferPointer?) {
         self.ssl = ssl
+        self.fd = fd
         self.context = context
         self.certificateIndex = context.defaultIndex
+        if let received, received.count > 0 {
+            let copy = UnsafeMutableRawPointer.allocate(byteCount: received.count, alignment: 1)
+            copy.copyMemory(from: received.baseAddress!, byteCount: received.count)
+            prefix = copy
+            prefixCount = received.count
+        }
         SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
+        BIO_set_data(bio, Unmanaged.passUnretained(self).toOpaque())
     }
 
     deinit {
-        SSL_free(ssl)
+        SSL_free(ssl)  // frees the BIO too
+        dropPrefix()
+    }
+
+    func dropPrefix() {
+        prefix?.deallocate()
+        prefix = nil
+        prefixCount = 0
+        prefixOffset = 0
     }
 
     /// The owner of an SSL inside an OpenSSL callback; traps if the SSL has none (our bug).

@@ -69,19 +69,24 @@ public final class TLSContext {
 
     /// A server-side TLS connection on a connected non-blocking socket. The fd stays the caller's
     /// (never closed here). Nil only when OpenSSL cannot allocate.
-    public func makeConnection(fd: Int32) -> TLSConnection? {
+    /// A server connection on `fd` (which it reads and writes through `SocketBIO`, never
+    /// closes). `received`: bytes already read from the socket (a peeked ClientHello), handed to
+    /// OpenSSL before anything the socket still holds.
+    public func makeConnection(fd: Int32, received: UnsafeRawBufferPointer? = nil) -> TLSConnection? {
         ERR_clear_error()
         guard let ssl = SSL_new(contexts[defaultIndex]) else {
             ERR_clear_error()
             return nil
         }
-        guard SSL_set_fd(ssl, fd) == 1 else {
+        guard let bio = BIO_new(SocketBIO.method) else {
             ERR_clear_error()
             SSL_free(ssl)
             return nil
         }
+        // One BIO for both directions: SSL_set_bio takes the one reference BIO_new gave us.
+        SSL_set_bio(ssl, bio, bio)
         SSL_set_accept_state(ssl)
-        return TLSConnection(ssl: ssl, context: self)
+        return TLSConnection(ssl: ssl, bio: bio, fd: fd, context: self, received: received)
     }
 
     private static func makeContext(_ cert: Certificate, settings: TLSSettings) throws(TLSSetupError) -> OpaquePointer {

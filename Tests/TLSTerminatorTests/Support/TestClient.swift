@@ -191,6 +191,14 @@ struct Session {
         result = runHandshake(client, server)
     }
 
+    /// A pair handshaken by the caller (for tests that set the server up themselves).
+    init(pair: TCPPair, client: TestClient, server: TLSConnection, result: (client: Bool, server: TLSProgress)) {
+        self.pair = pair
+        self.client = client
+        self.server = server
+        self.result = result
+    }
+
     var ok: Bool { result.client && result.server == .done }
 
     /// Server sends `bytes`, client receives them; both sides non-blocking, interleaved.
