@@ -73,7 +73,7 @@ def main():
                         # leading dot or nothing.
                         rest = line[call.start():]
                         if call.group(1) and not rest.startswith("Glibc.") and (
-                                re.search(r"\bfunc\s+$", line[:call.start()])
+                                re.search(r"\b(func|case)\s+$", line[:call.start()])
                                 or re.match(r"\w+\s*\(\s*(\)|\.|\w+\s*:)", rest)):
                             continue
                         problems.append(f"{path}:{n}: {name}() outside IOCore's Sys: go through the one door to the kernel")

@@ -168,7 +168,7 @@ final class WorkerLog {
         closeAccessLine(status: s.status, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
                         totalUs: s.startUs == 0 ? 0 : cl_monotonic_us() - s.startUs, upstreamUs: s.upstreamUs,
                         upstream: s.upstreamChosen ? s.worker.pools[s.addressIndex].addressText : nil,
-                        requestID: s.requestID, requestIDLength: s.requestIDLength, h2: s.port != nil)
+                        requestID: s.requestID, requestIDLength: s.requestIDLength, h2: s.stream != nil)
     }
 
     /// The access line of an HTTP/2 request the connection answered itself (421, 431), with no

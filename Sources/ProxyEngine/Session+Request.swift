@@ -8,7 +8,7 @@ import RouteResolver
 /// connection, and streaming the rewritten head and the body to it.
 extension Session {
     func stepHead() -> Bool {
-        if requestsServed == 0, let b = inBuf, b.count > 0, b.readPointer[0] == 0x50, worker.h2cListeners[listenerIndex], port == nil {
+        if requestsServed == 0, let b = inBuf, b.count > 0, b.readPointer[0] == 0x50, worker.h2cListeners[listenerIndex], stream == nil {
             // "P": maybe the HTTP/2 connection preface (h2c with prior knowledge, RFC 9113 §3.3).
             switch H2Preface.match(b.readPointer, b.count) {
             case .complete:
@@ -72,7 +72,7 @@ extension Session {
             // A short read means drained, unless the FIN came with this data: then no further
             // edge will come, and the next read must run to see the EOF.
             // Through TLS or from an HTTP/2 stream a short read says nothing about the socket.
-            if n < want && !io.hangup && tls == nil && port == nil { io.readable = false }
+            if n < want && !io.hangup && transport.isPlainSocket { io.readable = false }
             return true
         case .wouldBlock:
             io.readable = false
@@ -110,12 +110,8 @@ extension Session {
         } else {
             generateRequestID()
         }
-        closeAfter = req.close || worker.draining
-        switch req.framing {
-        case .length(let n): reqRemaining = n; reqAllSeen = false
-        case .chunked: reqChunk = ChunkedDecoder(); reqAllSeen = false
-        default: reqAllSeen = true
-        }
+        let answerContinue = exchange.begin(framing: req.framing, expectContinue: req.expectContinue,
+                                            closes: req.close || worker.draining)
 
         // One decision (RouteResolver's), acted on here and never re-derived.
         let lookupNode: RegistryNode?
@@ -151,7 +147,7 @@ extension Session {
         if secure { appendHSTS() }
         upOut = out
         upOutSent = 0
-        if req.expectContinue && !reqAllSeen {
+        if answerContinue {
             // We read the body ourselves, so we answer the expectation (as nginx does); the
             // upstream gets no Expect field.
             var c = buffers.take()
@@ -175,11 +171,11 @@ extension Session {
             return
         }
         status = 308
-        closeAfter = closeAfter || !reqAllSeen
+        if !exchange.requestAllSeen { exchange.closeAfterwards() }
         var b = buffers.take()
         let fits = HeadWriter.redirect(into: &b, host: base + req.hostStart, hostLength: req.hostNameLength,
                                        port: port, path: base + req.pathStart, pathLength: req.pathLength,
-                                       close: closeAfter, requestID: requestID, requestIDLength: requestIDLength)
+                                       close: exchange.closeAfter, requestID: requestID, requestIDLength: requestIDLength)
         guard fits else {
             buffers.give(b)
             respondError(414, "target too long to redirect", reusable: true)
@@ -243,15 +239,15 @@ extension Session {
     /// Streams the rewritten head and then the body to the upstream, while both sides can move.
     @inline(__always)
     func pumpRequest(_ u: UpstreamConnection) -> Bool {
-        guard u.connected, !requestBroken else { return false }
+        guard u.connected, !exchange.requestCut else { return false }
         var progress = false
         while true {
-            if reqPending == 0 && !reqAllSeen, let b = inBuf, b.count > 0 {
+            if reqPending == 0 && !exchange.requestAllSeen, let b = inBuf, b.count > 0 {
                 guard validateRequestBody() else { return true }
             }
             let headLeft = upOut.map { $0.end - upOutSent } ?? 0
             if headLeft == 0 && reqPending == 0 {
-                if reqAllSeen || !io.readable { break }
+                if exchange.requestAllSeen || !io.readable { break }
                 guard readClient() else { break }
                 progress = true
                 continue
@@ -267,12 +263,8 @@ extension Session {
                     r = try Sys.write(u.fd, inBuf!.readPointer, reqPending)
                 }
             } catch {
-                if respHeadDone {
-                    // The upstream has answered and stopped reading: finish the response, then close.
-                    requestBroken = true
-                    closeAfter = true
-                    return true
-                }
+                // Answered already: finish the response, then close. Else the exchange failed.
+                if exchange.upstreamStoppedReading() == .finishResponse { return true }
                 upstreamFailed(status: 502, "upstream write failed", .reset, retryable: true)
                 return true
             }
@@ -288,7 +280,7 @@ extension Session {
             }
             if n < total { u.io.writable = false; break }
         }
-        if requestSentMs == 0 && reqAllSeen && reqPending == 0 && (upOut.map { upOutSent == $0.end } ?? true) {
+        if requestSentMs == 0 && exchange.requestAllSeen && reqPending == 0 && (upOut.map { upOutSent == $0.end } ?? true) {
             requestSentMs = worker.now
         }
         return progress
@@ -298,27 +290,12 @@ extension Session {
     /// False when the framing is bad (the session has then answered or aborted).
     private func validateRequestBody() -> Bool {
         let b = inBuf!
-        switch req.framing {
-        case .length:
-            let take = min(UInt64(b.count), reqRemaining)
-            reqPending = Int(take)
-            reqRemaining -= take
-            if reqRemaining == 0 { reqAllSeen = true }
-        case .chunked:
-            var i = 0
-            let p = UnsafePointer(b.readPointer)
-            let n = b.count
-            do {
-                while i < n && !reqChunk.isDone { i += try reqChunk.step(p + i, n - i).count }
-            } catch {
-                reqPending = 0
-                respondError(error.status, error.code)
-                return false
-            }
-            reqPending = i
-            if reqChunk.isDone { reqAllSeen = true }
-        default:
-            reqAllSeen = true
+        do {
+            reqPending = try exchange.requestBody(UnsafePointer(b.readPointer), b.count)
+        } catch {
+            reqPending = 0
+            respondError(error.status, error.code)
+            return false
         }
         return true
     }
@@ -351,13 +328,10 @@ extension Session {
         if let b = upOut { buffers.give(b); upOut = nil }
         if let b = clientOut { buffers.give(b); clientOut = nil }
         upOutSent = 0
+        exchange = Exchange()
         reqPending = 0
-        reqRemaining = 0
-        reqAllSeen = true
-        requestBroken = false
         reqParsed = false
         routeIndex = -1
-        switching = false
         webSocket = false
         upstreamChosen = false
         responseExtraLength = 0
@@ -366,13 +340,8 @@ extension Session {
         stickyKeyLength = 0
         containerPort = 0
         respScanner.reset()
-        respHeadDone = false
         respStarted = false
         respPending = 0
-        respRemaining = 0
-        respAllSeen = false
-        dechunk = false
-        closeAfter = false
         status = 0
         bytesIn = 0
         bytesOut = 0
@@ -385,7 +354,7 @@ extension Session {
 
     /// After a response: wait for the next request on this connection (maybe already buffered).
     func nextRequest() {
-        if let p = port { finishStream(p); return }
+        if let p = stream { finishStream(p); return }
         resetExchange()
         phase = .head
         scanner.reset()

@@ -34,7 +34,7 @@ extension Session {
         var progress = false
         while phase == .exchange {
             // Body bytes already buffered join the head in the same writev.
-            if respHeadDone && respPending == 0 && !respAllSeen, let b = u.inBuf, b.count > 0 {
+            if exchange.response == .body && respPending == 0, let b = u.inBuf, b.count > 0 {
                 guard validateResponseBody(u) else { return true }
             }
             // 1. Whatever is ready for the client goes first: our head bytes, then body bytes.
@@ -70,12 +70,12 @@ extension Session {
                 continue
             }
             guard u.connected else { break }
-            if respHeadDone && respAllSeen {
+            if exchange.responseAllSeen {
                 finishExchange(u)
                 return true
             }
             // 2. The response head.
-            if !respHeadDone {
+            if !exchange.responseHeadDone {
                 if let b = u.inBuf, b.count > 0 {
                     switch respScanner.scan(b.readPointer, count: b.count) {
                     case .complete(let length):
@@ -102,17 +102,17 @@ extension Session {
                 break
             }
             // 3. The body.
-            if respPending == 0 && !respAllSeen, let b = u.inBuf, b.count > 0 {
+            if respPending == 0, let b = u.inBuf, b.count > 0 {
                 guard validateResponseBody(u) else { return true }
                 progress = true
                 continue
             }
-            if respAllSeen { continue }
+            if exchange.responseAllSeen { continue }
             switch readUpstream(u) {
             case .bytes: progress = true; continue
             case .blocked: break
             case .eof:
-                if resp.framing == .untilClose { respAllSeen = true; progress = true; continue }
+                if exchange.upstreamClosed() == .complete { progress = true; continue }
                 abort(reason: "upstream closed mid-body")
                 return true
             case .failed:
@@ -167,37 +167,34 @@ extension Session {
             upstreamFailed(status: 502, "invalid upstream response", .invalidResponse, retryable: false)
             return false
         }
-        if resp.status == 101 {
-            // A switch we did not ask for, or one without its Upgrade field (RFC 9110 §15.2.2),
-            // cannot be passed on; nor one that comes before the request body has gone out.
-            guard req.upgrade, headers.has(.upgrade) else {
-                upstreamFailed(status: 502, "unexpected protocol switch", .invalidResponse, retryable: false)
-                return false
-            }
-            guard reqAllSeen && reqPending == 0 && upOut.map({ upOutSent == $0.end }) ?? true else {
-                upstreamFailed(status: 502, "protocol switch before the request was sent", .invalidResponse, retryable: false)
-                return false
-            }
-            switching = true
-            webSocket = upgradeIsWebSocket(base)
-        } else if resp.isInterim {
+        let headSent = upOut.map { upOutSent == $0.end } ?? true
+        // A switch we did not ask for, or one without its Upgrade field (RFC 9110 §15.2.2),
+        // cannot be passed on; nor one that comes before the request body has gone out. An
+        // HTTP/2 stream carries the body in DATA frames: chunk framing is removed as for 1.0.
+        switch exchange.responseHead(status: resp.status, framing: resp.framing, upgradeRequested: req.upgrade,
+                                     upgradeField: headers.has(.upgrade),
+                                     requestSent: exchange.requestAllSeen && reqPending == 0 && headSent,
+                                     headSent: headSent, payloadOnly: req.version == 10 || stream != nil,
+                                     draining: worker.draining) {
+        case .refuse(let code):
+            upstreamFailed(status: 502, code, .invalidResponse, retryable: false)
+            return false
+        case .dropInterim:
             // 100 Continue was answered by us already; other interim responses are dropped.
             u.inBuf!.consume(headLength)
             respScanner.reset()
             return true
+        case .forward:
+            break
         }
+        let switching = exchange.response == .switching
+        if switching { webSocket = upgradeIsWebSocket(base) }
         if logged { upstreamUs = cl_monotonic_us() - upstreamStartUs }
         status = resp.status
-        let requestFullySent = reqAllSeen && reqPending == 0 && (upOut.map { upOutSent == $0.end } ?? true)
         if let o = upOut {
-            // Answered before our head was fully sent: the rest of the request cannot follow.
-            if upOutSent < o.end { requestBroken = true }
             buffers.give(o)
             upOut = nil
         }
-        // An HTTP/2 stream carries the body in DATA frames: chunk framing is removed as for 1.0.
-        dechunk = resp.framing == .chunked && (req.version == 10 || port != nil)
-        if dechunk || resp.framing == .untilClose || !requestFullySent || worker.draining { closeAfter = true }
 
         let need = headLength + HeadWriter.overhead + requestIDLength + responseExtraLength
         var out: IOBuffer
@@ -210,20 +207,13 @@ extension Session {
                 buffers.give(existing)
             }
         }
-        HeadWriter.response(into: &out, base, resp, headers, dechunk: dechunk, close: closeAfter,
-                            keepAlive10: req.keepAlive10 && !closeAfter, switching: switching,
+        HeadWriter.response(into: &out, base, resp, headers, dechunk: exchange.dechunk, close: exchange.closeAfter,
+                            keepAlive10: req.keepAlive10 && !exchange.closeAfter, switching: switching,
                             extra: responseExtra, extraLength: responseExtraLength,
                             requestID: requestID, requestIDLength: requestIDLength)
         clientOut = out
         u.inBuf!.consume(headLength)
-        respHeadDone = true
         respStarted = true
-        switch resp.framing {
-        case .none: respAllSeen = true
-        case .length(let n): respRemaining = n
-        case .chunked: respChunk = ChunkedDecoder()
-        case .untilClose: break
-        }
         return true
     }
 
@@ -232,33 +222,12 @@ extension Session {
     @inline(__always)
     private func validateResponseBody(_ u: UpstreamConnection) -> Bool {
         let b = u.inBuf!
-        switch resp.framing {
-        case .length:
-            let take = min(UInt64(b.count), respRemaining)
-            respPending = Int(take)
-            respRemaining -= take
-            if respRemaining == 0 { respAllSeen = true }
-        case .untilClose:
-            respPending = b.count
-        case .chunked:
-            let p = UnsafePointer(b.readPointer)
-            let n = b.count
-            do {
-                if dechunk {
-                    let run = try respChunk.step(p, n)
-                    if run.kind == .payload { respPending = run.count } else { u.inBuf!.consume(run.count) }
-                } else {
-                    var i = 0
-                    while i < n && !respChunk.isDone { i += try respChunk.step(p + i, n - i).count }
-                    respPending = i
-                }
-            } catch {
-                abort(reason: "invalid upstream chunked framing")
-                return false
-            }
-            if respChunk.isDone { respAllSeen = true }
-        case .none:
-            respAllSeen = true
+        do {
+            let run = try exchange.responseBody(UnsafePointer(b.readPointer), b.count)
+            if run.forward { respPending = run.count } else { u.inBuf!.consume(run.count) }
+        } catch {
+            abort(reason: "invalid upstream chunked framing")
+            return false
         }
         return true
     }
@@ -266,18 +235,17 @@ extension Session {
     /// The response is complete and flushed: pool or close the upstream, log, and go on.
     @inline(__always)
     private func finishExchange(_ u: UpstreamConnection) {
-        if switching { enterTunnel(u); return }
-        let reusable = !resp.close && resp.framing != .untilClose && !requestBroken
-            && reqAllSeen && reqPending == 0 && (u.inBuf?.isEmpty ?? true) && !worker.draining
-        u.session = nil
-        upstream = nil
-        if !(reusable && worker.keepIdle(u)) { u.close() }
-        recordExchange()
-        requestsServed += 1
-        if closeAfter || !reqAllSeen || reqPending > 0 {
-            beginLingering()
-        } else {
-            nextRequest()
+        switch exchange.finish(responseClose: resp.close, upstreamIdle: u.inBuf?.isEmpty ?? true,
+                               requestPending: reqPending > 0, draining: worker.draining) {
+        case .tunnel:
+            enterTunnel(u)
+        case .done(let reuseUpstream, let next):
+            u.session = nil
+            upstream = nil
+            if !(reuseUpstream && worker.keepIdle(u)) { u.close() }
+            recordExchange()
+            requestsServed += 1
+            if next { nextRequest() } else { beginLingering() }
         }
     }
 }

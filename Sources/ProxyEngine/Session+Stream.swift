@@ -3,14 +3,14 @@ import Glibc
 import HTTP1Codec
 import IOCore
 
-/// A session whose client is an HTTP/2 stream (`port`) instead of a socket: it runs exactly one
+/// A session whose client is an HTTP/2 stream (`transport` is `.stream`) instead of a socket: it runs exactly one
 /// exchange (or one RFC 8441 WebSocket tunnel) and then ends, leaving the connection to its
 /// `H2Connection`.
 extension Session {
     /// Starts on a stream whose request head is complete (`head`, handed over whole).
     func openStream(_ stream: H2Stream, _ connection: H2Connection, head: IOBuffer) {
         fd = -1
-        port = stream
+        transport = .stream(stream)
         listenerIndex = connection.listenerIndex
         secure = connection.tls != nil
         clientIP.update(from: connection.clientIP, count: connection.clientIPLength)
@@ -23,7 +23,6 @@ extension Session {
         queuedTick = 0
         phase = .head
         scanner.reset()
-        tls = nil
         inBuf = head
     }
 

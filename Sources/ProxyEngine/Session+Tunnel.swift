@@ -10,12 +10,11 @@ extension Session {
     /// The 101 is written: from here on bytes move unparsed. What each side sent behind the switch
     /// (already read into our buffers) goes out first.
     func enterTunnel(_ u: UpstreamConnection) {
-        switching = false
         phase = .tunnel
         let settings = worker.config.tunnels
         // splice cannot see through TLS: a TLS client's tunnel moves bytes through buffers.
         // Nor an HTTP/2 stream (RFC 8441): its bytes are DATA frames.
-        let buffered = !settings.splice || tls != nil || port != nil
+        let buffered = !settings.splice || !transport.isPlainSocket
         toUpstream = TunnelLeg(useBuffers: buffered)
         toClient = TunnelLeg(useBuffers: buffered)
         if let b = inBuf {
@@ -40,8 +39,8 @@ extension Session {
         let up: Bool
         let down: Bool
         do {
-            up = try toUpstream.pump(from: fd, to: u.fd, &io, &u.io, pipes: worker.pipes, buffers: buffers, srcTLS: tls, srcStream: port)
-            down = try toClient.pump(from: u.fd, to: fd, &u.io, &io, pipes: worker.pipes, buffers: buffers, dstTLS: tls, dstStream: port)
+            up = try toUpstream.pump(from: transport, to: .socket(u.fd), &io, &u.io, pipes: worker.pipes, buffers: buffers)
+            down = try toClient.pump(from: .socket(u.fd), to: transport, &u.io, &io, pipes: worker.pipes, buffers: buffers)
         } catch {
             endTunnel(reason: error.reason)
             return false

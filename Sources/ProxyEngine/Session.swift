@@ -66,29 +66,32 @@ final class Session: Pollable {
     /// The rewritten request head; kept until the response head arrives so it can be replayed.
     var upOut: IOBuffer?
     var upOutSent = 0
+    /// The exchange's framing, request and response side (Exchange/Exchange.swift).
+    var exchange = Exchange()
     /// Validated request body bytes at the front of `inBuf`, ready to forward.
     var reqPending = 0
-    var reqRemaining: UInt64 = 0
-    var reqChunk = ChunkedDecoder()
-    var reqAllSeen = true
     /// Output to the client that is not body: 100 Continue, the response head, an error.
     var clientOut: IOBuffer?
     var respScanner: HeadScanner
     var resp = ResponseHead()
-    var respHeadDone = false
+    /// Bytes of a response (the upstream's or the gateway's own) have gone to the client: an
+    /// error now can only abort the connection.
     var respStarted = false
+    /// Validated response body bytes at the front of the upstream's buffer, ready to forward.
     var respPending = 0
-    var respRemaining: UInt64 = 0
-    var respChunk = ChunkedDecoder()
-    var dechunk = false
-    var respAllSeen = false
-    var closeAfter = false
-    /// The upstream stopped taking the request body after answering; the rest is not sent.
-    var requestBroken = false
-    /// The connection's TLS session (TLS listeners); nil: plain.
-    var tls: TLSConnection?
-    /// The HTTP/2 stream this session proxies (its client side); nil: a socket of our own.
-    var port: H2Stream?
+    /// How the client's bytes move: this session's socket, plain or through TLS, or the
+    /// HTTP/2 stream it proxies (whose connection owns the socket).
+    var transport: Transport = .socket(-1)
+    /// The connection's TLS session (TLS listeners); nil: plain or a stream.
+    var tls: TLSConnection? {
+        if case .tls(_, let t) = transport { return t }
+        return nil
+    }
+    /// The HTTP/2 stream this session proxies; nil: a socket of our own.
+    var stream: H2Stream? {
+        if case .stream(let s) = transport { return s }
+        return nil
+    }
     /// The client came over TLS (this connection's, or its HTTP/2 connection's).
     var secure = false
     /// Which of the worker's listeners accepted this connection.
@@ -96,9 +99,8 @@ final class Session: Pollable {
     /// The route the current request matched; -1: none (yet).
     var routeIndex = -1
 
-    // The tunnel, once the upstream has answered an upgrade with 101.
-    /// The 101 is on its way to the client; the tunnel starts when it has been written.
-    var switching = false
+    // The tunnel, once the upstream has answered an upgrade with 101 (`exchange.response` is
+    // `.switching` while the 101 is on its way; the tunnel starts when it has been written).
     var toUpstream = TunnelLeg(useBuffers: false)
     var toClient = TunnelLeg(useBuffers: false)
     /// Index in the worker's list of open tunnels; -1 when not a tunnel.
@@ -181,13 +183,13 @@ final class Session: Pollable {
         queuedTick = 0
         phase = .head
         scanner.reset()
-        tls = nil
-        port = nil
+        transport = .socket(fd)
         secure = false
         if worker.config.listeners[listener].tls != nil {
             secure = true
-            // No context (OpenSSL refused every certificate set so far): never serve plain here.
-            tls = worker.tlsContexts[listener]?.makeConnection(fd: fd)
+            // No context (OpenSSL refused every certificate set so far): never serve plain here
+            // (the handshake step closes a TLS listener's connection that has no TLS session).
+            if let t = worker.tlsContexts[listener]?.makeConnection(fd: fd) { transport = .tls(fd, t) }
             phase = .handshake
         }
     }
@@ -255,8 +257,8 @@ final class Session: Pollable {
             } else if let u = upstreamRef, !u._withUnsafeGuaranteedRef({ $0.connected }) {
                 timerKind = .connect
                 worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
-            } else if !respHeadDone {
-                if reqAllSeen && reqPending == 0 && upOut.map({ upOutSent == $0.end }) ?? true {
+            } else if !exchange.responseHeadDone {
+                if exchange.requestAllSeen && reqPending == 0 && upOut.map({ upOutSent == $0.end }) ?? true {
                     timerKind = .firstByte
                     worker.arm(self, deadline: requestSentMs + t.upstreamFirstByte)
                 } else if upstreamRef?._withUnsafeGuaranteedRef({ $0.io.writable }) == false
@@ -331,10 +333,10 @@ final class Session: Pollable {
         self.status = status
         if requestIDLength == 0 { generateRequestID() }
         if startUs == 0 { startUs = cl_monotonic_us() }
-        closeAfter = closeAfter || !reusable || !(reqAllSeen && reqPending == 0) || worker.draining
+        if !reusable || !(exchange.requestAllSeen && reqPending == 0) || worker.draining { exchange.closeAfterwards() }
         var b = clientOut ?? buffers.take()
         b.clear()
-        HeadWriter.error(into: &b, status: status, code: code, close: closeAfter, retryAfter: retryAfterSeconds,
+        HeadWriter.error(into: &b, status: status, code: code, close: exchange.closeAfter, retryAfter: retryAfterSeconds,
                          requestID: requestID, requestIDLength: requestIDLength, body: !(reqParsed && req.method == .head))
         clientOut = b
         respStarted = true
@@ -358,7 +360,7 @@ final class Session: Pollable {
         }
         recordExchange()
         requestsServed += 1
-        if closeAfter {
+        if exchange.closeAfter {
             beginLingering()
         } else {
             nextRequest()
@@ -369,18 +371,17 @@ final class Session: Pollable {
     /// Shuts our sending side and reads until the client closes (or the linger timer ends), so
     /// bytes the client already sent do not make the kernel reset the connection (RFC 9112 §9.6).
     func beginLingering() {
-        if let p = port { finishStream(p); return }
+        if let p = stream { finishStream(p); return }
         // A request body the client may still be sending (an early answer, an error) must be
         // drained, or the kernel answers it with RST and the client may lose our response.
-        let unreadBody = !(reqAllSeen && reqPending == 0)
+        let unreadBody = !(exchange.requestAllSeen && reqPending == 0)
         resetExchange()
         if let b = inBuf { buffers.give(b); inBuf = nil }
         // Nothing more waiting from the client: close at once.
         if !unreadBody && !io.readable && !io.hangup { close(); return }
         // Over TLS the stream ends with close_notify (RFC 8446 §6.1), so the client can tell a
         // complete response from a cut one (RFC 9112 §9.8).
-        tls?.shutdown()
-        Sys.shutdownWrite(fd)
+        transport.finishOutput()
         phase = .lingering
         lingerBytes = 0
     }
@@ -435,20 +436,19 @@ final class Session: Pollable {
         phase = .closed
         if let b = inBuf { buffers.give(b); inBuf = nil }
         deadline = 0
-        if let p = port {
+        if let p = stream {
             // A stream whose response did not end in order is reset; its connection goes on.
             if !p.outputEnded { p.connection?.resetStream(p, error: 2) }
             p.connection?.sessionEnded(p)
             p.session = nil
-            port = nil
+            transport = .socket(-1)
             worker.streamSessionClosed(self)
             return
         }
-        if let t = tls {
-            // close_notify, best effort (never waits), and the SSL freed before the fd is.
-            t.shutdown()
-            tls = nil
-        }
+        // close_notify, best effort (never waits), and the SSL freed before the fd is closed:
+        // the session's socket is closed here and nowhere else.
+        tls?.shutdown()
+        transport = .socket(-1)
         Sys.close(fd)
         fd = -1
         worker.sessionClosed(self)
@@ -458,14 +458,14 @@ final class Session: Pollable {
     /// the middle of a request closes after its response.
     func drainIfIdle() {
         // A stream's session ends with its one exchange; the connection says GOAWAY.
-        if port != nil { return }
+        if stream != nil { return }
         switch phase {
         case .head where !scanner.started && inBuf == nil:
             close()
         case .handshake:
             close()
         case .head, .exchange, .responding:
-            closeAfter = true
+            exchange.closeAfterwards()
         case .tunnel:
             // A tunnel has no request boundary to stop at; it ends when the drain timeout does.
             break

@@ -11,12 +11,13 @@ extension Worker {
         let c = h2ConnectionCache.popLast() ?? H2Connection(worker: self)
         var io = s.io
         io.readable = true  // OpenSSL may hold bytes that came with the handshake's last flight
-        c.open(fd: s.fd, tls: s.tls, listener: s.listenerIndex, io: io, clientIP: s.clientIP, s.clientIPLength)
+        // The socket and its TLS session move to the connection: the session no longer owns them.
+        c.open(fd: s.fd, transport: s.transport, listener: s.listenerIndex, io: io, clientIP: s.clientIP, s.clientIPLength)
         c.slot = s.slot
         c.generation = s.generation
         replaceOwner(slot: s.slot, with: .h2(c))
         // The session lets go of the socket without closing it; it is reused from the next turn.
-        s.tls = nil
+        s.transport = .socket(-1)
         s.fd = -1
         s.phase = .closed
         s.deadline = 0

@@ -61,7 +61,7 @@ struct TunnelLegTests {
             // Level-style: tell the leg both sockets may be ready; it clears what it finds blocked.
             srcIO.readable = true
             dstIO.writable = true
-            _ = try leg.pump(from: src, to: dst, &srcIO, &dstIO, pipes: pipes, buffers: buffers)
+            _ = try leg.pump(from: .socket(src), to: .socket(dst), &srcIO, &dstIO, pipes: pipes, buffers: buffers)
             let n = scratch.withUnsafeMutableBytes { recv(reader, $0.baseAddress!, $0.count, Int32(MSG_DONTWAIT)) }
             if n > 0 { received += scratch[0..<n] } else if n == 0 { eof = true }
         }
@@ -114,7 +114,7 @@ struct TunnelLegTests {
             _ = chunk.withUnsafeBytes { send(writer, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
             srcIO.readable = true
             dstIO.writable = true
-            do { _ = try leg.pump(from: src, to: dst, &srcIO, &dstIO, pipes: pipes, buffers: buffers) } catch {
+            do { _ = try leg.pump(from: .socket(src), to: .socket(dst), &srcIO, &dstIO, pipes: pipes, buffers: buffers) } catch {
                 failed = true
             }
         }

@@ -21,7 +21,13 @@ final class H2Connection: Pollable {
     let buffers: BufferPool
     let limits: EngineConfig.HTTP2
     var h2: OpaquePointer?
-    var tls: TLSConnection?
+    /// The client socket, plain (h2c) or through TLS; the connection owns the socket and closes
+    /// it in `close()`.
+    var transport: Transport = .socket(-1)
+    var tls: TLSConnection? {
+        if case .tls(_, let t) = transport { return t }
+        return nil
+    }
     /// The client sent SNI: a request for a name its certificate does not cover gets 421.
     var sniSent = false
     var io = Readiness()
@@ -71,9 +77,9 @@ final class H2Connection: Pollable {
 
     /// Takes over a client connection whose first bytes (the preface onward, maybe) are in
     /// `leftover`. The caller has put us in the connection's epoll slot.
-    func open(fd: Int32, tls: TLSConnection?, listener: Int, io: Readiness, clientIP ip: UnsafePointer<UInt8>, _ ipLength: Int) {
+    func open(fd: Int32, transport: Transport, listener: Int, io: Readiness, clientIP ip: UnsafePointer<UInt8>, _ ipLength: Int) {
         self.fd = fd
-        self.tls = tls
+        self.transport = transport
         sniSent = tls?.serverName != nil
         self.io = io
         listenerIndex = listener
@@ -124,15 +130,14 @@ final class H2Connection: Pollable {
         while io.readable && !(out.map { $0.count > 0 } ?? false && !io.writable) {
             let r: IOResult
             do {
-                if let t = tls { r = try TLSIOResult.map(t.read(scratch, size), "tls read") }
-                else { r = try Sys.read(fd, scratch, size) }
+                r = try transport.read(scratch, size)
             } catch {
                 close()
                 return
             }
             switch r {
             case .bytes(let n):
-                if n < size && !io.hangup && tls == nil { io.readable = false }
+                if n < size && !io.hangup && transport.isPlainSocket { io.readable = false }
                 lastActiveMs = worker.now
                 let rv = nghttp2_session_mem_recv(h2, scratch.assumingMemoryBound(to: UInt8.self), n)
                 if rv < 0 { fail(Int32(truncatingIfNeeded: rv)); return }
@@ -315,8 +320,7 @@ final class H2Connection: Pollable {
             if !io.writable { break }
             let r: IOResult
             do {
-                if let t = tls { r = try TLSIOResult.map(t.write(b.readPointer, b.count), "tls write") }
-                else { r = try Sys.write(fd, b.readPointer, b.count) }
+                r = try transport.write(b.readPointer, b.count)
             } catch {
                 close()
                 return
@@ -326,7 +330,7 @@ final class H2Connection: Pollable {
             lastWriteMs = worker.now
             // A short write on a socket means it is full; through TLS (partial writes, one
             // record at a time) it does not: the next write says whether the socket is.
-            if n < b.count && tls == nil { io.writable = false; break }
+            if n < b.count && transport.isPlainSocket { io.writable = false; break }
             lastActiveMs = worker.now
             // Data sources that made room may have unblocked their sessions: let them write more.
             if !readyStreams.isEmpty && rounds < 8 {
@@ -434,10 +438,9 @@ final class H2Connection: Pollable {
         spillLength = 0
         if let h2 { nghttp2_session_del(h2) }
         h2 = nil
-        if let t = tls {
-            _ = t.shutdown()
-            tls = nil
-        }
+        // close_notify (best effort), the SSL freed, then the socket: closed here and nowhere else.
+        tls?.shutdown()
+        transport = .socket(-1)
         Sys.close(fd)
         fd = -1
         deadline = 0

@@ -54,12 +54,10 @@ struct TunnelLeg {
 
     /// Moves what can move now; returns whether anything did. Throws when either socket failed
     /// (a reset, a write to a closed peer): the tunnel then ends.
-    /// `srcTLS`/`dstTLS`: that side is a TLS session; `srcStream`/`dstStream`: an HTTP/2 stream
-    /// (RFC 8441). Either way the leg must be in buffer mode.
-    mutating func pump(from src: Int32, to dst: Int32, _ srcIO: inout Readiness, _ dstIO: inout Readiness,
-                       pipes: PipePool, buffers: BufferPool,
-                       srcTLS: TLSConnection? = nil, dstTLS: TLSConnection? = nil,
-                       srcStream: H2Stream? = nil, dstStream: H2Stream? = nil) throws(TunnelFailure) -> Bool {
+    /// A side that is not a plain socket (TLS, an HTTP/2 stream for RFC 8441) needs the leg in
+    /// buffer mode: splice moves socket bytes only.
+    mutating func pump(from src: Transport, to dst: Transport, _ srcIO: inout Readiness, _ dstIO: inout Readiness,
+                       pipes: PipePool, buffers: BufferPool) throws(TunnelFailure) -> Bool {
         var progress = false
         defer {
             // Empty pipes go back at once: idle tunnels hold none.
@@ -71,11 +69,7 @@ struct TunnelLeg {
                 if b.count > 0 {
                     guard dstIO.writable else { return progress }
                     let r: IOResult
-                    do {
-                        if let t = dstTLS { r = try TLSIOResult.map(t.write(b.readPointer, b.count), "tls write") }
-                        else if let s = dstStream { r = s.write(b.readPointer, b.count) }
-                        else { r = try Sys.write(dst, b.readPointer, b.count) }
-                    } catch { throw TunnelFailure(reason: "tunnel write failed") }
+                    do { r = try dst.write(b.readPointer, b.count) } catch { throw TunnelFailure(reason: "tunnel write failed") }
                     guard case .bytes(let n) = r else { dstIO.writable = false; return progress }
                     pending!.consume(n)
                     moved += UInt64(n)
@@ -89,7 +83,7 @@ struct TunnelLeg {
             if inPipe > 0 {
                 guard dstIO.writable else { return progress }
                 let r: IOResult
-                do { r = try Sys.splice(pipe!.r, dst, inPipe) } catch { throw TunnelFailure(reason: "tunnel write failed") }
+                do { r = try Sys.splice(pipe!.r, dst.fd, inPipe) } catch { throw TunnelFailure(reason: "tunnel write failed") }
                 guard case .bytes(let n) = r else { dstIO.writable = false; return progress }
                 inPipe -= n
                 moved += UInt64(n)
@@ -100,8 +94,7 @@ struct TunnelLeg {
             if sourceClosed {
                 if !finForwarded {
                     // Over TLS, close_notify first: the client reads it as the end of the stream.
-                    dstTLS?.shutdown()
-                    if let s = dstStream { s.finishOutput() } else { Sys.shutdownWrite(dst) }
+                    dst.finishOutput()
                     finForwarded = true
                     progress = true
                 }
@@ -110,7 +103,7 @@ struct TunnelLeg {
             // 4. Read more.
             guard srcIO.readable else { return progress }
             if useBuffers || !bulk {
-                guard try readIntoBuffer(src, &srcIO, buffers, srcTLS, srcStream) else { return progress }
+                guard try readIntoBuffer(src, &srcIO, buffers) else { return progress }
                 progress = true
                 continue
             }
@@ -120,7 +113,7 @@ struct TunnelLeg {
             }
             let r: IOResult
             do {
-                r = try Sys.splice(src, pipe!.w, Pipe.capacity)
+                r = try Sys.splice(src.fd, pipe!.w, Pipe.capacity)
             } catch {
                 // EINVAL: this kind of socket cannot be spliced; move bytes by hand from now on.
                 if error.errno == EINVAL { useBuffers = true; continue }
@@ -143,14 +136,12 @@ struct TunnelLeg {
     }
 
     /// Buffer mode: one read into a pooled buffer queued as `pending`. False when nothing came.
-    private mutating func readIntoBuffer(_ src: Int32, _ srcIO: inout Readiness, _ buffers: BufferPool,
-                                         _ tls: TLSConnection?, _ stream: H2Stream?) throws(TunnelFailure) -> Bool {
+    private mutating func readIntoBuffer(_ src: Transport, _ srcIO: inout Readiness,
+                                         _ buffers: BufferPool) throws(TunnelFailure) -> Bool {
         var b = buffers.take()
         let r: IOResult
         do {
-            if let t = tls { r = try TLSIOResult.map(t.read(b.writePointer, b.writableCount), "tls read") }
-            else if let s = stream { r = s.read(b.writePointer, b.writableCount) }
-            else { r = try Sys.read(src, b.writePointer, b.writableCount) }
+            r = try src.read(b.writePointer, b.writableCount)
         } catch {
             buffers.give(b)
             throw TunnelFailure(reason: "tunnel read failed")
