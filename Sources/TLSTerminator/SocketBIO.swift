@@ -21,12 +21,12 @@ enum SocketBIO {
         BIO_meth_set_read_ex(m) { bio, buffer, length, done in
             guard let bio, let buffer, let done else { return 0 }
             cossl_bio_clear_retry(bio)
-            return SocketBIO.owner(bio).bioRead(bio, UnsafeMutableRawPointer(buffer), length, done)
+            return SocketBIO.owner(bio)._withUnsafeGuaranteedRef { $0.bioRead(bio, UnsafeMutableRawPointer(buffer), length, done) }
         }
         BIO_meth_set_write_ex(m) { bio, buffer, length, done in
             guard let bio, let buffer, let done else { return 0 }
             cossl_bio_clear_retry(bio)
-            return SocketBIO.owner(bio).bioWrite(bio, UnsafeRawPointer(buffer), length, done)
+            return SocketBIO.owner(bio)._withUnsafeGuaranteedRef { $0.bioWrite(bio, UnsafeRawPointer(buffer), length, done) }
         }
         BIO_meth_set_ctrl(m) { bio, command, _, _ in
             switch command {
@@ -43,10 +43,11 @@ enum SocketBIO {
         return m
     }
 
+    /// The connection a BIO belongs to, borrowed (no retain/release per read or write).
     @inline(__always)
-    static func owner(_ bio: OpaquePointer) -> TLSConnection {
+    static func owner(_ bio: OpaquePointer) -> Unmanaged<TLSConnection> {
         guard let p = BIO_get_data(bio) else { fatalError("socket BIO without a TLSConnection") }
-        return Unmanaged<TLSConnection>.fromOpaque(p).takeUnretainedValue()
+        return Unmanaged<TLSConnection>.fromOpaque(p)
     }
 }
 

@@ -47,12 +47,24 @@ struct Exchange {
     /// stream): only payload bytes are forwarded.
     private(set) var dechunk = false
 
-    private var requestFraming: BodyFraming = .none
+    /// How each body ends; lengths live in the `Remaining` counters (a one-byte kind keeps the
+    /// session, which holds one exchange per connection, no larger than before).
+    private enum Framing: UInt8 { case none, length, chunked, untilClose }
+    private var requestFraming = Framing.none
     private var requestRemaining: UInt64 = 0
     private var requestChunks = ChunkedDecoder()
-    private var responseFraming: BodyFraming = .none
+    private var responseFraming = Framing.none
     private var responseRemaining: UInt64 = 0
     private var responseChunks = ChunkedDecoder()
+
+    private static func kind(_ f: BodyFraming) -> Framing {
+        switch f {
+        case .none: return .none
+        case .length: return .length
+        case .chunked: return .chunked
+        case .untilClose: return .untilClose
+        }
+    }
 
     /// Every request byte has been seen (whether or not it will be sent).
     var requestAllSeen: Bool {
@@ -69,14 +81,15 @@ struct Exchange {
     /// Every response byte has been seen (a 101 has no body).
     var responseAllSeen: Bool { response == .complete || response == .switching }
 
-    /// A new exchange for a parsed request head. `closes`: the client's connection ends after it
+    /// Starts a fresh exchange (`Exchange()`, as the session's reset leaves it) on a parsed request
+    /// head. `closes`: the client's connection ends after it
     /// (`Connection: close`, HTTP/1.0 without keep-alive, or the worker is draining). Returns
     /// whether the gateway must answer `100 Continue` itself (RFC 9110 §10.1.1: the client waits
     /// for it before sending the body; the upstream gets no Expect field).
     mutating func begin(framing: BodyFraming, expectContinue: Bool, closes: Bool) -> Bool {
-        self = Exchange()
+        assert(response == .awaitingHead && !dechunk, "begin on an exchange that was not reset")
         closeAfter = closes
-        requestFraming = framing
+        requestFraming = Self.kind(framing)
         switch framing {
         case .length(let n):
             requestRemaining = n
@@ -162,7 +175,7 @@ struct Exchange {
         if !headSent { request = .cut(allSeen: requestAllSeen) }
         dechunk = framing == .chunked && payloadOnly
         if dechunk || framing == .untilClose || !requestSent || draining { closeAfter = true }
-        responseFraming = framing
+        responseFraming = Self.kind(framing)
         switch framing {
         case .none: response = .complete
         case .length(let n):
