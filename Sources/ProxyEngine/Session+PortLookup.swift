@@ -18,7 +18,7 @@ extension Session {
             respondError(502, "port lookup failed", reusable: true)
             return false
         }
-        let index = worker.poolIndex(for: url.address)
+        let index = worker.upstreams.index(for: url.address)
         let u = worker.makeUpstream()
         do {
             try u.connect(to: index)
@@ -138,7 +138,7 @@ extension Session {
 
     /// Connects to the user's container: the node's host with `port`.
     func continueToContainer(port: UInt16) {
-        guard let node = stickyNode, let index = worker.containerPoolIndex(node: node, port: port) else {
+        guard let node = stickyNode, let index = worker.upstreams.containerIndex(node: node, port: port) else {
             respondError(502, "node address unusable", reusable: true)
             return
         }

@@ -213,7 +213,7 @@ extension Session {
     func acquireUpstream(fresh: Bool) {
         connectStartMs = worker.now
         if logged { upstreamStartUs = cl_monotonic_us() }
-        if !fresh, let ref = worker.pools[addressIndex].take() {
+        if !fresh, let ref = worker.upstreams[addressIndex].take() {
             ref._withUnsafeGuaranteedRef { u in
                 u.reused = true
                 u.session = self

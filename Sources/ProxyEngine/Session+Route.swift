@@ -18,12 +18,12 @@ extension Session {
     func take(_ f: Forward, _ base: UnsafePointer<UInt8>) -> ForwardStep {
         switch f.destination {
         case .routeUpstreams:
-            addressIndex = worker.pickUpstream(route: f.route)
+            addressIndex = worker.upstreams.pick(route: f.route)
             upstreamChosen = true
             return .ready
         case .node(let node):
             adoptKey(f, node: node, base)
-            guard let index = worker.poolIndex(for: node) else {
+            guard let index = worker.upstreams.index(for: node) else {
                 log.error("bad_node_address", "node \(node.name): preview_base_url \(node.previewBaseURL)")
                 respondError(502, "node address unusable", reusable: true)
                 return .answered
@@ -33,7 +33,7 @@ extension Session {
             return .ready
         case .container(let node, let hostPort):
             adoptKey(f, node: node, base)
-            guard let index = worker.containerPoolIndex(node: node, port: hostPort) else {
+            guard let index = worker.upstreams.containerIndex(node: node, port: hostPort) else {
                 log.error("bad_node_address", "node \(node.name): address \(node.address)")
                 respondError(502, "node address unusable", reusable: true)
                 return .answered

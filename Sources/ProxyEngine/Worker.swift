@@ -24,27 +24,12 @@ final class Worker {
     let buffers = BufferPool()
     let headers: HeaderTable
     let log: WorkerLog
-    var pools: [UpstreamPool]
-    /// Per route: the next upstream index for round robin. Raw memory: an Array would check
-    /// its uniqueness on every request's write.
-    private let roundRobin: UnsafeMutablePointer<Int>
-    /// Per route: its upstreams, as a range of the flat `upstreamList`. Reading a nested array
-    /// retained and released the inner one on every request.
-    private let routeListStart: [Int]
-    private let routeListCount: [Int]
-    private let upstreamList: [Int]
+    /// Upstream connection pools, round robin and node-address lookups (Upstream/UpstreamPools.swift).
+    let upstreams: UpstreamPools
     /// Turns request heads into routing decisions (shared by every worker and route explain).
     let router: Router
     let registry: Registry?
     let portLookups: [String: EngineConfig.PortLookup]
-    /// Registry node -> index in `pools`. Holds the node object, so an identifier is never reused
-    /// while cached; a node update is a new object (and a new entry).
-    private var nodePools: [ObjectIdentifier: (node: RegistryNode, pool: Int)] = [:]
-    private struct ContainerKey: Hashable {
-        let node: ObjectIdentifier
-        let port: UInt16
-    }
-    private var containerPools: [ContainerKey: (node: RegistryNode, pool: Int)] = [:]
     /// Pipes for spliced tunnels, taken only while bytes are in flight.
     let pipes = PipePool()
     /// Open tunnels of this worker (each session knows its index here).
@@ -74,8 +59,6 @@ final class Worker {
     var h2ConnectionCache: [H2Connection] = []
     /// Per listener: plain, and accepting HTTP/2 with prior knowledge.
     let h2cListeners: [Bool]
-    private let idlePerAddress: Int
-    private let idleTimeout: UInt64
     var requestIDs: RequestIDGenerator
 
     private var owners: [SlotOwner] = []
@@ -123,22 +106,10 @@ final class Worker {
         timers = TimerWheel(now: now)
         headers = HeaderTable(capacity: config.limits.maxHeaders + 1)
         log = WorkerLog(sinks: sinks)
-        pools = config.upstreamAddresses.map { UpstreamPool(address: $0) }
-        roundRobin = .allocate(capacity: max(config.routes.routes.count, 1))
-        roundRobin.initialize(repeating: id, count: max(config.routes.routes.count, 1))
-        var starts: [Int] = [], flat: [Int] = []
-        for list in config.routeUpstreams {
-            starts.append(flat.count)
-            flat.append(contentsOf: list)
-        }
-        routeListStart = starts
-        routeListCount = config.routeUpstreams.map(\.count)
-        upstreamList = flat
+        upstreams = UpstreamPools(config, worker: id)
         self.router = router
         registry = router.registry
         portLookups = config.sticky.portLookups
-        idlePerAddress = config.upstreamPool.idlePerAddress
-        idleTimeout = config.upstreamPool.idleTimeout
         requestIDs = RequestIDGenerator()
         events = .allocate(capacity: Self.maxEvents)
 
@@ -157,46 +128,7 @@ final class Worker {
         tlsScratch.deallocate()
         h2Scratch.deallocate()
         acceptAddress.deallocate()
-        roundRobin.deallocate()
         Sys.close(epfd)
-    }
-
-    /// Round robin over a route's upstreams (per worker; workers start at different offsets).
-    @inline(__always)
-    func pickUpstream(route: Int) -> Int {
-        let k = roundRobin[route] % routeListCount[route]
-        roundRobin[route] = k &+ 1
-        return upstreamList[routeListStart[route] + k]
-    }
-
-    /// The pool of a registry node's preview address (created on first use). Nil when the
-    /// node's URL is not one the gateway can connect to.
-    func poolIndex(for node: RegistryNode) -> Int? {
-        let id = ObjectIdentifier(node)
-        if let entry = nodePools[id] { return entry.pool }
-        guard let url = UpstreamURL(node.previewBaseURL) else { return nil }
-        let index = poolIndex(for: url.address)
-        if nodePools.count >= 4096 { nodePools.removeAll(keepingCapacity: true) }
-        nodePools[id] = (node, index)
-        return index
-    }
-
-    /// The pool of a container: the node's host with a placement's host port.
-    func containerPoolIndex(node: RegistryNode, port: UInt16) -> Int? {
-        let key = ContainerKey(node: ObjectIdentifier(node), port: port)
-        if let entry = containerPools[key] { return entry.pool }
-        guard let address = SocketAddress(node.address)?.withPort(port) else { return nil }
-        let index = poolIndex(for: address)
-        if containerPools.count >= 65536 { containerPools.removeAll(keepingCapacity: true) }
-        containerPools[key] = (node, index)
-        return index
-    }
-
-    /// The pool for an address, created on first use.
-    func poolIndex(for address: SocketAddress) -> Int {
-        if let i = pools.firstIndex(where: { $0.address == address }) { return i }
-        pools.append(UpstreamPool(address: address))
-        return pools.count - 1
     }
 
     static func wallClockMs() -> Int64 {
@@ -345,7 +277,7 @@ final class Worker {
         h2Dirty.removeAll()
         h2StreamCache.removeAll()
         h2ConnectionCache.removeAll()
-        pools.removeAll()
+        upstreams.removeAll()
     }
 
     @inline(__always)
@@ -411,9 +343,9 @@ final class Worker {
     /// idle deadline). False when the pool is full: the caller closes it.
     @inline(__always)
     func keepIdle(_ u: UpstreamConnection) -> Bool {
-        guard pools[u.addressIndex].put(u, limit: idlePerAddress) else { return false }
+        guard upstreams[u.addressIndex].put(u, limit: upstreams.idlePerAddress) else { return false }
         if let b = u.inBuf { buffers.give(b); u.inBuf = nil }
-        arm(u, deadline: now + idleTimeout)
+        arm(u, deadline: now + upstreams.idleTimeout)
         return true
     }
 
@@ -508,7 +440,7 @@ final class Worker {
         // WebSocket clients are told the gateway is going away (1001) and reconnect elsewhere;
         // other tunnels run until they end or the drain timeout does.
         for s in tunnels where s.webSocket { s.closeTunnel(code: 1001) }
-        for pool in pools { pool.closeAll() }
+        upstreams.closeAll()
         checkDrained()
     }
 

@@ -31,7 +31,7 @@ final class UpstreamConnection: Pollable {
 
     /// Starts a non-blocking connect and registers the socket. Throws when the kernel refuses at once.
     func connect(to index: Int) throws(SysError) {
-        let address = worker.pools[index].address
+        let address = worker.upstreams[index].address
         let s = try Sys.socket(family: Int32(address.storage.ss_family))
         Sys.setNoDelay(s)
         do {
@@ -67,7 +67,7 @@ final class UpstreamConnection: Pollable {
         } else if io.readable || io.hangup {
             // Idle in the pool: anything readable is a close (or junk) from the server. A lone
             // EPOLLOUT edge (late ACKs) is not.
-            worker.pools[addressIndex].remove(self)
+            worker.upstreams[addressIndex].remove(self)
             close()
         }
     }
@@ -75,7 +75,7 @@ final class UpstreamConnection: Pollable {
     /// Idle timeout (attached connections are timed by their session).
     func timeout() {
         guard session == nil else { return }
-        worker.pools[addressIndex].remove(self)
+        worker.upstreams[addressIndex].remove(self)
         close()
     }
 
