@@ -26,6 +26,13 @@ extension AdminAPI {
             target = rest[end...].isEmpty ? "/" : (rest[end] == "?" ? "/" + rest[end...] : String(rest[end...]))
         }
         guard target.hasPrefix("/") else { throw BadInput("must be an absolute http(s) URL or a path starting with /", field: "url") }
+        // The parameters become lines of a request head below: control bytes (CR, LF, ...) would
+        // smuggle in other fields, so they are refused, as the engine's parser refuses them.
+        for field in ["url", "host", "cookie", "header"] {
+            if let value = r.query[field], value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                throw BadInput("must not contain control characters", field: field)
+            }
+        }
         if let header = r.query["header"], header.split(separator: ":", maxSplits: 1).count != 2 {
             throw BadInput("must be \"Name: value\"", field: "header")
         }
