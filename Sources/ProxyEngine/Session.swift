@@ -454,6 +454,18 @@ final class Session: Pollable {
         worker.sessionClosed(self)
     }
 
+    /// Gives up the socket (and its TLS session) without closing them: their new owner (an
+    /// HTTP/2 connection taking over the client) closes them. The session is closed, its slot
+    /// kept by the caller for the new owner; it may be reused from the next loop turn.
+    func handOverSocket() -> (fd: Int32, transport: Transport) {
+        let handed = (fd, transport)
+        transport = .socket(-1)
+        fd = -1
+        phase = .closed
+        deadline = 0
+        return handed
+    }
+
     /// Called when the worker starts draining: an idle keep-alive connection closes now; one in
     /// the middle of a request closes after its response.
     func drainIfIdle() {

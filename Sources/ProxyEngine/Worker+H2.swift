@@ -11,16 +11,13 @@ extension Worker {
         let c = h2ConnectionCache.popLast() ?? H2Connection(worker: self)
         var io = s.io
         io.readable = true  // OpenSSL may hold bytes that came with the handshake's last flight
-        // The socket and its TLS session move to the connection: the session no longer owns them.
-        c.open(fd: s.fd, transport: s.transport, listener: s.listenerIndex, io: io, clientIP: s.clientIP, s.clientIPLength)
-        c.slot = s.slot
-        c.generation = s.generation
-        replaceOwner(slot: s.slot, with: .h2(c))
-        // The session lets go of the socket without closing it; it is reused from the next turn.
-        s.transport = .socket(-1)
-        s.fd = -1
-        s.phase = .closed
-        s.deadline = 0
+        let (slot, generation) = (s.slot, s.generation)
+        // The socket and its TLS session move to the connection, which closes them from now on.
+        let (fd, transport) = s.handOverSocket()
+        c.open(fd: fd, transport: transport, listener: s.listenerIndex, io: io, clientIP: s.clientIP, s.clientIPLength)
+        c.slot = slot
+        c.generation = generation
+        replaceOwner(slot: slot, with: .h2(c))
         if let b = s.inBuf {
             if leftover != nil { c.feed(b.readPointer, b.count) }
             buffers.give(b)
