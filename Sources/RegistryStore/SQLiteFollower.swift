@@ -6,10 +6,16 @@ import RouteResolver
 /// commits by other connections (`PRAGMA data_version` changes when another connection, in this
 /// process or another, committed to the file) and reads the change log past its cursor.
 ///
-/// For every logged change written by another store instance it re-reads the row as it is now:
-/// a node or placement that exists becomes an upsert, one that does not a deletion. The log's
-/// payload is a name, never data, so a follower cannot apply a stale or forged value. Changes
-/// are handed over in commit order, several commits per batch when they come quickly.
+/// For every logged change of another writer it re-reads the row as it is now: a node or
+/// placement that exists becomes an upsert, one that does not a deletion. The log's payload is
+/// a name, never data, so a follower cannot apply a stale or forged value. This instance's own
+/// authoritative writes (upserts, deletions) are skipped — memory had them first — but its
+/// conditional ones (insert-if-absent, a port while the placement is unmoved, a heartbeat) are
+/// logged for everyone (writer `*`): when they lost a race, reading the row back is how this
+/// instance learns what won. The registry skips rows it still has uncommitted writes for
+/// (`RegistryStore.hasPendingWrites`). Changes are handed over in commit order, several commits
+/// per batch when they come quickly. A follower that fell behind the log's retention reloads
+/// everything (`.resync`).
 final class SQLiteFollower: @unchecked Sendable {
     // @unchecked: `stopping` is guarded by `lock`; everything else belongs to the thread.
     private let connection: SQLiteConnection
@@ -20,12 +26,18 @@ final class SQLiteFollower: @unchecked Sendable {
     private let selectPlacement: SQLiteStatement
     private let selectLabels: SQLiteStatement
     private let writerID: String
+    private let selectAllNodes: SQLiteStatement
+    private let selectAllPlacements: SQLiteStatement
+    private let selectLastSeq: SQLiteStatement
     private var cursor: Int64
     private let handler: @Sendable (StoreFeedEvent) -> Void
     private let lock = PThreadMutex()
     private let wake = PThreadCondition()
     private var stopping = false
     private var thread: pthread_t?
+    /// The last failure reported, and when (a failing database is reported once a minute).
+    private var lastFailure = ""
+    private var lastFailureMs: Int64 = 0
     /// How often `data_version` is checked; a check is one pragma on an idle connection.
     static let pollNanoseconds = 10_000_000
     /// Most log rows read per batch, so a burst is handed over in bounded pieces.
@@ -48,6 +60,15 @@ final class SQLiteFollower: @unchecked Sendable {
             WHERE pool = ?1 AND key = ?2
             """, operation: "read placement")
         selectLabels = try connection.prepare("SELECT key, value FROM json_each(?1)", operation: "decode labels")
+        selectAllNodes = try connection.prepare("""
+            SELECT name, pool, address, preview_base_url, api_base_url, enabled, weight, capacity,
+                   labels, last_heartbeat, is_static, created_at, updated_at
+            FROM nodes ORDER BY name
+            """, operation: "reload nodes")
+        selectAllPlacements = try connection.prepare(
+            "SELECT pool, key, node, host_port, last_active, created_at, updated_at FROM placements",
+            operation: "reload placements")
+        selectLastSeq = try connection.prepare(StoreStatements.lastSeqSQL, operation: "read change log end")
         self.writerID = writerID
         self.cursor = cursor
         self.handler = handler
@@ -88,11 +109,18 @@ final class SQLiteFollower: @unchecked Sendable {
             do throws(StoreError) {
                 let version = try readDataVersion()
                 if version == lastVersion { continue }
-                lastVersion = version
                 while try readBatch() {}
+                // Only now: after a failed batch the same version must be read again.
+                lastVersion = version
+                lastFailure = ""
             } catch {
                 // A busy or failing database: the cursor has not moved, so the next poll retries.
-                handler(.failed(error.description))
+                let now = wallClockMs()
+                if error.description != lastFailure || now - lastFailureMs >= 60_000 {
+                    lastFailure = error.description
+                    lastFailureMs = now
+                    handler(.failed(error.description))
+                }
             }
         }
     }
@@ -103,47 +131,73 @@ final class SQLiteFollower: @unchecked Sendable {
     }
 
     /// Reads up to `batchLimit` log rows past the cursor in one read transaction and hands over
-    /// the changes of other writers. True when the limit was reached (more may be waiting).
+    /// the rows they name, as they are now, in log order. True when the limit was reached (more
+    /// may be waiting).
     private func readBatch() throws(StoreError) -> Bool {
         try connection.execute("BEGIN", operation: "begin follow")
         var rows = 0
-        var changes: [StoreChange] = []
-        var gap = false
+        var event: StoreFeedEvent?
         do throws(StoreError) {
-            if cursor > 0 {
+            // The cursor is the last sequence number this follower knows was assigned (from
+            // sqlite_sequence at load), so the next row is cursor + 1 unless pruning removed
+            // rows this follower never read: then only a full reload can catch up.
+            let first: Int64
+            do {
                 defer { selectFirstSeq.reset() }
-                // Rows up to the cursor may be pruned; a first row beyond cursor + 1 with rows
-                // missing in between means this follower fell behind the retention.
-                if try selectFirstSeq.step(), selectFirstSeq.int64(0) > cursor + 1 { gap = true }
+                first = try selectFirstSeq.step() ? selectFirstSeq.int64(0) : 0
+            }
+            if first > cursor + 1 {
+                let (nodes, placements, last) = try readEverything()
+                try connection.execute("COMMIT", operation: "commit follow")
+                cursor = last
+                handler(.resync(nodes: nodes, placements: placements))
+                return false
             }
             let s = selectLog
             defer { s.reset() }
             s.bind(1, cursor)
             s.bind(2, Self.batchLimit)
             var last = cursor
-            var seen = Set<String>()
-            var pending: [(kind: String, pool: String, name: String)] = []
+            var changes: [StoreChange] = []
+            var previous: (kind: String, pool: String, name: String)?
             while try s.step() {
                 rows += 1
                 last = s.int64(0)
                 if s.text(1) == writerID { continue }
                 let entry = (kind: s.text(2), pool: s.text(3), name: s.text(4))
-                pending.append(entry)
-            }
-            // Several changes of one row in a batch: its current state once, at its last place.
-            for entry in pending.reversed() where seen.insert("\(entry.kind)\u{0}\(entry.pool)\u{0}\(entry.name)").inserted {
+                // A run of changes to one row (heartbeats, a burst on one key) is read once; the
+                // order of different rows is kept (a node before the placements on it).
+                if let p = previous, p == entry { continue }
+                previous = entry
                 changes.append(try current(entry.kind, pool: entry.pool, name: entry.name))
             }
-            changes.reverse()
             try connection.execute("COMMIT", operation: "commit follow")
-            if gap && rows > 0 && cursor > 0 { handler(.gap) }
             cursor = last
+            if !changes.isEmpty { event = .changes(changes) }
         } catch {
             try? connection.execute("ROLLBACK", operation: "rollback follow")
             throw error
         }
-        if !changes.isEmpty { handler(.changes(changes)) }
+        if let event { handler(event) }
         return Int64(rows) == Self.batchLimit
+    }
+
+    /// Every node and placement, and the log position they stand for (inside the caller's read
+    /// transaction).
+    private func readEverything() throws(StoreError) -> (nodes: [NodeRecord], placements: [PlacementRecord], last: Int64) {
+        var nodes: [NodeRecord] = []
+        do {
+            defer { selectAllNodes.reset() }
+            while try selectAllNodes.step() { nodes.append(try StoreStatements.node(selectAllNodes, labels: decodeLabels)) }
+        }
+        var placements: [PlacementRecord] = []
+        do {
+            defer { selectAllPlacements.reset() }
+            while try selectAllPlacements.step() { placements.append(StoreStatements.placement(selectAllPlacements)) }
+        }
+        defer { selectLastSeq.reset() }
+        let last = try selectLastSeq.step() ? selectLastSeq.int64(0) : cursor
+        return (nodes, placements, last)
     }
 
     /// The row named by a log entry as it is now.

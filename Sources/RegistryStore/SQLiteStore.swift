@@ -138,6 +138,11 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
         }
     }
 
+    public func hasPendingWrites(forRowOf change: StoreChange) -> Bool {
+        let core = core
+        return core.queueLock.withLock { core.queue.pendingRows[StoreRow(change)] != nil }
+    }
+
     // MARK: Introspection
 
     /// A copy of the write counters.

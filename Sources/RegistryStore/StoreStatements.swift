@@ -13,6 +13,9 @@ final class StoreStatements {
     private let deleteNode: SQLiteStatement
     private let upsertPlacement: SQLiteStatement
     private let deletePlacement: SQLiteStatement
+    private let insertPlacement: SQLiteStatement
+    private let updateHostPort: SQLiteStatement
+    private let raiseHeartbeat: SQLiteStatement
     private let selectNodes: SQLiteStatement
     private let selectLabels: SQLiteStatement
     private let selectPlacements: SQLiteStatement
@@ -58,6 +61,17 @@ final class StoreStatements {
             """, operation: "upsert placement")
         deletePlacement = try db.prepare("DELETE FROM placements WHERE pool = ?1 AND key = ?2",
                                          operation: "delete placement")
+        insertPlacement = try db.prepare("""
+            INSERT INTO placements (pool, key, node, host_port, last_active, created_at, updated_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            ON CONFLICT (pool, key) DO NOTHING
+            """, operation: "insert placement")
+        updateHostPort = try db.prepare("""
+            UPDATE placements SET host_port = ?4, last_active = ?5, updated_at = ?7
+            WHERE pool = ?1 AND key = ?2 AND node = ?3
+            """, operation: "update host port")
+        raiseHeartbeat = try db.prepare("UPDATE nodes SET last_heartbeat = MAX(last_heartbeat, ?2) WHERE name = ?1",
+                                        operation: "raise heartbeat")
         selectNodes = try db.prepare("""
             SELECT name, pool, address, preview_base_url, api_base_url, enabled, weight, capacity,
                    labels, last_heartbeat, is_static, created_at, updated_at
@@ -75,7 +89,7 @@ final class StoreStatements {
         logChange = try db.prepare("INSERT INTO change_log (writer, kind, pool, name, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                                    operation: "log change")
         pruneLog = try db.prepare("DELETE FROM change_log WHERE at < ?1", operation: "prune change log")
-        selectLastSeq = try db.prepare("SELECT COALESCE(MAX(seq), 0) FROM change_log", operation: "read change log end")
+        selectLastSeq = try db.prepare(Self.lastSeqSQL, operation: "read change log end")
     }
 
     // MARK: Transactions
@@ -96,12 +110,21 @@ final class StoreStatements {
     func apply(_ change: StoreChange, at now: Int64) throws(StoreError) {
         try write(change)
         let log = logChange
-        log.bind(1, writerID)
+        switch change {
+        case .insertPlacement, .setHostPort, .heartbeat:
+            // Conditional writes may have lost a race: every instance, the writer included,
+            // reads the row back (see SQLiteFollower).
+            log.bind(1, "*")
+        default:
+            log.bind(1, writerID)
+        }
         switch change {
         case .upsertNode(let node): log.bind(2, "node"); log.bind(3, ""); log.bind(4, node.name)
         case .deleteNode(let name): log.bind(2, "node"); log.bind(3, ""); log.bind(4, name)
         case .upsertPlacement(let p): log.bind(2, "placement"); log.bind(3, p.pool); log.bind(4, p.key)
         case .deletePlacement(let pool, let key): log.bind(2, "placement"); log.bind(3, pool); log.bind(4, key)
+        case .insertPlacement(let p), .setHostPort(let p): log.bind(2, "placement"); log.bind(3, p.pool); log.bind(4, p.key)
+        case .heartbeat(let name, _): log.bind(2, "node"); log.bind(3, ""); log.bind(4, name)
         }
         log.bind(5, now)
         try log.run()
@@ -113,7 +136,11 @@ final class StoreStatements {
         try pruneLog.run()
     }
 
-    /// The newest change-log sequence number (0: none yet).
+    /// The last change-log sequence number ever assigned (AUTOINCREMENT keeps it in
+    /// sqlite_sequence even when the rows are pruned), so the next row is this + 1.
+    static let lastSeqSQL = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0)"
+
+    /// The last change-log sequence number assigned (0: none yet).
     func lastChangeSeq() throws(StoreError) -> Int64 {
         defer { selectLastSeq.reset() }
         return try selectLastSeq.step() ? selectLastSeq.int64(0) : 0
@@ -141,20 +168,32 @@ final class StoreStatements {
             deleteNode.bind(1, name)
             try deleteNode.run()
         case .upsertPlacement(let placement):
-            let s = upsertPlacement
-            s.bind(1, placement.pool)
-            s.bind(2, placement.key)
-            s.bind(3, placement.node)
-            s.bind(4, Int64(placement.hostPort))
-            s.bind(5, placement.lastActive)
-            s.bind(6, placement.createdAt)
-            s.bind(7, placement.updatedAt)
-            try s.run()
+            try run(upsertPlacement, placement)
+        case .insertPlacement(let placement):
+            try run(insertPlacement, placement)
+        case .setHostPort(let placement):
+            try run(updateHostPort, placement)
+        case .heartbeat(let name, let at):
+            raiseHeartbeat.bind(1, name)
+            raiseHeartbeat.bind(2, at)
+            try raiseHeartbeat.run()
         case .deletePlacement(let pool, let key):
             deletePlacement.bind(1, pool)
             deletePlacement.bind(2, key)
             try deletePlacement.run()
         }
+    }
+
+    /// Binds a placement's columns in table order (?1 pool ... ?7 updated_at) and runs `s`.
+    private func run(_ s: SQLiteStatement, _ placement: PlacementRecord) throws(StoreError) {
+        s.bind(1, placement.pool)
+        s.bind(2, placement.key)
+        s.bind(3, placement.node)
+        s.bind(4, Int64(placement.hostPort))
+        s.bind(5, placement.lastActive)
+        s.bind(6, placement.createdAt)
+        s.bind(7, placement.updatedAt)
+        try s.run()
     }
 
     // MARK: Loading

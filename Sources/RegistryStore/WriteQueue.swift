@@ -15,6 +15,8 @@ struct WriteQueue {
     private(set) var finished: UInt64 = 0
     var closing = false
     var statistics = StoreStatistics()
+    /// Rows with accepted changes not committed yet (queued or in the writer's batch), counted.
+    private(set) var pendingRows: [StoreRow: Int] = [:]
 
     init(limit: Int) {
         precondition(limit > 0, "the write queue needs room for at least one change")
@@ -31,6 +33,7 @@ struct WriteQueue {
         let wasEmpty = pending.isEmpty
         pending.append(change)
         accepted += 1
+        pendingRows[StoreRow(change), default: 0] += 1
         return (true, wasEmpty)
     }
 
@@ -54,6 +57,7 @@ struct WriteQueue {
     mutating func committed(_ batch: inout [StoreChange], rejected: Int, rejection: StoreError?) {
         let count = batch.count
         finished += UInt64(count)
+        for change in batch { settle(change) }
         statistics.committedChanges += UInt64(count - rejected)
         statistics.rejectedChanges += UInt64(rejected)
         statistics.committedBatches += 1
@@ -67,8 +71,15 @@ struct WriteQueue {
     /// Gives up on everything queued (the store is closing and the database keeps failing).
     mutating func abandonAll() {
         let count = pending.count
+        for change in pending { settle(change) }
         pending = []
         finished += UInt64(count)
         statistics.abandonedChanges += UInt64(count)
+    }
+
+    /// A change is committed, refused or abandoned: its row is no longer waiting on it.
+    private mutating func settle(_ change: StoreChange) {
+        let row = StoreRow(change)
+        if let n = pendingRows[row], n > 1 { pendingRows[row] = n - 1 } else { pendingRows[row] = nil }
     }
 }

@@ -15,7 +15,8 @@ enum SocketBIO {
     nonisolated(unsafe) static let method: OpaquePointer = makeMethod()
 
     private static func makeMethod() -> OpaquePointer {
-        guard let m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "switchyard socket") else {
+        let index = BIO_get_new_index()
+        guard index != -1, let m = BIO_meth_new(index | BIO_TYPE_SOURCE_SINK, "switchyard socket") else {
             fatalError("BIO_meth_new failed: out of memory at start-up")
         }
         BIO_meth_set_read_ex(m) { bio, buffer, length, done in

@@ -15,6 +15,28 @@ enum StickySetup {
         !config.sticky.nodes.isEmpty || config.routes.routes.contains { if case .keyed = $0.target { true } else { false } }
     }
 
+    /// Follows other writers of the same file (a second gateway, `switchyard` admin tools run
+    /// against it): their changes, and the rows that won a race with ours, are applied here as
+    /// they commit. Started once the engine's move observers are registered, so a move that
+    /// arrives through the feed closes the moved user's tunnels too.
+    static func follow(_ store: SQLiteStore, _ registry: Registry) throws {
+        try store.follow { event in
+            switch event {
+            case .changes(let changes):
+                let r = registry.applyExternal(changes)
+                if r.skipped > 0 {
+                    FileHandle.standardError.write(Data("switchyard: registry feed: \(r.skipped) row(s) could not apply here\n".utf8))
+                }
+            case .resync(let nodes, let placements):
+                let r = registry.resync(nodes: nodes, placements: placements)
+                FileHandle.standardError.write(Data(
+                    "switchyard: registry feed: fell behind the change log; reloaded \(nodes.count) node(s), \(placements.count) placement(s), \(r.moved.count) moved\n".utf8))
+            case .failed(let why):
+                FileHandle.standardError.write(Data("switchyard: registry feed: \(why)\n".utf8))
+            }
+        }
+    }
+
     /// Sets `config.registry`; returns the store to close at shutdown (nil when not needed).
     static func open(_ config: inout EngineConfig) throws -> SQLiteStore? {
         guard needed(config) else { return nil }
@@ -35,21 +57,6 @@ enum StickySetup {
                 try registry.upsertNode(node)
             }
             config.registry = registry
-            // Another process writing the same file (a second gateway, `switchyard` admin tools
-            // run against it) is followed: its changes are applied here as they commit.
-            try store.follow { event in
-                switch event {
-                case .changes(let changes):
-                    let r = registry.applyExternal(changes)
-                    if r.skipped > 0 {
-                        FileHandle.standardError.write(Data("switchyard: registry feed: \(r.skipped) change(s) from another writer could not apply here\n".utf8))
-                    }
-                case .gap:
-                    FileHandle.standardError.write(Data("switchyard: registry feed: fell behind the change log; restart to reload\n".utf8))
-                case .failed(let why):
-                    FileHandle.standardError.write(Data("switchyard: registry feed: \(why)\n".utf8))
-                }
-            }
             FileHandle.standardError.write(Data(
                 "switchyard: registry \(path): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s)\n".utf8))
             return store

@@ -56,6 +56,12 @@ struct Serve: ParsableCommand {
         config.registry?.observeMoves { moved in
             tunnels.closeTunnels(of: moved.map { TunnelKey(pool: $0.pool, key: Array($0.key.utf8)) })
         }
+        if let store, let registry = config.registry {
+            do { try StickySetup.follow(store, registry) } catch {
+                FileHandle.standardError.write(Data("switchyard: cannot follow the registry file: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
         var admin: AdminServer?
         if let address = config.admin.address {
             do {

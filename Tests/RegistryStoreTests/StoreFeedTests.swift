@@ -20,7 +20,7 @@ struct StoreFeedTests {
         }
     }
 
-    @Test("Another writer's commits arrive as the rows are now, in order; own commits never do")
+    @Test("Another writer's commits arrive as the rows are now, in order; own upserts do not, own conditional writes do")
     func followsOtherWriter() throws {
         let dir = try StoreTestDirectory()
         let a = try SQLiteStore(path: dir.databasePath)
@@ -42,6 +42,11 @@ struct StoreFeedTests {
         // Whether u1 came once or twice depends on the batches; its last state is the current row.
         let u1 = changes.compactMap { if case .upsertPlacement(let p) = $0, p.key == "u1" { p } else { nil } }
         #expect(u1.last?.node == "n2" && u1.last?.hostPort == 20_002)
+
+        // Own conditional writes are read back by their writer too (it may have lost a race).
+        b.enqueue(.heartbeat(name: "n1", at: 1_700_000_000_500))
+        b.flush()
+        #expect(inbox.wait { inbox.changes.contains { if case .upsertNode(let n) = $0 { n.name == "n1" && n.lastHeartbeat == 1_700_000_000_500 } else { false } } })
 
         try a.applyNow([.deletePlacement(pool: "workspace", key: "u1"), .deleteNode(name: "n2")])
         #expect(inbox.wait { inbox.changes.contains(.deleteNode(name: "n2")) })
@@ -92,5 +97,67 @@ struct StoreFeedTests {
         #expect(key.withUnsafeBytes { b.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name == other)
         #expect(moved.withLock { $0 } == [MovedPlacement(pool: "workspace", key: "alice", from: first, to: other)])
         #expect(b.node(named: other)?.placementCount == 1 && b.node(named: first)?.placementCount == 0)
+    }
+
+    /// Two registries, each on its own store of one file, each following the file.
+    func twoRegistries(_ dir: StoreTestDirectory, now: Int64) throws -> (SQLiteStore, Registry, SQLiteStore, Registry) {
+        let nodes = ["n1", "n2"].map {
+            NodeRecord(name: $0, pool: "workspace", address: "127.0.0.1:80", previewBaseURL: "http://127.0.0.1:80",
+                       lastHeartbeat: now, isStatic: true)
+        }
+        let storeA = try SQLiteStore(path: dir.databasePath)
+        try storeA.applyNow(nodes.map { .upsertNode($0) })
+        let storeB = try SQLiteStore(path: dir.databasePath)
+        let a = try Registry(nodes: try storeA.loadAll().nodes, placements: [], pools: ["workspace": PoolSettings(policy: .roundRobin)], store: storeA)
+        let b = try Registry(nodes: try storeB.loadAll().nodes, placements: [], pools: ["workspace": PoolSettings(policy: .roundRobin)], store: storeB)
+        for (store, registry) in [(storeA, a), (storeB, b)] {
+            try store.follow { event in if case .changes(let c) = event { registry.applyExternal(c) } }
+        }
+        return (storeA, a, storeB, b)
+    }
+
+    @Test("Two writers place one new key on different nodes at once: the first commit wins, both adopt it")
+    func racingPlacementsConverge() throws {
+        let dir = try StoreTestDirectory()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let (storeA, a, storeB, b) = try twoRegistries(dir, now: now)
+        defer { storeA.close(); storeB.close() }
+        // Round robin: B's cursor is moved on once so the two pick different nodes for "race".
+        _ = Array("warm".utf8).withUnsafeBytes { b.resolve(pool: "workspace", key: $0, now: now) }
+        let pa = Array("race".utf8).withUnsafeBytes { a.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name
+        let pb = Array("race".utf8).withUnsafeBytes { b.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name
+        #expect(pa != nil && pb != nil && pa != pb, "the race needs two different choices")
+        storeA.flush()
+        storeB.flush()
+        let stored = try storeA.loadAll().placements.first { $0.key == "race" }?.node
+        #expect(stored != nil)
+        #expect(Inbox().wait { a.placement(pool: "workspace", key: "race")?.node == stored && b.placement(pool: "workspace", key: "race")?.node == stored })
+        #expect(a.placementCount == b.placementCount)
+    }
+
+    @Test("A stale port or heartbeat from one writer never undoes the other's reassignment or disable")
+    func staleWritesDoNotUndo() throws {
+        let dir = try StoreTestDirectory()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let (storeA, a, storeB, b) = try twoRegistries(dir, now: now)
+        defer { storeA.close(); storeB.close() }
+        let first = try #require(Array("dana".utf8).withUnsafeBytes { a.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name)
+        #expect(Inbox().wait { b.placement(pool: "workspace", key: "dana")?.node == first })
+        let other = first == "n1" ? "n2" : "n1"
+        // B still sees dana on `first` when it records a container port: A moves her meanwhile.
+        try a.reassign(pool: "workspace", key: "dana", to: other, now: now)
+        storeB.enqueue(.setHostPort(PlacementRecord(pool: "workspace", key: "dana", node: first, hostPort: 20_009,
+                                                    lastActive: now, updatedAt: now)))
+        storeB.flush()
+        #expect(try storeA.loadAll().placements.first { $0.key == "dana" }?.node == other)
+        #expect(Inbox().wait { b.placement(pool: "workspace", key: "dana")?.node == other })
+        // A disables n1; a heartbeat B writes afterwards keeps it disabled.
+        try a.setEnabled(name: "n1", false, now: now + 1)
+        try b.heartbeat(name: "n1", now: now + 2)
+        storeA.flush()
+        storeB.flush()
+        let n1 = try #require(try storeA.loadAll().nodes.first { $0.name == "n1" })
+        #expect(!n1.enabled && n1.lastHeartbeat == now + 2)
+        #expect(Inbox().wait { b.node(named: "n1")?.enabled == false })
     }
 }

@@ -59,23 +59,76 @@ struct RegistryFeedTests {
         #expect(r.applied == 1)
         #expect(registry.node(named: "n1") == nil)
         #expect(registry.placementCount == 250 - onN1.count)
+        // Deletions of what is already gone (this instance's own, read back) change nothing.
         let before = store.recorded.count
-        #expect(registry.applyExternal([.deleteNode(name: "n1"), .deletePlacement(pool: "workspace", key: "nobody")]).skipped == 2)
-        #expect(store.recorded.count == before)
+        let count = registry.placementCount
+        #expect(registry.applyExternal([.deleteNode(name: "n1"), .deletePlacement(pool: "workspace", key: "nobody")]).skipped == 0)
+        #expect(store.recorded.count == before && registry.placementCount == count)
     }
 
-    @Test("A node made elsewhere becomes selectable; a record that changes pools or is invalid is refused")
+    @Test("A node made elsewhere becomes selectable; one recreated in another pool replaces it; an invalid record is refused")
     func remoteNodes() throws {
         let registry = try makeRegistry([testNode("n1", enabled: false)])
         #expect(registry.nodeName("carol") == nil)
         #expect(registry.applyExternal([.upsertNode(testNode("n9"))]) == Registry.FeedResult.with(applied: 1))
         #expect(registry.nodeName("carol") == "n9")
+        // Deleted and created again in another pool elsewhere: its placements here go with it.
         var moved = testNode("n9")
         moved.pool = "runtime"
         var bad = testNode("n8")
         bad.weight = 0
-        #expect(registry.applyExternal([.upsertNode(moved), .upsertNode(bad)]).skipped == 2)
-        #expect(registry.node(named: "n9")?.pool == "workspace" && registry.node(named: "n8") == nil)
+        let r = registry.applyExternal([.upsertNode(moved), .upsertNode(bad)])
+        #expect(r.applied == 1 && r.skipped == 1)
+        #expect(registry.node(named: "n9")?.pool == "runtime" && registry.node(named: "n8") == nil)
+        #expect(registry.placement(pool: "workspace", key: "carol") == nil && registry.placementCount == 0)
+    }
+
+    @Test("A row that differs only by a later heartbeat moves the heartbeat and nothing else")
+    func heartbeatOnly() throws {
+        let registry = try makeRegistry([testNode("n1", heartbeatAgeMs: 50_000)])
+        let before = try #require(registry.node(named: "n1"))
+        var later = before.record
+        later.lastHeartbeat = testNow
+        #expect(registry.applyExternal([.upsertNode(later)]).applied == 1)
+        #expect(registry.node(named: "n1") === before, "no new node object, no new snapshot")
+        #expect(before.lastHeartbeat == testNow)
+        var earlier = later
+        earlier.lastHeartbeat = testNow - 100_000
+        registry.applyExternal([.upsertNode(earlier), .heartbeat(name: "n1", at: testNow - 1)])
+        #expect(before.lastHeartbeat == testNow, "heartbeats only move forward")
+    }
+
+    @Test("Resync: memory becomes what the store holds")
+    func resync() throws {
+        let registry = try makeRegistry([testNode("n1"), testNode("n2"), testNode("gone")])
+        let keys = testKeys(200)
+        for key in keys { _ = registry.resolve(key) }
+        let kept = Array(keys.prefix(50))
+        let stored = kept.map { PlacementRecord(pool: "workspace", key: $0, node: "n2") }
+        let r = registry.resync(nodes: [testNode("n1"), testNode("n2")], placements: stored)
+        #expect(registry.node(named: "gone") == nil)
+        #expect(registry.placementCount == 50 && registry.count(on: "n2") == 50 && registry.count(on: "n1") == 0)
+        for key in kept { #expect(registry.nodeName(key) == "n2") }
+        #expect(registry.placement(pool: "workspace", key: keys[60]) == nil)
+        #expect(r.moved.allSatisfy { $0.to == "n2" })
+    }
+
+    @Test("A row read back while this instance still has an uncommitted write for it is deferred: memory is newer")
+    func pendingWritesWin() throws {
+        let store = RecordingStore()
+        let registry = try makeRegistry(nodes, store: store)
+        let first = try #require(registry.nodeName("erin"))
+        let other = nodes.map(\.name).first { $0 != first }!
+        store.pendingRows.withLock { $0 = [StoreRow(pool: "workspace", key: "erin"), StoreRow(node: "n1")] }
+        var disabled = testNode("n1")
+        disabled.enabled = false
+        let r = registry.applyExternal([.upsertPlacement(PlacementRecord(pool: "workspace", key: "erin", node: other)),
+                                        .upsertNode(disabled), .deletePlacement(pool: "workspace", key: "erin")])
+        #expect(r.deferred == 3 && r.applied == 0)
+        #expect(registry.nodeName("erin") == first && registry.node(named: "n1")?.enabled == true)
+        store.pendingRows.withLock { $0 = [] }
+        #expect(registry.applyExternal([.upsertNode(disabled)]).applied == 1)
+        #expect(registry.node(named: "n1")?.enabled == false)
     }
 
     @Test("A placement on a node this instance does not know is skipped, not half-applied")

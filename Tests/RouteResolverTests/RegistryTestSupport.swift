@@ -11,8 +11,14 @@ final class RecordingStore: RegistryStore {
 
     var recorded: [StoreChange] { changes.withLock { $0 } }
 
+    /// Placement writes of any kind (a new key's insert-if-absent, a move's upsert, a port).
     var placementUpserts: [PlacementRecord] {
-        recorded.compactMap { if case .upsertPlacement(let p) = $0 { return p } else { return nil } }
+        recorded.compactMap {
+            switch $0 {
+            case .upsertPlacement(let p), .insertPlacement(let p), .setHostPort(let p): return p
+            default: return nil
+            }
+        }
     }
 
     func loadAll() throws -> (nodes: [NodeRecord], placements: [PlacementRecord]) { ([], []) }
@@ -22,6 +28,9 @@ final class RecordingStore: RegistryStore {
     func close() {}
     /// No other writers here: the feed tests call `Registry.applyExternal` directly.
     func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws {}
+    /// Rows a test marks as written but not committed yet.
+    let pendingRows = Mutex<Set<StoreRow>>([])
+    func hasPendingWrites(forRowOf change: StoreChange) -> Bool { pendingRows.withLock { $0.contains(StoreRow(change)) } }
 }
 
 /// A workspace node with a fresh heartbeat unless told otherwise.

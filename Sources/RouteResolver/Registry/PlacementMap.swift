@@ -23,6 +23,8 @@ struct PlacementMap {
 
     private(set) var slots: [Slot]
     private var keyBytes: [UInt8] = []
+    /// Bytes of `keyBytes` that belong to removed keys.
+    private var deadKeyBytes = 0
     private(set) var count = 0
 
     init(minimumCapacity: Int = 0) {
@@ -93,12 +95,17 @@ struct PlacementMap {
     /// Removes every entry `shouldRemove` accepts, calling `removed` with each one's slot and
     /// key first; rebuilds the table and its key arena. Returns how many were removed.
     mutating func removeAll(where shouldRemove: (Slot) -> Bool, removed: (Slot, String) -> Void) -> Int {
+        removeAll(whereKey: { slot, _ in shouldRemove(slot) }, removed: removed)
+    }
+
+    /// `removeAll(where:removed:)` deciding by the slot and its key bytes.
+    mutating func removeAll(whereKey shouldRemove: (Slot, UnsafeRawBufferPointer) -> Bool, removed: (Slot, String) -> Void) -> Int {
         var kept = PlacementMap(minimumCapacity: count)
         var dropped = 0
         keyBytes.withUnsafeBytes { arena in
             for s in slots where s.tag != 0 {
                 let key = UnsafeRawBufferPointer(rebasing: arena[Int(s.keyOffset)..<(Int(s.keyOffset) + Int(s.keyLength))])
-                if shouldRemove(s) {
+                if shouldRemove(s, key) {
                     removed(s, String(decoding: key, as: UTF8.self))
                     dropped += 1
                 } else {
@@ -112,13 +119,16 @@ struct PlacementMap {
     }
 
     /// Removes one entry by backward-shift deletion (no tombstones, so lookups stay as short as
-    /// before). The key's bytes stay in the arena until the next rebuild.
+    /// before). The key's bytes stay in the arena until the next rehash or rebuild; a table with
+    /// as many dead bytes as live ones is rebuilt at once.
     mutating func remove(at index: Int) {
         let mask = slots.count - 1
         var hole = index
         var j = index
+        deadKeyBytes += Int(slots[hole].keyLength)
         slots[hole] = Slot()
         count -= 1
+        defer { if deadKeyBytes > 4096 && deadKeyBytes * 2 > keyBytes.count { rehash(capacity: slots.count) } }
         while true {
             j = (j + 1) & mask
             let s = slots[j]
@@ -159,9 +169,20 @@ struct PlacementMap {
         return i
     }
 
+    /// Grows the table; the key arena is rebuilt on the way, so the bytes of keys removed one by
+    /// one (`remove(at:)`) are reclaimed here rather than growing the arena forever.
     private mutating func rehash(capacity: Int) {
         let old = slots
+        let oldKeys = keyBytes
         slots = Array(repeating: Slot(), count: capacity)
-        for s in old where s.tag != 0 { _ = place(s) }
+        keyBytes = []
+        deadKeyBytes = 0
+        keyBytes.reserveCapacity(oldKeys.count)
+        for var s in old where s.tag != 0 {
+            let start = Int(s.keyOffset)
+            s.keyOffset = UInt32(keyBytes.count)
+            keyBytes.append(contentsOf: oldKeys[start..<(start + Int(s.keyLength))])
+            _ = place(s)
+        }
     }
 }

@@ -68,11 +68,24 @@ public struct PlacementRecord: Sendable, Equatable {
 }
 
 /// One change for the persistent store. Applied in order; a batch is one transaction.
+///
+/// Changes that several writers (gateways sharing the file, later a database) may race on are
+/// written so that a stale view cannot undo another writer's change: a key's first placement
+/// only if no one placed it first, a container port only while the placement is still where the
+/// writer saw it, a heartbeat only as a later time. The change feed then hands every instance the
+/// rows as they ended up.
 public enum StoreChange: Sendable, Equatable {
     case upsertNode(NodeRecord)
     case deleteNode(name: String)
     case upsertPlacement(PlacementRecord)
     case deletePlacement(pool: String, key: String)
+    /// A new key's placement, written only if the key has none yet (insert-if-absent).
+    case insertPlacement(PlacementRecord)
+    /// The container port (and activity) of a placement, written only while the placement is
+    /// on `record.node`.
+    case setHostPort(PlacementRecord)
+    /// A node's heartbeat: its stored time raised to `at`, nothing else.
+    case heartbeat(name: String, at: Int64)
 }
 
 /// What a store's change feed reports.
@@ -80,8 +93,8 @@ public enum StoreFeedEvent: Sendable, Equatable {
     /// Changes other writers committed, in commit order, as the rows are now.
     case changes([StoreChange])
     /// The follower fell behind what the store keeps of its history: some changes were missed,
-    /// and only a full reload can catch up.
-    case gap
+    /// so here is everything the store holds now (`Registry.resync` makes memory match it).
+    case resync(nodes: [NodeRecord], placements: [PlacementRecord])
     /// Reading the feed failed (the database is busy or unreachable); it retries by itself.
     case failed(String)
 }
@@ -105,4 +118,36 @@ public protocol RegistryStore: AnyObject, Sendable {
     /// It runs on a thread of the store's; the registry applies the changes with
     /// `Registry.applyExternal`, the same way it applies its own.
     func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws
+    /// Whether a change this store queued for the same row (node, or pool and key) as `change`
+    /// is not committed yet. Memory is ahead of the store for this instance's own writes: a row
+    /// read back before they commit is older than memory and must not be applied over it.
+    func hasPendingWrites(forRowOf change: StoreChange) -> Bool
+}
+
+/// Which stored row a change is about: a node by name, or a placement by pool and key.
+public struct StoreRow: Hashable, Sendable {
+    public let isNode: Bool
+    public let pool: String
+    public let name: String
+
+    public init(_ change: StoreChange) {
+        switch change {
+        case .upsertNode(let n): self.init(node: n.name)
+        case .deleteNode(let name), .heartbeat(let name, _): self.init(node: name)
+        case .upsertPlacement(let p), .insertPlacement(let p), .setHostPort(let p): self.init(pool: p.pool, key: p.key)
+        case .deletePlacement(let pool, let key): self.init(pool: pool, key: key)
+        }
+    }
+
+    public init(node name: String) {
+        isNode = true
+        pool = ""
+        self.name = name
+    }
+
+    public init(pool: String, key: String) {
+        isNode = false
+        self.pool = pool
+        name = key
+    }
 }

@@ -1,10 +1,12 @@
 import Synchronization
 
-/// Changes another writer committed, as the store's change feed delivers them (a second process
-/// on the same SQLite file today; other gateways on a shared database next). They are applied
-/// to memory with the same effects as the local calls — new snapshots for node changes, the
-/// shard tables for placements, counts kept exact — and nothing is queued on the store, which
-/// has them already. Placements that moved are announced like local moves, so this instance
+/// Rows as the store's change feed delivers them: what a commit left in the store, by this
+/// instance or another writer (a second process on the same SQLite file today; other gateways
+/// on a shared database next). They are applied to memory with the same effects as the local
+/// calls — new snapshots for node changes, the shard tables for placements, counts kept exact —
+/// and nothing is queued on the store, which has them already. A row this instance wrote itself
+/// usually changes nothing (memory has it); after a race with another writer it brings memory
+/// to the row that won. Placements that moved are announced like local moves, so this instance
 /// closes the moved users' tunnels too.
 extension Registry {
     /// What `applyExternal` did with a batch.
@@ -13,6 +15,8 @@ extension Registry {
         /// Changes that could not apply here (a placement whose node this instance does not
         /// know, a node record it refuses): counted, never half-applied.
         public var skipped = 0
+        /// Rows this instance still has uncommitted writes for: memory is newer than the row.
+        public var deferred = 0
         public var moved: [MovedPlacement] = []
         public init() {}
     }
@@ -22,72 +26,118 @@ extension Registry {
     public func applyExternal(_ changes: [StoreChange]) -> FeedResult {
         var result = FeedResult()
         for change in changes {
+            // The pending check and the apply happen under the lock that the local writes of
+            // that row hold while they change memory and queue the change, so no local write
+            // can slip in between.
             switch change {
             case .upsertNode(let record):
-                let ok = control.withLock { (directory) -> Bool in
-                    // A node never changes pools locally; a remote record that does is refused
-                    // here too (its placements would belong to the old pool).
-                    if let current = directory.node(named: record.name), current.pool != record.pool { return false }
-                    guard (try? directory.upsert(record)) != nil else { return false }
-                    publish(directory.snapshot())
+                switch applyNode(record, change) {
+                case .some(true): result.applied += 1
+                case .some(false): result.skipped += 1
+                case .none: result.deferred += 1
+                }
+            case .heartbeat(let name, let at):
+                control.withLock { $0.node(named: name)?.counters.lastHeartbeat.fetchMax(at) }
+                result.applied += 1
+            case .deleteNode(let name):
+                let applied = control.withLock { (directory) -> Bool in
+                    if store?.hasPendingWrites(forRowOf: change) == true { return false }
+                    removeNodeInMemory(&directory, name: name)  // already gone: nothing to do
                     return true
                 }
-                if ok { result.applied += 1 } else { result.skipped += 1 }
-            case .deleteNode(let name):
-                if removeNodeInMemory(name: name) { result.applied += 1 } else { result.skipped += 1 }
-            case .upsertPlacement(let record):
-                switch applyPlacement(record) {
-                case .none: result.skipped += 1
-                case .some(.none): result.applied += 1
-                case .some(.some(let move)): result.applied += 1; result.moved.append(move)
+                if applied { result.applied += 1 } else { result.deferred += 1 }
+            case .upsertPlacement(let record), .insertPlacement(let record), .setHostPort(let record):
+                switch applyPlacement(record, change) {
+                case .skipped: result.skipped += 1
+                case .deferred: result.deferred += 1
+                case .applied(nil): result.applied += 1
+                case .applied(let move?): result.applied += 1; result.moved.append(move)
                 }
             case .deletePlacement(let pool, let key):
-                if deletePlacementInMemory(pool: pool, key: key) { result.applied += 1 } else { result.skipped += 1 }
+                if deletePlacementInMemory(pool: pool, key: key, change) { result.applied += 1 } else { result.deferred += 1 }
             }
         }
         announce(result.moved)
         return result
     }
 
-    /// Sets (pool, key) → record.node. Nil: not applicable here; `.some(nil)`: applied, no move;
-    /// `.some(move)`: the key was on another node.
-    private func applyPlacement(_ record: PlacementRecord) -> MovedPlacement?? {
+    /// A node row. Unchanged but for a later heartbeat (the common case: heartbeats, and this
+    /// instance's own writes read back): only the shared heartbeat counter moves — no new node
+    /// object, no snapshot, so the workers' per-node caches stay valid. A row in another pool
+    /// than the node here means it was deleted and created again: the old one (and what it held
+    /// here) goes first. False for a record the registry refuses.
+    private func applyNode(_ record: NodeRecord, _ change: StoreChange) -> Bool? {
+        control.withLock { (directory) -> Bool? in
+            if store?.hasPendingWrites(forRowOf: change) == true { return nil }
+            if let current = directory.node(named: record.name) {
+                var same = current.record
+                same.lastHeartbeat = record.lastHeartbeat
+                if same == record {
+                    current.counters.lastHeartbeat.fetchMax(record.lastHeartbeat)
+                    return true
+                }
+                if current.pool != record.pool {
+                    guard (try? NodeDirectory.validate(record)) != nil else { return false }
+                    removeNodeInMemory(&directory, name: record.name)
+                }
+            }
+            guard (try? directory.upsert(record)) != nil else { return false }
+            publish(directory.snapshot())
+            return true
+        }
+    }
+
+    private enum PlacementOutcome {
+        /// Not applicable here (a node this instance does not know, a malformed key).
+        case skipped
+        /// This instance has an uncommitted write for the key.
+        case deferred
+        /// Applied; with the move when the key was on another node.
+        case applied(MovedPlacement?)
+    }
+
+    /// Sets (pool, key) → record.node.
+    private func applyPlacement(_ record: PlacementRecord, _ change: StoreChange) -> PlacementOutcome {
         var key = record.key
-        return key.withUTF8 { utf8 -> MovedPlacement?? in
+        return key.withUTF8 { utf8 -> PlacementOutcome in
             let bytes = UnsafeRawBufferPointer(utf8)
-            guard let digest = KeyDigest(bytes) else { return nil }
-            return shard(for: digest).state.withLock { state -> MovedPlacement?? in
+            guard let digest = KeyDigest(bytes) else { return .skipped }
+            return shard(for: digest).state.withLock { state -> PlacementOutcome in
+                if store?.hasPendingWrites(forRowOf: change) == true { return .deferred }
                 guard let poolID = state.nodes.poolID(record.pool),
-                      let node = state.nodes.pools[poolID].nodes.first(where: { $0.name == record.node }) else { return nil }
+                      let node = state.nodes.pools[poolID].nodes.first(where: { $0.name == record.node }) else { return .skipped }
                 if let slot = state.map.find(pool: UInt16(poolID), key: bytes, tag: digest.tag) {
                     let old = state.map.slots[slot]
                     if old.node == node.id {
                         state.map.setHostPort(record.hostPort, at: slot)
-                        return .some(nil)
+                        return .applied(nil)
                     }
                     let from = state.nodes.node(old.node)
                     from?.counters.placements.subtract(1, ordering: .relaxed)
                     node.counters.placements.add(1, ordering: .relaxed)
                     state.map.setNode(node.id, hostPort: record.hostPort, at: slot)
-                    return .some(MovedPlacement(pool: record.pool, key: record.key, from: from?.name ?? "", to: node.name))
+                    return .applied(MovedPlacement(pool: record.pool, key: record.key, from: from?.name ?? "", to: node.name))
                 }
                 _ = state.map.insert(pool: UInt16(poolID), key: bytes, tag: digest.tag, node: node.id,
                                      hostPort: record.hostPort, createdAt: record.createdAt)
                 node.counters.placements.add(1, ordering: .relaxed)
                 total.add(1, ordering: .relaxed)
-                return .some(nil)
+                return .applied(nil)
             }
         }
     }
 
-    private func deletePlacementInMemory(pool: String, key: String) -> Bool {
+    /// False when this instance has an uncommitted write for the key (memory is newer); an
+    /// absent key (already deleted here) counts as applied.
+    private func deletePlacementInMemory(pool: String, key: String, _ change: StoreChange) -> Bool {
         var key = key
         return key.withUTF8 { utf8 -> Bool in
             let bytes = UnsafeRawBufferPointer(utf8)
-            guard let digest = KeyDigest(bytes) else { return false }
+            guard let digest = KeyDigest(bytes) else { return true }
             return shard(for: digest).state.withLock { state -> Bool in
+                if store?.hasPendingWrites(forRowOf: change) == true { return false }
                 guard let poolID = state.nodes.poolID(pool),
-                      let slot = state.map.find(pool: UInt16(poolID), key: bytes, tag: digest.tag) else { return false }
+                      let slot = state.map.find(pool: UInt16(poolID), key: bytes, tag: digest.tag) else { return true }
                 state.nodes.node(state.map.slots[slot].node)?.counters.placements.subtract(1, ordering: .relaxed)
                 state.map.remove(at: slot)
                 total.subtract(1, ordering: .relaxed)
@@ -96,21 +146,52 @@ extension Registry {
         }
     }
 
-    /// `removeNode` without the store: the node and whatever placements it still holds here.
-    private func removeNodeInMemory(name: String) -> Bool {
-        control.withLock { directory -> Bool in
-            guard let node = directory.remove(named: name) else { return false }
-            let snapshot = directory.snapshot()
-            var dropped = 0
-            for shard in shards {
-                dropped += shard.state.withLock { state -> Int in
-                    state.nodes = snapshot
-                    return state.map.removeAll(where: { $0.node == node.id }) { _, _ in }
+    /// `removeNode` without the store, under the control lock the caller holds: the node and
+    /// whatever placements it still holds here.
+    @discardableResult
+    private func removeNodeInMemory(_ directory: inout NodeDirectory, name: String) -> Bool {
+        guard let node = directory.remove(named: name) else { return false }
+        let snapshot = directory.snapshot()
+        var dropped = 0
+        for shard in shards {
+            dropped += shard.state.withLock { state -> Int in
+                state.nodes = snapshot
+                return state.map.removeAll(where: { $0.node == node.id }) { _, _ in }
+            }
+        }
+        total.subtract(dropped, ordering: .relaxed)
+        node.counters.placements.subtract(dropped, ordering: .relaxed)
+        return true
+    }
+
+    /// Makes memory match everything the store holds (a follower that fell behind the store's
+    /// history): nodes not stored are removed, stored ones applied; placements not stored are
+    /// dropped, stored ones applied. Moves are announced as for any change.
+    @discardableResult
+    public func resync(nodes: [NodeRecord], placements: [PlacementRecord]) -> FeedResult {
+        let stored = Set(nodes.map(\.name))
+        let gone = control.withLock { directory in directory.nodes.compactMap { $0?.name }.filter { !stored.contains($0) } }
+        var result = applyExternal(gone.map { .deleteNode(name: $0) } + nodes.map { .upsertNode($0) })
+        var keys = Set<String>()
+        keys.reserveCapacity(placements.count)
+        for p in placements { keys.insert("\(p.pool)\u{0}\(p.key)") }
+        var dropped = 0
+        for shard in shards {
+            dropped += shard.state.withLock { state -> Int in
+                let snapshot = state.nodes
+                let names = snapshot.pools.map(\.name)
+                return state.map.removeAll(whereKey: { slot, key in
+                    !keys.contains("\(names[Int(slot.pool)])\u{0}\(String(decoding: key, as: UTF8.self))")
+                }) { slot, _ in
+                    snapshot.node(slot.node)?.counters.placements.subtract(1, ordering: .relaxed)
                 }
             }
-            total.subtract(dropped, ordering: .relaxed)
-            node.counters.placements.subtract(dropped, ordering: .relaxed)
-            return true
         }
+        total.subtract(dropped, ordering: .relaxed)
+        let applied = applyExternal(placements.map { .upsertPlacement($0) })
+        result.applied += applied.applied + dropped
+        result.skipped += applied.skipped
+        result.moved += applied.moved
+        return result
     }
 }

@@ -71,7 +71,7 @@ extension Registry {
         try control.withLock { (directory) throws(RegistryError) in
             guard let node = directory.node(named: name) else { throw .unknownNode(name) }
             node.counters.lastHeartbeat.fetchMax(now)
-            store?.enqueue(.upsertNode(node.record))
+            store?.enqueue(.heartbeat(name: name, at: now))
         }
     }
 

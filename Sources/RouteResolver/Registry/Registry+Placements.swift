@@ -32,7 +32,7 @@ extension Registry {
                 let record = PlacementRecord(pool: pool, key: key, node: node.name, hostPort: port, lastActive: now,
                                              createdAt: state.map.slots[slot].createdAt, updatedAt: now)
                 // Queued under the shard lock so it cannot overtake a placement change of this key.
-                store?.enqueue(.upsertPlacement(record))
+                store?.enqueue(.setHostPort(record))
                 return record
             }
         }

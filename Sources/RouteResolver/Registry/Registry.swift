@@ -117,7 +117,7 @@ public final class Registry: Sendable {
             _ = state.map.insert(pool: UInt16(poolID), key: key, tag: digest.tag, node: node.id, hostPort: 0,
                                  createdAt: now)
             total.add(1, ordering: .relaxed)
-            store?.enqueue(.upsertPlacement(PlacementRecord(
+            store?.enqueue(.insertPlacement(PlacementRecord(
                 pool: entry.name, key: String(decoding: key, as: UTF8.self), node: node.name,
                 lastActive: now, createdAt: now, updatedAt: now)))
             return .routed(node: node, hostPort: 0, created: true)
