@@ -145,8 +145,8 @@ extension Session {
         HeadWriter.request(into: &out, base, req, headers, clientIP: clientIP, clientIPLength: clientIPLength,
                            requestID: requestID, requestIDLength: requestIDLength, https: secure)
         if secure { appendHSTS() }
-        upOut = out
-        upOutSent = 0
+        requestHeadOut = out
+        requestHeadSent = 0
         if answerContinue {
             // We read the body ourselves, so we answer the expectation (as nginx does); the
             // upstream gets no Expect field.
@@ -242,25 +242,25 @@ extension Session {
         guard u.connected, !exchange.requestCut else { return false }
         var progress = false
         while true {
-            if reqPending == 0 && !exchange.requestAllSeen, let b = inBuf, b.count > 0 {
+            if requestBodyReady == 0 && !exchange.requestAllSeen, let b = inBuf, b.count > 0 {
                 guard validateRequestBody() else { return true }
             }
-            let headLeft = upOut.map { $0.end - upOutSent } ?? 0
-            if headLeft == 0 && reqPending == 0 {
+            let headLeft = requestHeadOut.map { $0.end - requestHeadSent } ?? 0
+            if headLeft == 0 && requestBodyReady == 0 {
                 if exchange.requestAllSeen || !io.readable { break }
                 guard readClient() else { break }
                 progress = true
                 continue
             }
             guard u.io.writable else { break }
-            let total = headLeft + reqPending
+            let total = headLeft + requestBodyReady
             let r: IOResult
             do {
                 if headLeft > 0 {
-                    r = try Sys.writev2(u.fd, upOut!.base + upOutSent, headLeft,
-                                        reqPending > 0 ? UnsafeRawPointer(inBuf!.readPointer) : nil, reqPending)
+                    r = try Sys.writev2(u.fd, requestHeadOut!.base + requestHeadSent, headLeft,
+                                        requestBodyReady > 0 ? UnsafeRawPointer(inBuf!.readPointer) : nil, requestBodyReady)
                 } else {
-                    r = try Sys.write(u.fd, inBuf!.readPointer, reqPending)
+                    r = try Sys.write(u.fd, inBuf!.readPointer, requestBodyReady)
                 }
             } catch {
                 // Answered already: finish the response, then close. Else the exchange failed.
@@ -271,16 +271,16 @@ extension Session {
             guard case .bytes(let n) = r else { u.io.writable = false; break }
             progress = true
             let h = min(n, headLeft)
-            upOutSent += h
+            requestHeadSent += h
             let k = n - h
             if k > 0 {
                 inBuf!.consume(k)
-                reqPending -= k
+                requestBodyReady -= k
                 bytesIn += UInt64(k)
             }
             if n < total { u.io.writable = false; break }
         }
-        if requestSentMs == 0 && exchange.requestAllSeen && reqPending == 0 && (upOut.map { upOutSent == $0.end } ?? true) {
+        if requestSentMs == 0 && exchange.requestAllSeen && requestBodyReady == 0 && (requestHeadOut.map { requestHeadSent == $0.end } ?? true) {
             requestSentMs = worker.now
         }
         return progress
@@ -291,9 +291,9 @@ extension Session {
     private func validateRequestBody() -> Bool {
         let b = inBuf!
         do {
-            reqPending = try exchange.requestBody(UnsafePointer(b.readPointer), b.count)
+            requestBodyReady = try exchange.requestBody(UnsafePointer(b.readPointer), b.count)
         } catch {
-            reqPending = 0
+            requestBodyReady = 0
             respondError(error.status, error.code)
             return false
         }
@@ -314,7 +314,7 @@ extension Session {
             && !respScanner.started && (u.inBuf?.isEmpty ?? true) {
             attempts += 1
             dropUpstream()
-            upOutSent = 0
+            requestHeadSent = 0
             requestSentMs = 0
             acquireUpstream(fresh: true)
             return
@@ -325,11 +325,11 @@ extension Session {
 
     /// Clears the per-exchange state and returns its buffers.
     func resetExchange() {
-        if let b = upOut { buffers.give(b); upOut = nil }
+        if let b = requestHeadOut { buffers.give(b); requestHeadOut = nil }
         if let b = clientOut { buffers.give(b); clientOut = nil }
-        upOutSent = 0
+        requestHeadSent = 0
         exchange = Exchange()
-        reqPending = 0
+        requestBodyReady = 0
         reqParsed = false
         routeIndex = -1
         webSocket = false
@@ -341,7 +341,7 @@ extension Session {
         containerPort = 0
         respScanner.reset()
         respStarted = false
-        respPending = 0
+        responseBodyReady = 0
         status = 0
         bytesIn = 0
         bytesOut = 0

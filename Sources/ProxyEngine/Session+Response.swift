@@ -34,21 +34,21 @@ extension Session {
         var progress = false
         while phase == .exchange {
             // Body bytes already buffered join the head in the same writev.
-            if exchange.response == .body && respPending == 0, let b = u.inBuf, b.count > 0 {
+            if exchange.response == .body && responseBodyReady == 0, let b = u.inBuf, b.count > 0 {
                 guard validateResponseBody(u) else { return true }
             }
             // 1. Whatever is ready for the client goes first: our head bytes, then body bytes.
             let outLeft = clientOut?.count ?? 0
-            if outLeft > 0 || respPending > 0 {
+            if outLeft > 0 || responseBodyReady > 0 {
                 guard io.writable else { break }
-                let total = outLeft + respPending
+                let total = outLeft + responseBodyReady
                 let r: IOResult
                 do {
                     if outLeft > 0 {
                         r = try clientWritev2(clientOut!.readPointer, outLeft,
-                                            respPending > 0 ? UnsafeRawPointer(u.inBuf!.readPointer) : nil, respPending)
+                                            responseBodyReady > 0 ? UnsafeRawPointer(u.inBuf!.readPointer) : nil, responseBodyReady)
                     } else {
-                        r = try clientWrite(u.inBuf!.readPointer, respPending)
+                        r = try clientWrite(u.inBuf!.readPointer, responseBodyReady)
                     }
                 } catch {
                     abort(reason: "client write failed")
@@ -64,7 +64,7 @@ extension Session {
                 }
                 if n > h {
                     u.inBuf!.consume(n - h)
-                    respPending -= n - h
+                    responseBodyReady -= n - h
                 }
                 if n < total { io.writable = false; break }
                 continue
@@ -102,7 +102,7 @@ extension Session {
                 break
             }
             // 3. The body.
-            if respPending == 0, let b = u.inBuf, b.count > 0 {
+            if responseBodyReady == 0, let b = u.inBuf, b.count > 0 {
                 guard validateResponseBody(u) else { return true }
                 progress = true
                 continue
@@ -167,13 +167,13 @@ extension Session {
             upstreamFailed(status: 502, "invalid upstream response", .invalidResponse, retryable: false)
             return false
         }
-        let headSent = upOut.map { upOutSent == $0.end } ?? true
+        let headSent = requestHeadOut.map { requestHeadSent == $0.end } ?? true
         // A switch we did not ask for, or one without its Upgrade field (RFC 9110 §15.2.2),
         // cannot be passed on; nor one that comes before the request body has gone out. An
         // HTTP/2 stream carries the body in DATA frames: chunk framing is removed as for 1.0.
         switch exchange.responseHead(status: resp.status, framing: resp.framing, upgradeRequested: req.upgrade,
                                      upgradeField: headers.has(.upgrade),
-                                     requestSent: exchange.requestAllSeen && reqPending == 0 && headSent,
+                                     requestSent: exchange.requestAllSeen && requestBodyReady == 0 && headSent,
                                      headSent: headSent, payloadOnly: req.version == 10 || stream != nil,
                                      draining: worker.draining) {
         case .refuse(let code):
@@ -191,9 +191,9 @@ extension Session {
         if switching { webSocket = upgradeIsWebSocket(base) }
         if logged { upstreamUs = cl_monotonic_us() - upstreamStartUs }
         status = resp.status
-        if let o = upOut {
+        if let o = requestHeadOut {
             buffers.give(o)
-            upOut = nil
+            requestHeadOut = nil
         }
 
         let need = headLength + HeadWriter.overhead + requestIDLength + responseExtraLength
@@ -224,7 +224,7 @@ extension Session {
         let b = u.inBuf!
         do {
             let run = try exchange.responseBody(UnsafePointer(b.readPointer), b.count)
-            if run.forward { respPending = run.count } else { u.inBuf!.consume(run.count) }
+            if run.forward { responseBodyReady = run.count } else { u.inBuf!.consume(run.count) }
         } catch {
             abort(reason: "invalid upstream chunked framing")
             return false
@@ -236,7 +236,7 @@ extension Session {
     @inline(__always)
     private func finishExchange(_ u: UpstreamConnection) {
         switch exchange.finish(responseClose: resp.close, upstreamIdle: u.inBuf?.isEmpty ?? true,
-                               requestPending: reqPending > 0, draining: worker.draining) {
+                               requestPending: requestBodyReady > 0, draining: worker.draining) {
         case .tunnel:
             enterTunnel(u)
         case .done(let reuseUpstream, let next):

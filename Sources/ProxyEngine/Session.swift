@@ -64,12 +64,12 @@ final class Session: Pollable {
     var connectStartMs: UInt64 = 0
     var requestSentMs: UInt64 = 0
     /// The rewritten request head; kept until the response head arrives so it can be replayed.
-    var upOut: IOBuffer?
-    var upOutSent = 0
+    var requestHeadOut: IOBuffer?
+    var requestHeadSent = 0
     /// The exchange's framing, request and response side (Exchange/Exchange.swift).
     var exchange = Exchange()
     /// Validated request body bytes at the front of `inBuf`, ready to forward.
-    var reqPending = 0
+    var requestBodyReady = 0
     /// Output to the client that is not body: 100 Continue, the response head, an error.
     var clientOut: IOBuffer?
     var respScanner: HeadScanner
@@ -78,7 +78,7 @@ final class Session: Pollable {
     /// error now can only abort the connection.
     var respStarted = false
     /// Validated response body bytes at the front of the upstream's buffer, ready to forward.
-    var respPending = 0
+    var responseBodyReady = 0
     /// How the client's bytes move: this session's socket, plain or through TLS, or the
     /// HTTP/2 stream it proxies (whose connection owns the socket).
     var transport: Transport = .socket(-1)
@@ -233,7 +233,7 @@ final class Session: Pollable {
     @inline(__always)
     private func updateTimer() {
         let t = timeouts
-        let clientBlocked = (clientOut != nil || respPending > 0) && !io.writable
+        let clientBlocked = (clientOut != nil || responseBodyReady > 0) && !io.writable
         switch phase {
         case .handshake:
             timerKind = .header
@@ -258,11 +258,11 @@ final class Session: Pollable {
                 timerKind = .connect
                 worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
             } else if !exchange.responseHeadDone {
-                if exchange.requestAllSeen && reqPending == 0 && upOut.map({ upOutSent == $0.end }) ?? true {
+                if exchange.requestAllSeen && requestBodyReady == 0 && requestHeadOut.map({ requestHeadSent == $0.end }) ?? true {
                     timerKind = .firstByte
                     worker.arm(self, deadline: requestSentMs + t.upstreamFirstByte)
                 } else if upstreamRef?._withUnsafeGuaranteedRef({ $0.io.writable }) == false
-                            && (reqPending > 0 || upOut != nil) {
+                            && (requestBodyReady > 0 || requestHeadOut != nil) {
                     timerKind = .send
                     worker.arm(self, deadline: lastProgressMs + t.send)
                 } else {
@@ -333,7 +333,7 @@ final class Session: Pollable {
         self.status = status
         if requestIDLength == 0 { generateRequestID() }
         if startUs == 0 { startUs = cl_monotonic_us() }
-        if !reusable || !(exchange.requestAllSeen && reqPending == 0) || worker.draining { exchange.closeAfterwards() }
+        if !reusable || !(exchange.requestAllSeen && requestBodyReady == 0) || worker.draining { exchange.closeAfterwards() }
         var b = clientOut ?? buffers.take()
         b.clear()
         HeadWriter.error(into: &b, status: status, code: code, close: exchange.closeAfter, retryAfter: retryAfterSeconds,
@@ -374,7 +374,7 @@ final class Session: Pollable {
         if let p = stream { finishStream(p); return }
         // A request body the client may still be sending (an early answer, an error) must be
         // drained, or the kernel answers it with RST and the client may lose our response.
-        let unreadBody = !(exchange.requestAllSeen && reqPending == 0)
+        let unreadBody = !(exchange.requestAllSeen && requestBodyReady == 0)
         resetExchange()
         if let b = inBuf { buffers.give(b); inBuf = nil }
         // Nothing more waiting from the client: close at once.

@@ -234,7 +234,8 @@ struct AdminCLITests {
         var placed: [String: String] = [:]
         for i in 0..<30 {
             let user = "u\(String(i).leftPad(2))"
-            placed[user] = try #require(try w.nodeOf(user), "\(user) was not routed")
+            let node = try w.nodeOf(user)
+            placed[user] = try #require(node, "\(user) was not routed")
         }
         for user in ["c1", "c2"] {
             let r = try scope.get(w.admin + "/api/fun-ai/workspace/internal/gateway/node?userId=\(user)")
