@@ -12,8 +12,9 @@ import RouteResolver
 /// authoritative writes (upserts, deletions) are skipped — memory had them first — but its
 /// conditional ones (insert-if-absent, a port while the placement is unmoved, a heartbeat) are
 /// logged for everyone (writer `*`): when they lost a race, reading the row back is how this
-/// instance learns what won. The registry skips rows it still has uncommitted writes for
-/// (`RegistryStore.hasPendingWrites`). Changes are handed over in commit order, several commits
+/// instance learns what won. The registry skips rows this instance wrote after the read, or has
+/// not committed yet (`RegistryStore.hasNewerWrites`; every event says how far the log stood in
+/// its read). Changes are handed over in commit order, several commits
 /// per batch when they come quickly. A follower that fell behind the log's retention reloads
 /// everything (`.resync`).
 final class SQLiteFollower: @unchecked Sendable {
@@ -31,6 +32,8 @@ final class SQLiteFollower: @unchecked Sendable {
     private let selectLastSeq: SQLiteStatement
     private var cursor: Int64
     private let handler: @Sendable (StoreFeedEvent) -> Void
+    /// Told after every successful read how far the log stood in it (events or not).
+    private let didRead: @Sendable (Int64) -> Void
     private let lock = PThreadMutex()
     private let wake = PThreadCondition()
     private var stopping = false
@@ -43,7 +46,8 @@ final class SQLiteFollower: @unchecked Sendable {
     /// Most log rows read per batch, so a burst is handed over in bounded pieces.
     static let batchLimit: Int64 = 10_000
 
-    init(path: String, writerID: String, after cursor: Int64, handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
+    init(path: String, writerID: String, after cursor: Int64, didRead: @escaping @Sendable (Int64) -> Void,
+         handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
         connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: 5_000)
         dataVersion = try connection.prepare("PRAGMA data_version", operation: "read data_version")
         selectLog = try connection.prepare(
@@ -72,6 +76,7 @@ final class SQLiteFollower: @unchecked Sendable {
         self.writerID = writerID
         self.cursor = cursor
         self.handler = handler
+        self.didRead = didRead
     }
 
     func start() throws(StoreError) {
@@ -137,6 +142,7 @@ final class SQLiteFollower: @unchecked Sendable {
         try connection.execute("BEGIN", operation: "begin follow")
         var rows = 0
         var event: StoreFeedEvent?
+        var position = cursor
         do throws(StoreError) {
             // The cursor is the last sequence number this follower knows was assigned (from
             // sqlite_sequence at load), so the next row is cursor + 1 unless pruning removed
@@ -150,7 +156,8 @@ final class SQLiteFollower: @unchecked Sendable {
                 let (nodes, placements, last) = try readEverything()
                 try connection.execute("COMMIT", operation: "commit follow")
                 cursor = last
-                handler(.resync(nodes: nodes, placements: placements))
+                handler(.resync(nodes: nodes, placements: placements, through: last))
+                didRead(last)
                 return false
             }
             let s = selectLog
@@ -171,14 +178,22 @@ final class SQLiteFollower: @unchecked Sendable {
                 previous = entry
                 changes.append(try current(entry.kind, pool: entry.pool, name: entry.name))
             }
+            // The rows above are as of this read, which saw every commit up to `through`.
+            let through: Int64
+            do {
+                defer { selectLastSeq.reset() }
+                through = try selectLastSeq.step() ? selectLastSeq.int64(0) : last
+            }
             try connection.execute("COMMIT", operation: "commit follow")
             cursor = last
-            if !changes.isEmpty { event = .changes(changes) }
+            position = through
+            if !changes.isEmpty { event = .changes(changes, through: through) }
         } catch {
             try? connection.execute("ROLLBACK", operation: "rollback follow")
             throw error
         }
         if let event { handler(event) }
+        didRead(position)
         return Int64(rows) == Self.batchLimit
     }
 

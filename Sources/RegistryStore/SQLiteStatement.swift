@@ -20,6 +20,9 @@ final class SQLiteStatement {
 
     deinit { sqlite3_finalize(handle) }
 
+    /// The rowid the last successful INSERT on this statement's connection assigned.
+    var lastInsertRowID: Int64 { connection.handle.map { sqlite3_last_insert_rowid($0) } ?? 0 }
+
     func bind(_ index: Int32, _ value: String) {
         // TRANSIENT: SQLite copies the bytes, because Swift's C-string bridge only lives for the
         // duration of the call.

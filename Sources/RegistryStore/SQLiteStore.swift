@@ -28,7 +28,7 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
     public static var latestSchemaVersion: Int { Schema.latestVersion }
 
     public let path: String
-    private let core: StoreCore
+    let core: StoreCore
     private let lifecycle = PThreadMutex()
     private var writer: pthread_t?
     private var follower: SQLiteFollower?
@@ -132,15 +132,19 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
             guard follower == nil else { return }
             var start = loadedThrough ?? -1
             if start < 0 { start = try core.withDatabase { statements throws(StoreError) in try statements.lastChangeSeq() } }
-            let f = try SQLiteFollower(path: path, writerID: writerID, after: start, handler: handler)
+            let core = core
+            core.queueLock.withLock { core.queue.recordsCommittedRows = true }
+            let f = try SQLiteFollower(path: path, writerID: writerID, after: start, didRead: { through in
+                core.queueLock.withLock { core.queue.forgetCommitted(through: through) }
+            }, handler: handler)
             try f.start()
             follower = f
         }
     }
 
-    public func hasPendingWrites(forRowOf change: StoreChange) -> Bool {
+    public func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool {
         let core = core
-        return core.queueLock.withLock { core.queue.pendingRows[StoreRow(change)] != nil }
+        return core.queueLock.withLock { core.queue.hasNewerWrites(for: row, than: position) }
     }
 
     // MARK: Introspection

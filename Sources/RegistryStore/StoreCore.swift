@@ -88,13 +88,16 @@ final class StoreCore: @unchecked Sendable {
         if batch.isEmpty { return }
         var rejected = 0
         var rejection: StoreError?
+        var sequence: [Int64] = []
+        sequence.reserveCapacity(batch.count)
         let now = wallClockMs()
         do throws(StoreError) {
             try statements.beginTransaction()
             for change in batch {
                 do throws(StoreError) {
-                    try statements.apply(change, at: now)
+                    sequence.append(try statements.apply(change, at: now))
                 } catch where error.isRejection {
+                    sequence.append(0)
                     // With SQLite's default ABORT resolution a constraint failure undoes only its
                     // own statement; the transaction and the rest of the batch go on.
                     rejected += 1
@@ -113,7 +116,7 @@ final class StoreCore: @unchecked Sendable {
             try? statements.pruneChangeLog(before: now - Self.changeLogRetentionMs)
         }
         queueLock.withLock {
-            queue.committed(&batch, rejected: rejected, rejection: rejection)
+            queue.committed(&batch, sequence: sequence, rejected: rejected, rejection: rejection)
             progress.broadcast()
         }
     }
@@ -123,8 +126,15 @@ final class StoreCore: @unchecked Sendable {
         try statements.beginTransaction()
         do throws(StoreError) {
             let now = wallClockMs()
-            for change in changes { try statements.apply(change, at: now) }
+            var sequence: [Int64] = []
+            sequence.reserveCapacity(changes.count)
+            for change in changes { sequence.append(try statements.apply(change, at: now)) }
             try statements.commitTransaction()
+            // Before the caller changes memory: from here a follower's older read of these rows
+            // is deferred (see `RegistryStore.hasNewerWrites`).
+            queueLock.withLock {
+                for (change, seq) in zip(changes, sequence) { queue.noteCommitted(StoreRow(change), seq) }
+            }
         } catch {
             statements.rollbackTransaction()
             throw error

@@ -106,8 +106,10 @@ final class StoreStatements {
 
     // MARK: Changes
 
-    /// Writes `change` and its change-log row (after it, so a change SQLite refuses is not logged).
-    func apply(_ change: StoreChange, at now: Int64) throws(StoreError) {
+    /// Writes `change` and its change-log row (after it, so a change SQLite refuses is not logged);
+    /// returns the row's sequence number.
+    @discardableResult
+    func apply(_ change: StoreChange, at now: Int64) throws(StoreError) -> Int64 {
         try write(change)
         let log = logChange
         switch change {
@@ -128,6 +130,7 @@ final class StoreStatements {
         }
         log.bind(5, now)
         try log.run()
+        return log.lastInsertRowID
     }
 
     /// Drops change-log rows written before `cutoff` (Unix ms).

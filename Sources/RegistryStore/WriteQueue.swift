@@ -17,6 +17,10 @@ struct WriteQueue {
     var statistics = StoreStatistics()
     /// Rows with accepted changes not committed yet (queued or in the writer's batch), counted.
     private(set) var pendingRows: [StoreRow: Int] = [:]
+    /// While a follower runs: the change-log sequence number of this store's last committed
+    /// write of each row the follower has not read past yet (see `hasNewerWrites`).
+    private(set) var committedRows: [StoreRow: Int64] = [:]
+    var recordsCommittedRows = false
 
     init(limit: Int) {
         precondition(limit > 0, "the write queue needs room for at least one change")
@@ -53,11 +57,15 @@ struct WriteQueue {
         statistics.lastError = error
     }
 
-    /// Records a committed batch and keeps its storage for the next one.
-    mutating func committed(_ batch: inout [StoreChange], rejected: Int, rejection: StoreError?) {
+    /// Records a committed batch (`sequence[i]`: the log row of `batch[i]`, 0 if refused) and
+    /// keeps its storage for the next one. A row moves from pending to committed in one step.
+    mutating func committed(_ batch: inout [StoreChange], sequence: [Int64], rejected: Int, rejection: StoreError?) {
         let count = batch.count
         finished += UInt64(count)
-        for change in batch { settle(change) }
+        for (change, seq) in zip(batch, sequence) {
+            settle(change)
+            if seq > 0 { noteCommitted(StoreRow(change), seq) }
+        }
         statistics.committedChanges += UInt64(count - rejected)
         statistics.rejectedChanges += UInt64(rejected)
         statistics.committedBatches += 1
@@ -66,6 +74,24 @@ struct WriteQueue {
         batch.removeAll(keepingCapacity: true)
         // A burst's huge array is not worth keeping around: reuse only moderate ones.
         if batch.capacity <= 65_536 { spare = batch }
+    }
+
+    /// A write committed outside the queue (`applyNow`).
+    mutating func noteCommitted(_ row: StoreRow, _ seq: Int64) {
+        if recordsCommittedRows { committedRows[row] = seq }
+    }
+
+    /// Whether `row` has a change queued, or one committed past `position`.
+    func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool {
+        if pendingRows[row] != nil { return true }
+        if let seq = committedRows[row], seq > position { return true }
+        return false
+    }
+
+    /// The follower read the log through `position`: writes up to it are in every later read.
+    mutating func forgetCommitted(through position: Int64) {
+        if committedRows.isEmpty { return }
+        committedRows = committedRows.filter { $0.value > position }
     }
 
     /// Gives up on everything queued (the store is closing and the database keeps failing).

@@ -22,13 +22,13 @@ enum StickySetup {
     static func follow(_ store: SQLiteStore, _ registry: Registry) throws {
         try store.follow { event in
             switch event {
-            case .changes(let changes):
-                let r = registry.applyExternal(changes)
+            case .changes(let changes, let through):
+                let r = registry.applyExternal(changes, through: through)
                 if r.skipped > 0 {
                     FileHandle.standardError.write(Data("switchyard: registry feed: \(r.skipped) row(s) could not apply here\n".utf8))
                 }
-            case .resync(let nodes, let placements):
-                let r = registry.resync(nodes: nodes, placements: placements)
+            case .resync(let nodes, let placements, let through):
+                let r = registry.resync(nodes: nodes, placements: placements, through: through)
                 FileHandle.standardError.write(Data(
                     "switchyard: registry feed: fell behind the change log; reloaded \(nodes.count) node(s), \(placements.count) placement(s), \(r.moved.count) moved\n".utf8))
             case .failed(let why):

@@ -12,7 +12,7 @@ struct StoreFeedTests {
     final class Inbox: Sendable {
         let events = Mutex<[StoreFeedEvent]>([])
         var changes: [StoreChange] {
-            events.withLock { $0.flatMap { if case .changes(let c) = $0 { return c } else { return [] } } }
+            events.withLock { $0.flatMap { if case .changes(let c, _) = $0 { return c } else { return [] } } }
         }
         func wait(_ condition: () -> Bool) -> Bool {
             for _ in 0..<500 where !condition() { usleep(10_000) }
@@ -69,6 +69,42 @@ struct StoreFeedTests {
         #expect(inbox.changes == [.upsertNode(storeNode("late"))])
     }
 
+    @Test("Own commits count as newer than a read from before them, until the follower has read past them")
+    func ownWritesNewerThanOlderReads() throws {
+        // The queue's bookkeeping: pending, then committed at a log position, then forgotten.
+        var queue = WriteQueue(limit: 8)
+        queue.recordsCommittedRows = true
+        let change = StoreChange.upsertPlacement(storePlacement(1, nodes: ["n1"]))
+        let row = StoreRow(change)
+        #expect(queue.push(change).accepted)
+        #expect(queue.hasNewerWrites(for: row, than: .max), "queued: newer than any read")
+        var batch = queue.takeAll()
+        #expect(queue.hasNewerWrites(for: row, than: .max), "in the writer's batch: still newer")
+        queue.committed(&batch, sequence: [5], rejected: 0, rejection: nil)
+        #expect(queue.hasNewerWrites(for: row, than: 4) && !queue.hasNewerWrites(for: row, than: 5))
+        queue.forgetCommitted(through: 5)
+        #expect(queue.committedRows.isEmpty)
+
+        // The real store: applyNow records its log position before it returns; the follower's
+        // reads forget it once they are past it.
+        let dir = try StoreTestDirectory()
+        let store = try SQLiteStore(path: dir.databasePath)
+        defer { store.close() }
+        _ = try store.loadAll()
+        let core = store.core
+        core.queueLock.withLock { core.queue.recordsCommittedRows = true }
+        let position = { () throws -> Int64 in try core.withDatabase { s throws(StoreError) in try s.lastChangeSeq() } }
+        let before = try position()
+        try store.applyNow([.upsertNode(storeNode("n1"))])
+        let after = try position()
+        let node = StoreRow(node: "n1")
+        #expect(after > before)
+        #expect(store.hasNewerWrites(for: node, than: before) && !store.hasNewerWrites(for: node, than: after))
+        try store.follow { _ in }
+        try store.applyNow([.upsertNode(storeNode("n2"))])
+        #expect(Inbox().wait { core.queueLock.withLock { core.queue.committedRows.isEmpty } }, "the follower read past both")
+    }
+
     @Test("Two registries on one file: a reassign through one routes the user on the other")
     func registriesAgree() throws {
         let dir = try StoreTestDirectory()
@@ -84,7 +120,7 @@ struct StoreFeedTests {
         let a = try Registry(nodes: try storeA.loadAll().nodes, placements: [], store: storeA)
         let b = try Registry(nodes: try storeB.loadAll().nodes, placements: [], store: storeB)
         for (store, registry) in [(storeA, a), (storeB, b)] {
-            try store.follow { event in if case .changes(let c) = event { registry.applyExternal(c) } }
+            try store.follow { event in if case .changes(let c, let through) = event { registry.applyExternal(c, through: through) } }
         }
         let key = Array("alice".utf8)
         let first = try #require(key.withUnsafeBytes { a.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name)
@@ -111,7 +147,7 @@ struct StoreFeedTests {
         let a = try Registry(nodes: try storeA.loadAll().nodes, placements: [], pools: ["workspace": PoolSettings(policy: .roundRobin)], store: storeA)
         let b = try Registry(nodes: try storeB.loadAll().nodes, placements: [], pools: ["workspace": PoolSettings(policy: .roundRobin)], store: storeB)
         for (store, registry) in [(storeA, a), (storeB, b)] {
-            try store.follow { event in if case .changes(let c) = event { registry.applyExternal(c) } }
+            try store.follow { event in if case .changes(let c, let through) = event { registry.applyExternal(c, through: through) } }
         }
         return (storeA, a, storeB, b)
     }

@@ -131,6 +131,30 @@ struct RegistryFeedTests {
         #expect(registry.node(named: "n1")?.enabled == false)
     }
 
+    @Test("A row read before this instance's own later commit of it is deferred; read after it, applied")
+    func laterOwnCommitsWin() throws {
+        let store = RecordingStore()
+        let registry = try makeRegistry(nodes, store: store)
+        let first = try #require(registry.nodeName("erin"))
+        let other = nodes.map(\.name).first { $0 != first }!
+        // This instance reassigned erin at log position 10 (memory has it); a follower read
+        // from before that still shows erin on `other`.
+        store.committedRows.withLock { $0 = [StoreRow(pool: "workspace", key: "erin"): 10] }
+        let stale = StoreChange.upsertPlacement(PlacementRecord(pool: "workspace", key: "erin", node: other))
+        #expect(registry.applyExternal([stale], through: 9).deferred == 1)
+        #expect(registry.nodeName("erin") == first)
+        #expect(registry.applyExternal([stale], through: 10).applied == 1)
+        #expect(registry.nodeName("erin") == other)
+
+        // A resync read before a placement this instance made since keeps that placement.
+        let fresh = try #require(registry.nodeName("frank"))
+        store.committedRows.withLock { $0[StoreRow(pool: "workspace", key: "frank")] = 20 }
+        registry.resync(nodes: nodes, placements: [PlacementRecord(pool: "workspace", key: "erin", node: other)], through: 19)
+        #expect(registry.nodeName("frank") == fresh && registry.placementCount == 2)
+        registry.resync(nodes: nodes, placements: [PlacementRecord(pool: "workspace", key: "erin", node: other)], through: 20)
+        #expect(registry.placement(pool: "workspace", key: "frank") == nil && registry.placementCount == 1)
+    }
+
     @Test("A placement on a node this instance does not know is skipped, not half-applied")
     func unknownNode() throws {
         let registry = try makeRegistry(nodes)

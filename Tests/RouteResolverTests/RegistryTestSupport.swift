@@ -30,7 +30,11 @@ final class RecordingStore: RegistryStore {
     func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws {}
     /// Rows a test marks as written but not committed yet.
     let pendingRows = Mutex<Set<StoreRow>>([])
-    func hasPendingWrites(forRowOf change: StoreChange) -> Bool { pendingRows.withLock { $0.contains(StoreRow(change)) } }
+    /// Rows a test marks as committed by this instance, at a log position.
+    let committedRows = Mutex<[StoreRow: Int64]>([:])
+    func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool {
+        pendingRows.withLock { $0.contains(row) } || committedRows.withLock { ($0[row] ?? .min) > position }
+    }
 }
 
 /// A workspace node with a fresh heartbeat unless told otherwise.

@@ -90,11 +90,13 @@ public enum StoreChange: Sendable, Equatable {
 
 /// What a store's change feed reports.
 public enum StoreFeedEvent: Sendable, Equatable {
-    /// Changes other writers committed, in commit order, as the rows are now.
-    case changes([StoreChange])
+    /// Changes other writers committed, in commit order, as the rows were in one read of the
+    /// store that saw its log up to `through` (pass it on to `Registry.applyExternal`).
+    case changes([StoreChange], through: Int64)
     /// The follower fell behind what the store keeps of its history: some changes were missed,
-    /// so here is everything the store holds now (`Registry.resync` makes memory match it).
-    case resync(nodes: [NodeRecord], placements: [PlacementRecord])
+    /// so here is everything the store held when its log stood at `through`
+    /// (`Registry.resync` makes memory match it).
+    case resync(nodes: [NodeRecord], placements: [PlacementRecord], through: Int64)
     /// Reading the feed failed (the database is busy or unreachable); it retries by itself.
     case failed(String)
 }
@@ -118,10 +120,11 @@ public protocol RegistryStore: AnyObject, Sendable {
     /// It runs on a thread of the store's; the registry applies the changes with
     /// `Registry.applyExternal`, the same way it applies its own.
     func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws
-    /// Whether a change this store queued for the same row (node, or pool and key) as `change`
-    /// is not committed yet. Memory is ahead of the store for this instance's own writes: a row
-    /// read back before they commit is older than memory and must not be applied over it.
-    func hasPendingWrites(forRowOf change: StoreChange) -> Bool
+    /// Whether this store wrote `row` (a node, or a pool and key) later than a feed read that
+    /// saw the log up to `position`: a change queued and not committed yet, or one committed
+    /// after that position. Memory is ahead of the store for this instance's own writes, so such
+    /// a row, read back in an older snapshot, must not be applied over it.
+    func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool
 }
 
 /// Which stored row a change is about: a node by name, or a placement by pool and key.

@@ -15,15 +15,18 @@ extension Registry {
         /// Changes that could not apply here (a placement whose node this instance does not
         /// know, a node record it refuses): counted, never half-applied.
         public var skipped = 0
-        /// Rows this instance still has uncommitted writes for: memory is newer than the row.
+        /// Rows this instance wrote after they were read (or has not committed yet): memory is newer.
         public var deferred = 0
         public var moved: [MovedPlacement] = []
         public init() {}
     }
 
-    /// Applies `changes` in order (see the extension's notes).
+    /// Applies `changes` in order (see the extension's notes). `position` is how far the store's
+    /// log stood when the rows were read (`StoreFeedEvent`): a row this instance wrote again
+    /// since, or has not committed yet, is older than memory and deferred. The default counts
+    /// only uncommitted writes.
     @discardableResult
-    public func applyExternal(_ changes: [StoreChange]) -> FeedResult {
+    public func applyExternal(_ changes: [StoreChange], through position: Int64 = .max) -> FeedResult {
         var result = FeedResult()
         for change in changes {
             // The pending check and the apply happen under the lock that the local writes of
@@ -31,7 +34,7 @@ extension Registry {
             // can slip in between.
             switch change {
             case .upsertNode(let record):
-                switch applyNode(record, change) {
+                switch applyNode(record, change, position) {
                 case .some(true): result.applied += 1
                 case .some(false): result.skipped += 1
                 case .none: result.deferred += 1
@@ -41,20 +44,20 @@ extension Registry {
                 result.applied += 1
             case .deleteNode(let name):
                 let applied = control.withLock { (directory) -> Bool in
-                    if store?.hasPendingWrites(forRowOf: change) == true { return false }
+                    if store?.hasNewerWrites(for: StoreRow(change), than: position) == true { return false }
                     removeNodeInMemory(&directory, name: name)  // already gone: nothing to do
                     return true
                 }
                 if applied { result.applied += 1 } else { result.deferred += 1 }
             case .upsertPlacement(let record), .insertPlacement(let record), .setHostPort(let record):
-                switch applyPlacement(record, change) {
+                switch applyPlacement(record, change, position) {
                 case .skipped: result.skipped += 1
                 case .deferred: result.deferred += 1
                 case .applied(nil): result.applied += 1
                 case .applied(let move?): result.applied += 1; result.moved.append(move)
                 }
             case .deletePlacement(let pool, let key):
-                if deletePlacementInMemory(pool: pool, key: key, change) { result.applied += 1 } else { result.deferred += 1 }
+                if deletePlacementInMemory(pool: pool, key: key, change, position) { result.applied += 1 } else { result.deferred += 1 }
             }
         }
         announce(result.moved)
@@ -66,9 +69,9 @@ extension Registry {
     /// object, no snapshot, so the workers' per-node caches stay valid. A row in another pool
     /// than the node here means it was deleted and created again: the old one (and what it held
     /// here) goes first. False for a record the registry refuses.
-    private func applyNode(_ record: NodeRecord, _ change: StoreChange) -> Bool? {
+    private func applyNode(_ record: NodeRecord, _ change: StoreChange, _ position: Int64) -> Bool? {
         control.withLock { (directory) -> Bool? in
-            if store?.hasPendingWrites(forRowOf: change) == true { return nil }
+            if store?.hasNewerWrites(for: StoreRow(change), than: position) == true { return nil }
             if let current = directory.node(named: record.name) {
                 var same = current.record
                 same.lastHeartbeat = record.lastHeartbeat
@@ -90,20 +93,20 @@ extension Registry {
     private enum PlacementOutcome {
         /// Not applicable here (a node this instance does not know, a malformed key).
         case skipped
-        /// This instance has an uncommitted write for the key.
+        /// This instance wrote the key after the row was read, or has not committed its write yet.
         case deferred
         /// Applied; with the move when the key was on another node.
         case applied(MovedPlacement?)
     }
 
     /// Sets (pool, key) → record.node.
-    private func applyPlacement(_ record: PlacementRecord, _ change: StoreChange) -> PlacementOutcome {
+    private func applyPlacement(_ record: PlacementRecord, _ change: StoreChange, _ position: Int64) -> PlacementOutcome {
         var key = record.key
         return key.withUTF8 { utf8 -> PlacementOutcome in
             let bytes = UnsafeRawBufferPointer(utf8)
             guard let digest = KeyDigest(bytes) else { return .skipped }
             return shard(for: digest).state.withLock { state -> PlacementOutcome in
-                if store?.hasPendingWrites(forRowOf: change) == true { return .deferred }
+                if store?.hasNewerWrites(for: StoreRow(change), than: position) == true { return .deferred }
                 guard let poolID = state.nodes.poolID(record.pool),
                       let node = state.nodes.pools[poolID].nodes.first(where: { $0.name == record.node }) else { return .skipped }
                 if let slot = state.map.find(pool: UInt16(poolID), key: bytes, tag: digest.tag) {
@@ -127,15 +130,15 @@ extension Registry {
         }
     }
 
-    /// False when this instance has an uncommitted write for the key (memory is newer); an
+    /// False when this instance wrote the key after the row was read (memory is newer); an
     /// absent key (already deleted here) counts as applied.
-    private func deletePlacementInMemory(pool: String, key: String, _ change: StoreChange) -> Bool {
+    private func deletePlacementInMemory(pool: String, key: String, _ change: StoreChange, _ position: Int64) -> Bool {
         var key = key
         return key.withUTF8 { utf8 -> Bool in
             let bytes = UnsafeRawBufferPointer(utf8)
             guard let digest = KeyDigest(bytes) else { return true }
             return shard(for: digest).state.withLock { state -> Bool in
-                if store?.hasPendingWrites(forRowOf: change) == true { return false }
+                if store?.hasNewerWrites(for: StoreRow(change), than: position) == true { return false }
                 guard let poolID = state.nodes.poolID(pool),
                       let slot = state.map.find(pool: UInt16(poolID), key: bytes, tag: digest.tag) else { return true }
                 state.nodes.node(state.map.slots[slot].node)?.counters.placements.subtract(1, ordering: .relaxed)
@@ -166,12 +169,13 @@ extension Registry {
 
     /// Makes memory match everything the store holds (a follower that fell behind the store's
     /// history): nodes not stored are removed, stored ones applied; placements not stored are
-    /// dropped, stored ones applied. Moves are announced as for any change.
+    /// dropped, stored ones applied — except rows this instance wrote after the read at
+    /// `position`. Moves are announced as for any change.
     @discardableResult
-    public func resync(nodes: [NodeRecord], placements: [PlacementRecord]) -> FeedResult {
+    public func resync(nodes: [NodeRecord], placements: [PlacementRecord], through position: Int64 = .max) -> FeedResult {
         let stored = Set(nodes.map(\.name))
         let gone = control.withLock { directory in directory.nodes.compactMap { $0?.name }.filter { !stored.contains($0) } }
-        var result = applyExternal(gone.map { .deleteNode(name: $0) } + nodes.map { .upsertNode($0) })
+        var result = applyExternal(gone.map { .deleteNode(name: $0) } + nodes.map { .upsertNode($0) }, through: position)
         var keys = Set<String>()
         keys.reserveCapacity(placements.count)
         for p in placements { keys.insert("\(p.pool)\u{0}\(p.key)") }
@@ -181,14 +185,16 @@ extension Registry {
                 let snapshot = state.nodes
                 let names = snapshot.pools.map(\.name)
                 return state.map.removeAll(whereKey: { slot, key in
-                    !keys.contains("\(names[Int(slot.pool)])\u{0}\(String(decoding: key, as: UTF8.self))")
+                    let pool = names[Int(slot.pool)], name = String(decoding: key, as: UTF8.self)
+                    return !keys.contains("\(pool)\u{0}\(name)")
+                        && store?.hasNewerWrites(for: StoreRow(pool: pool, key: name), than: position) != true
                 }) { slot, _ in
                     snapshot.node(slot.node)?.counters.placements.subtract(1, ordering: .relaxed)
                 }
             }
         }
         total.subtract(dropped, ordering: .relaxed)
-        let applied = applyExternal(placements.map { .upsertPlacement($0) })
+        let applied = applyExternal(placements.map { .upsertPlacement($0) }, through: position)
         result.applied += applied.applied + dropped
         result.skipped += applied.skipped
         result.moved += applied.moved
