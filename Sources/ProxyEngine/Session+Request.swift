@@ -156,7 +156,7 @@ extension Session {
         }
         attempts = 0
         if let node = lookupNode {
-            let settings = worker.portLookups[stickyPool] ?? EngineConfig.PortLookup()
+            let settings = worker.portLookups[sticky.pool] ?? EngineConfig.PortLookup()
             _ = startPortLookup(node: node, settings: settings)
         } else {
             acquireUpstream(fresh: false)
@@ -332,13 +332,11 @@ extension Session {
         requestBodyReady = 0
         reqParsed = false
         routeIndex = -1
-        webSocket = false
+        tunnel.webSocket = false
         upstreamChosen = false
         responseExtraLength = 0
         retryAfterSeconds = 0
-        stickyNode = nil
-        stickyKeyLength = 0
-        containerPort = 0
+        sticky.reset()
         respScanner.reset()
         respStarted = false
         responseBodyReady = 0

@@ -9,7 +9,7 @@ extension Session {
     enum UpstreamRead { case bytes, blocked, eof, failed }
 
     func stepExchange() -> Bool {
-        if lookupActive, let l = lookup { return stepPortLookup(l) }
+        if portLookup.isRunning { return stepPortLookup() }
         guard let u = upstreamRef else { return false }
         return u._withUnsafeGuaranteedRef { stepExchange($0) }
     }
@@ -188,7 +188,7 @@ extension Session {
             break
         }
         let switching = exchange.response == .switching
-        if switching { webSocket = upgradeIsWebSocket(base) }
+        if switching { tunnel.webSocket = upgradeIsWebSocket(base) }
         if logged { upstreamUs = cl_monotonic_us() - upstreamStartUs }
         status = resp.status
         if let o = requestHeadOut {

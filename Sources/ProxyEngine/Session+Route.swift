@@ -39,7 +39,7 @@ extension Session {
                 return .answered
             }
             addressIndex = index
-            containerPort = hostPort
+            sticky.containerPort = hostPort
             upstreamChosen = true
             return .ready
         case .portLookup(let node):
@@ -52,10 +52,7 @@ extension Session {
     /// and node, and writes the response's sticky header lines.
     private func adoptKey(_ f: Forward, node: RegistryNode, _ base: UnsafePointer<UInt8>) {
         let target = router.keyedTargets[f.route]!
-        stickyKey.update(from: base + f.keyStart, count: f.keyCount)
-        stickyKeyLength = f.keyCount
-        stickyPool = target.pool
-        stickyNode = node
+        sticky.adopt(key: base + f.keyStart, count: f.keyCount, pool: target.pool, node: node)
         writeStickyHeaders(node: node, key: UnsafeRawBufferPointer(start: base + f.keyStart, count: f.keyCount),
                            cookie: target.setCookie)
     }

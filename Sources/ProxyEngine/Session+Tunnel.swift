@@ -14,53 +14,42 @@ extension Session {
         let settings = worker.config.tunnels
         // splice cannot see through TLS: a TLS client's tunnel moves bytes through buffers.
         // Nor an HTTP/2 stream (RFC 8441): its bytes are DATA frames.
-        let buffered = !settings.splice || !transport.isPlainSocket
-        toUpstream = TunnelLeg(useBuffers: buffered)
-        toClient = TunnelLeg(useBuffers: buffered)
-        if let b = inBuf {
-            if b.count > 0 { toUpstream.pending = b } else { buffers.give(b) }
-            inBuf = nil
-        }
-        if let b = u.inBuf {
-            if b.count > 0 { toClient.pending = b } else { buffers.give(b) }
-            u.inBuf = nil
-        }
+        tunnel.begin(buffered: !settings.splice || !transport.isPlainSocket, fromClient: inBuf, fromUpstream: u.inBuf,
+                     idleLimit: worker.routeTunnelIdle[routeIndex], buffers: buffers)
+        inBuf = nil
+        u.inBuf = nil
         // A tunnel may be silent for hours: keepalive probes find peers that vanished without a FIN.
         if settings.keepaliveIdle > 0 {
             if fd >= 0 { Sys.setKeepAlive(fd, idle: settings.keepaliveIdle, interval: settings.keepaliveInterval, count: settings.keepaliveCount) }
             Sys.setKeepAlive(u.fd, idle: settings.keepaliveIdle, interval: settings.keepaliveInterval, count: settings.keepaliveCount)
         }
-        tunnelIdle = worker.routeTunnelIdle[routeIndex]
         worker.tunnelOpened(self)
     }
 
     func stepTunnel() -> Bool {
         guard let u = upstream else { endTunnel(reason: "tunnel lost its upstream"); return false }
-        let up: Bool
-        let down: Bool
+        let step: (progress: Bool, finished: Bool)
         do {
-            up = try toUpstream.pump(from: transport, to: .socket(u.fd), &io, &u.io, pipes: worker.pipes, buffers: buffers)
-            down = try toClient.pump(from: .socket(u.fd), to: transport, &u.io, &io, pipes: worker.pipes, buffers: buffers)
+            step = try tunnel.pump(client: transport, upstream: .socket(u.fd), &io, &u.io, pipes: worker.pipes, buffers: buffers)
         } catch {
             endTunnel(reason: error.reason)
             return false
         }
-        if toUpstream.finForwarded && toClient.finForwarded {
+        if step.finished {
             endTunnel(reason: nil)
             return false
         }
-        return up || down
+        return step.progress
     }
 
     func armTunnelTimer() {
-        let stuck = (toUpstream.holdsBytes && upstream?.io.writable == false) || (toClient.holdsBytes && !io.writable)
-        if stuck {
+        if tunnel.stuck(clientWritable: io.writable, upstreamWritable: upstream?.io.writable != false) {
             // Bytes in flight that a peer does not take: the send timeout, as for any response.
             timerKind = .send
             worker.arm(self, deadline: lastProgressMs + timeouts.send)
-        } else if tunnelIdle > 0 {
+        } else if tunnel.idleLimit > 0 {
             timerKind = .tunnelIdle
-            worker.arm(self, deadline: lastProgressMs + tunnelIdle)
+            worker.arm(self, deadline: lastProgressMs + tunnel.idleLimit)
         } else {
             deadline = 0
         }
@@ -78,9 +67,8 @@ extension Session {
     /// then our FIN, so it reconnects at once; the upstream side is closed.
     func closeTunnel(code: UInt16) {
         guard phase == .tunnel else { return }
-        // Only between messages: bytes still in flight to the client may be part of a frame, and a
-        // close frame in the middle of one would corrupt it. Then the client just sees the FIN.
-        if webSocket && !toClient.holdsBytes && !toClient.finForwarded {
+        // Only between messages (`mayCloseWebSocket`); otherwise the client just sees the FIN.
+        if tunnel.mayCloseWebSocket {
             // RFC 6455 §5.5.1: FIN + opcode 8, unmasked (server to client), 2-byte payload: the code.
             var frame: (UInt8, UInt8, UInt8, UInt8) = (0x88, 0x02, UInt8(code >> 8), UInt8(code & 0xFF))
             _ = withUnsafeBytes(of: &frame) { try? clientWrite($0.baseAddress!, 4) }
@@ -96,10 +84,9 @@ extension Session {
     }
 
     private func finishTunnelLog(reason: StaticString?) {
-        bytesIn += toUpstream.moved
-        bytesOut += toClient.moved
-        toUpstream.moved = 0
-        toClient.moved = 0
+        let moved = tunnel.takeMoved()
+        bytesIn += moved.fromClient
+        bytesOut += moved.toClient
         if let reason {
             log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
                       client: clientIP, clientLength: clientIPLength)
@@ -109,8 +96,7 @@ extension Session {
 
     /// Gives back what the tunnel holds and takes it off the worker's list.
     func leaveTunnel() {
-        toUpstream.release(pipes: worker.pipes, buffers: buffers)
-        toClient.release(pipes: worker.pipes, buffers: buffers)
+        tunnel.release(pipes: worker.pipes, buffers: buffers)
         worker.tunnelClosed(self)
     }
 

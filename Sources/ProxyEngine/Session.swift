@@ -99,16 +99,9 @@ final class Session: Pollable {
     /// The route the current request matched; -1: none (yet).
     var routeIndex = -1
 
-    // The tunnel, once the upstream has answered an upgrade with 101 (`exchange.response` is
-    // `.switching` while the 101 is on its way; the tunnel starts when it has been written).
-    var toUpstream = TunnelLeg(useBuffers: false)
-    var toClient = TunnelLeg(useBuffers: false)
-    /// Index in the worker's list of open tunnels; -1 when not a tunnel.
-    var tunnelIndex = -1
-    /// Idle limit of this tunnel (ms, 0: none), from its route.
-    var tunnelIdle: UInt64 = 0
-    /// The switched-to protocol is WebSocket: the gateway may end it with a close frame.
-    var webSocket = false
+    /// The tunnel, once the upstream has answered an upgrade with 101 (`exchange.response` is
+    /// `.switching` while the 101 is on its way; the tunnel starts when it has been written).
+    var tunnel = Tunnel()
 
     // Accounting for the access log.
     var status = 0
@@ -125,21 +118,10 @@ final class Session: Pollable {
     let responseExtra = UnsafeMutablePointer<UInt8>.allocate(capacity: Session.responseExtraCapacity)
     var responseExtraLength = 0
     static let responseExtraCapacity = 320
-    /// The sticky exchange: the key (copied: the head's bytes may be reused while a lookup runs),
-    /// its pool and node, the container port in use (placement_port targets), and a port lookup
-    /// to the node API under way.
-    let stickyKey = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
-    var stickyKeyLength = 0
-    var stickyPool = ""
-    var stickyNode: RegistryNode?
-    var containerPort: UInt16 = 0
-    unowned(unsafe) var lookup: UpstreamConnection? {
-        didSet { lookupActive = lookup != nil }
-    }
-    /// `lookup != nil`, as a plain flag: the hot path checks it on every event, and loading the
-    /// reference to compare it would retain and release it each time.
-    var lookupActive = false
-    var lookupOut: IOBuffer?
+    /// The sticky exchange's key, pool, node and container port (Upstream/PortLookup.swift).
+    var sticky = StickyTarget()
+    /// A container-port lookup to the node's API under way (placement_port targets).
+    var portLookup = PortLookup()
     /// Bytes dropped while lingering, bounded so a client cannot keep us reading forever.
     var lingerBytes = 0
     static let maxLingerBytes = 1 << 20
@@ -170,7 +152,6 @@ final class Session: Pollable {
         clientIP.deallocate()
         requestLine.deallocate()
         responseExtra.deallocate()
-        stickyKey.deallocate()
     }
 
     func open(fd: Int32, peer: UnsafePointer<sockaddr_storage>, listener: Int) {
@@ -247,7 +228,7 @@ final class Session: Pollable {
                 worker.arm(self, deadline: idleSinceMs + t.clientIdle)
             }
         case .exchange:
-            if lookupActive {
+            if portLookup.isRunning {
                 // The whole port lookup gets the connect budget: it must be quick or fail.
                 timerKind = .lookup
                 worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
@@ -311,10 +292,7 @@ final class Session: Pollable {
         case .tunnelIdle:
             endTunnel(reason: "tunnel idle timeout")
         case .lookup:
-            log.error("port_lookup", "node \(stickyNode?.name ?? "-") key \(stickyKeyString()): no answer in time")
-            dropLookup()
-            worker.stats.upstreamError(.portLookup)
-            respondError(504, "port lookup timeout", reusable: true)
+            failLookup("no answer in time", status: 504, "port lookup timeout")
         }
         if phase != .closed { drive() }
     }
@@ -430,7 +408,7 @@ final class Session: Pollable {
 
     func close() {
         guard phase != .closed else { return }
-        if tunnelIndex >= 0 { leaveTunnel() }
+        if tunnel.isOpen { leaveTunnel() }
         dropUpstream()
         resetExchange()
         phase = .closed
@@ -490,7 +468,7 @@ final class Session: Pollable {
     func recordExchange() {
         let micros = startUs == 0 ? 0 : cl_monotonic_us() &- startUs
         worker.stats.request(route: routeIndex >= 0 ? routeIndex : worker.stats.routeCount - 1, status: status, micros: micros)
-        stickyNode?.recordTraffic(bytesIn: bytesIn, bytesOut: bytesOut)
+        sticky.node?.recordTraffic(bytesIn: bytesIn, bytesOut: bytesOut)
         log.access(self)
     }
 

@@ -397,21 +397,21 @@ final class Worker {
     // MARK: tunnels
 
     func tunnelOpened(_ s: Session) {
-        s.tunnelIndex = tunnels.count
+        s.tunnel.index = tunnels.count
         tunnels.append(s)
-        directory.opened(route: routeNames[s.routeIndex], node: s.stickyNode?.name)
+        directory.opened(route: routeNames[s.routeIndex], node: s.sticky.node?.name)
     }
 
     func tunnelClosed(_ s: Session) {
-        let i = s.tunnelIndex
+        let i = s.tunnel.index
         guard i >= 0, i < tunnels.count, tunnels[i] === s else { return }
         let last = tunnels.removeLast()
         if i < tunnels.count {
             tunnels[i] = last
-            last.tunnelIndex = i
+            last.tunnel.index = i
         }
-        s.tunnelIndex = -1
-        directory.closed(route: routeNames[s.routeIndex], node: s.stickyNode?.name)
+        s.tunnel.index = -1
+        directory.closed(route: routeNames[s.routeIndex], node: s.sticky.node?.name)
     }
 
     /// Closes the tunnels of users whose placement moved (one pass over this worker's tunnels,
@@ -419,8 +419,8 @@ final class Worker {
     private func closeTunnels(of keys: [TunnelKey]) {
         let moved = Set(keys)
         var matching: [Session] = []
-        for s in tunnels where s.stickyKeyLength > 0 {
-            let key = TunnelKey(pool: s.stickyPool, key: Array(UnsafeBufferPointer(start: s.stickyKey, count: s.stickyKeyLength)))
+        for s in tunnels where s.sticky.isKeyed {
+            let key = TunnelKey(pool: s.sticky.pool, key: Array(s.sticky.key))
             if moved.contains(key) { matching.append(s) }
         }
         for s in matching { s.closeTunnel(code: 1012) }
@@ -439,7 +439,7 @@ final class Worker {
         forEachH2 { $0.drain() }
         // WebSocket clients are told the gateway is going away (1001) and reconnect elsewhere;
         // other tunnels run until they end or the drain timeout does.
-        for s in tunnels where s.webSocket { s.closeTunnel(code: 1001) }
+        for s in tunnels where s.tunnel.webSocket { s.closeTunnel(code: 1001) }
         upstreams.closeAll()
         checkDrained()
     }

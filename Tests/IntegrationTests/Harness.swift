@@ -217,8 +217,22 @@ struct RunResult {
 // MARK: - Ports
 
 enum Ports {
-    /// A port nothing listens on right now: bind port 0, read it, close.
+    /// Ports handed out in this test process. The kernel may give the same ephemeral port to two
+    /// quick bind-and-close calls (tests run in parallel, and one config asks for several
+    /// ports before anything listens), so a port is never handed out twice.
+    private static let given = Mutex<Set<Int>>([])
+
+    /// A port nothing listens on right now and no other caller in this process was given.
     static func free() throws -> Int {
+        for _ in 0..<64 {
+            let port = try unbound()
+            if given.withLock({ $0.insert(port).inserted }) { return port }
+        }
+        throw HarnessError("no unused port after 64 tries")
+    }
+
+    /// A port nothing listens on right now: bind port 0, read it, close.
+    private static func unbound() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
         defer { Glibc.close(fd) }
