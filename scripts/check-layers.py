@@ -5,6 +5,8 @@
 2. Package.swift's target dependencies say the same (no module links what it may not import).
 3. Socket, pipe and eventfd system calls appear only in IOCore's Sys files, the one door to
    the kernel (STYLE.md point 1).
+4. In ProxyEngine a connection's socket is closed in one place, Pollable.closeSocket; the other
+   closes are the worker's own descriptors (epoll, listeners) and the tunnel's pipes.
 
 Exit 1 with one line per violation; 0 and a one-line summary otherwise.
 """
@@ -39,6 +41,10 @@ C_MODULES = {"Glibc", "SwiftGlibc", "Foundation", "Musl", "Darwin", "CLinux"}
 IMPORT = re.compile(r"\s*(?:@[\w()., ]+\s+)*(?:(?:public|package|internal|fileprivate|private)\s+)?import\s+"
                     r"(?:(?:typealias|struct|class|enum|protocol|let|var|func)\s+)?(\w+)")
 SYS_FILES = re.compile(r"^Sources/IOCore/Sys(\+\w+)?\.swift$")
+CLOSE = re.compile(r"\b(?:Sys|Glibc|SwiftGlibc)\.close\s*\(")
+# ProxyEngine files that may close descriptors, and what they close.
+CLOSE_FILES = {"Pollable.swift": "the owned socket of a registration", "Worker.swift": "epoll fd and listeners",
+               "TunnelLeg.swift": "pipes"}
 
 
 def swift_files(module):
@@ -68,6 +74,8 @@ def line_problems(module, path, line):
         found.append(f"{module} may not import {imp.group(1)}")
     if SYS_FILES.match(path):
         return found
+    if module == "ProxyEngine" and CLOSE.search(line) and os.path.basename(path) not in CLOSE_FILES:
+        found.append("close() of a descriptor outside its owner: a connection's socket is closed by Pollable.closeSocket")
     for call in SYSCALL.finditer(line):
         qualifier, name = call.group(1), call.group(2) or "cl_" + call.group(3)
         if call.group(2):
@@ -91,11 +99,13 @@ def self_test():
            ("AdminPlane", "@_spi(Engine) import ProxyEngine"), ("RouteResolver", "import CSQLite"),
            ("ProxyEngine", "import Foundation"), ("ProxyEngine", "let r = Glibc.send(fd, p, n, 0)"),
            ("ProxyEngine", "_ = Foundation.recv(fd, p, n, 0)"), ("AdminPlane", "setsockopt(fd, 1, 2, &v, 4)"),
-           ("ProxyEngine", "_ = cl_recv(fd, p, n)"), ("ProxyEngine", "_ = writev(fd, iov, 2)")]
+           ("ProxyEngine", "_ = cl_recv(fd, p, n)"), ("ProxyEngine", "_ = writev(fd, iov, 2)"),
+           ("ProxyEngine", "Sys.close(fd)")]
     good = [("AdminPlane", "import var Glibc.errno"), ("ProxyEngine", "transport = .socket(-1)"),
             ("ProxyEngine", "case socket(Int32)"), ("ProxyEngine", "try u.connect(to: index)"),
             ("AdminPlane", "guard answer(response, close: last) else { return }"), ("ProxyEngine", "close()"),
-            ("ProxyEngine", "let fd = try Sys.socket(family: f)"), ("AdminPlane", "func connect(to index: Int)")]
+            ("ProxyEngine", "let fd = try Sys.socket(family: f)"), ("AdminPlane", "func connect(to index: Int)"),
+            ("AdminPlane", "Sys.close(client)")]
     wrong = [f"not flagged: {m}: {l}" for m, l in bad if not line_problems(m, f"Sources/{m}/X.swift", l)]
     wrong += [f"flagged wrongly: {m}: {l}" for m, l in good if line_problems(m, f"Sources/{m}/X.swift", l)]
     return wrong
@@ -132,7 +142,8 @@ def main():
     if problems:
         print(f"check-layers: {len(problems)} problem(s)")
         return 1
-    print(f"check-layers: {len(ALLOWED)} modules keep their layers; socket calls only in IOCore's Sys")
+    print(f"check-layers: {len(ALLOWED)} modules keep their layers; socket calls only in IOCore's Sys; "
+          "connection sockets closed by their owner")
     return 0
 
 

@@ -1,10 +1,16 @@
 import IOCore
 import HTTP1Codec
 
-/// What every epoll registration of a worker has: its fd, its slot and generation (the epoll user
-/// data, STYLE.md point 4) and its place in the timer wheel.
+/// What every epoll registration of a worker has: its socket, its slot and generation (the epoll
+/// user data, STYLE.md point 4) and its place in the timer wheel.
+///
+/// The socket has one owner at a time, the registration holding it here: it comes in through
+/// `adoptSocket`, leaves through `releaseSocket` (handed to a new owner, which adopts it) or is
+/// closed by `closeSocket` — the one place a connection's socket is closed. `fd` cannot be set
+/// anywhere else.
 class Pollable {
-    var fd: Int32 = -1
+    /// The owned socket; -1: none.
+    private(set) var fd: Int32 = -1
     var slot: UInt32 = 0
     var generation: UInt32 = 0
     /// Absolute monotonic ms when this owner's timeout fires; 0: none.
@@ -13,6 +19,25 @@ class Pollable {
     var queuedTick: UInt64 = 0
 
     @inline(__always) var token: UInt64 { UInt64(generation) << 32 | UInt64(slot) }
+
+    /// Takes ownership of `socket`; this registration must hold none.
+    final func adoptSocket(_ socket: Int32) {
+        precondition(fd < 0, "a registration owns one socket at a time")
+        fd = socket
+    }
+
+    /// Gives the socket up without closing it, for a new owner to adopt.
+    final func releaseSocket() -> Int32 {
+        defer { fd = -1 }
+        return fd
+    }
+
+    /// Closes the owned socket, if any.
+    final func closeSocket() {
+        guard fd >= 0 else { return }
+        Sys.close(fd)
+        fd = -1
+    }
 }
 
 /// Who owns a slot. Dispatch is a switch over concrete final classes: no protocol witness, no

@@ -9,7 +9,7 @@ import IOCore
 extension Session {
     /// Starts on a stream whose request head is complete (`head`, handed over whole).
     func openStream(_ stream: H2Stream, _ connection: H2Connection, head: IOBuffer) {
-        fd = -1
+        precondition(fd < 0, "a stream's session has no socket of its own")
         transport = .stream(stream)
         listenerIndex = connection.listenerIndex
         secure = connection.tls != nil

@@ -155,7 +155,7 @@ final class Session: Pollable {
     }
 
     func open(fd: Int32, peer: UnsafePointer<sockaddr_storage>, listener: Int) {
-        self.fd = fd
+        adoptSocket(fd)
         listenerIndex = listener
         clientIPLength = SocketAddress.formatHost(peer, into: clientIP, capacity: 64)
         io = Readiness()
@@ -423,12 +423,10 @@ final class Session: Pollable {
             worker.streamSessionClosed(self)
             return
         }
-        // close_notify, best effort (never waits), and the SSL freed before the fd is closed:
-        // the session's socket is closed here and nowhere else.
+        // close_notify, best effort (never waits), and the SSL freed before the socket closes.
         tls?.shutdown()
         transport = .socket(-1)
-        Sys.close(fd)
-        fd = -1
+        closeSocket()
         worker.sessionClosed(self)
     }
 
@@ -436,9 +434,8 @@ final class Session: Pollable {
     /// HTTP/2 connection taking over the client) closes them. The session is closed, its slot
     /// kept by the caller for the new owner; it may be reused from the next loop turn.
     func handOverSocket() -> (fd: Int32, transport: Transport) {
-        let handed = (fd, transport)
+        let handed = (releaseSocket(), transport)
         transport = .socket(-1)
-        fd = -1
         phase = .closed
         deadline = 0
         return handed

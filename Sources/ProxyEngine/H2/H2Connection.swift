@@ -78,7 +78,7 @@ final class H2Connection: Pollable {
     /// Takes over a client connection whose first bytes (the preface onward, maybe) are in
     /// `leftover`. The caller has put us in the connection's epoll slot.
     func open(fd: Int32, transport: Transport, listener: Int, io: Readiness, clientIP ip: UnsafePointer<UInt8>, _ ipLength: Int) {
-        self.fd = fd
+        adoptSocket(fd)
         self.transport = transport
         sniSent = tls?.serverName != nil
         self.io = io
@@ -441,8 +441,7 @@ final class H2Connection: Pollable {
         // close_notify (best effort), the SSL freed, then the socket: closed here and nowhere else.
         tls?.shutdown()
         transport = .socket(-1)
-        Sys.close(fd)
-        fd = -1
+        closeSocket()
         deadline = 0
         worker.h2Closed(self)
     }

@@ -33,14 +33,14 @@ final class UpstreamConnection: Pollable {
     func connect(to index: Int) throws(SysError) {
         let address = worker.upstreams[index].address
         let s = try Sys.socket(family: Int32(address.storage.ss_family))
+        adoptSocket(s)
         Sys.setNoDelay(s)
         do {
             connected = try Sys.connect(s, address)
         } catch {
-            Sys.close(s)
+            closeSocket()
             throw error
         }
-        fd = s
         addressIndex = index
         io = Readiness()
         reused = false
@@ -81,8 +81,7 @@ final class UpstreamConnection: Pollable {
 
     func close() {
         guard fd >= 0 else { return }
-        Sys.close(fd)
-        fd = -1
+        closeSocket()
         connected = false
         session = nil
         if let b = inBuf { worker.buffers.give(b); inBuf = nil }
