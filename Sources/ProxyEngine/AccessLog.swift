@@ -167,7 +167,7 @@ final class WorkerLog {
         access.append(s.requestLine, s.requestLineLength)  // sanitized when copied
         closeAccessLine(status: s.status, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
                         totalUs: s.startUs == 0 ? 0 : cl_monotonic_us() - s.startUs, upstreamUs: s.upstreamUs,
-                        upstream: s.upstreamChosen ? s.worker.upstreams[s.addressIndex].addressText : nil,
+                        upstream: s.addressIndex >= 0 ? s.worker.upstreams[s.addressIndex].addressText : nil,
                         requestID: s.requestID, requestIDLength: s.requestIDLength, h2: s.stream != nil)
     }
 

@@ -60,7 +60,6 @@ extension Session {
         }
         addressIndex = index
         sticky.containerPort = port
-        upstreamChosen = true
         acquireUpstream(fresh: false)
     }
 

@@ -92,7 +92,6 @@ extension Session {
         bytesIn = UInt64(headLength)
         do {
             req = try RequestHead.parse(base, start: start, end: end, headers: headers)
-            reqParsed = true
         } catch {
             copyRequestLine(base + start, end - start)
             respondError(error.status, error.code)
@@ -111,7 +110,7 @@ extension Session {
             generateRequestID()
         }
         let answerContinue = exchange.begin(framing: req.framing, expectContinue: req.expectContinue,
-                                            closes: req.close || worker.draining)
+                                            closes: req.close || worker.draining, headRequest: req.method == .head)
 
         // One decision (RouteResolver's), acted on here and never re-derived.
         let lookupNode: RegistryNode?
@@ -181,8 +180,8 @@ extension Session {
             respondError(414, "target too long to redirect", reusable: true)
             return
         }
+        _ = exchange.answerOwn()
         clientOut = b
-        respStarted = true
         phase = .responding
     }
 
@@ -309,7 +308,7 @@ extension Session {
             respondError(status, code, reusable: true)
             return
         }
-        if respStarted { worker.stats.upstreamError(kind); abort(reason: code); return }
+        if exchange.responseStarted { worker.stats.upstreamError(kind); abort(reason: code); return }
         if retryable && u.reused && attempts == 0 && req.method.isIdempotent && req.framing == .none
             && !respScanner.started && (u.inBuf?.isEmpty ?? true) {
             attempts += 1
@@ -330,15 +329,13 @@ extension Session {
         requestHeadSent = 0
         exchange = Exchange()
         requestBodyReady = 0
-        reqParsed = false
         routeIndex = -1
         tunnel.webSocket = false
-        upstreamChosen = false
+        addressIndex = -1
         responseExtraLength = 0
         retryAfterSeconds = 0
         sticky.reset()
         respScanner.reset()
-        respStarted = false
         responseBodyReady = 0
         status = 0
         bytesIn = 0

@@ -75,7 +75,7 @@ extension Session {
                 return true
             }
             // 2. The response head.
-            if !exchange.responseHeadDone {
+            if !exchange.responseStarted {
                 if let b = u.inBuf, b.count > 0 {
                     switch respScanner.scan(b.readPointer, count: b.count) {
                     case .complete(let length):
@@ -213,7 +213,6 @@ extension Session {
                             requestID: requestID, requestIDLength: requestIDLength)
         clientOut = out
         u.inBuf!.consume(headLength)
-        respStarted = true
         return true
     }
 

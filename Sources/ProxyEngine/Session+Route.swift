@@ -19,7 +19,6 @@ extension Session {
         switch f.destination {
         case .routeUpstreams:
             addressIndex = worker.upstreams.pick(route: f.route)
-            upstreamChosen = true
             return .ready
         case .node(let node):
             adoptKey(f, node: node, base)
@@ -29,7 +28,6 @@ extension Session {
                 return .answered
             }
             addressIndex = index
-            upstreamChosen = true
             return .ready
         case .container(let node, let hostPort):
             adoptKey(f, node: node, base)
@@ -40,7 +38,6 @@ extension Session {
             }
             addressIndex = index
             sticky.containerPort = hostPort
-            upstreamChosen = true
             return .ready
         case .portLookup(let node):
             adoptKey(f, node: node, base)

@@ -46,8 +46,6 @@ final class Session: Pollable {
 
     // The current exchange.
     var req = RequestHead()
-    /// `req` is this exchange's (parsed without error); otherwise it may be the previous one's.
-    var reqParsed = false
     /// The upstream connection of the current exchange. Not owning: while linked, the worker's
     /// slot table owns it (it is registered), and every path that closes it unlinks it first.
     /// Unmanaged so the hot path can borrow it (`_withUnsafeGuaranteedRef`) instead of paying a
@@ -57,9 +55,9 @@ final class Session: Pollable {
         @inline(__always) get { upstreamRef?.takeUnretainedValue() }
         @inline(__always) set { upstreamRef = newValue.map { Unmanaged.passUnretained($0) } }
     }
-    var addressIndex = 0
-    /// An upstream address was chosen for this exchange (the access log names it, even on 502).
-    var upstreamChosen = false
+    /// The upstream address chosen for this exchange (the access log names it, even on 502);
+    /// -1: none (yet).
+    var addressIndex = -1
     var attempts = 0
     var connectStartMs: UInt64 = 0
     var requestSentMs: UInt64 = 0
@@ -74,9 +72,6 @@ final class Session: Pollable {
     var clientOut: IOBuffer?
     var respScanner: HeadScanner
     var resp = ResponseHead()
-    /// Bytes of a response (the upstream's or the gateway's own) have gone to the client: an
-    /// error now can only abort the connection.
-    var respStarted = false
     /// Validated response body bytes at the front of the upstream's buffer, ready to forward.
     var responseBodyReady = 0
     /// How the client's bytes move: this session's socket, plain or through TLS, or the
@@ -238,7 +233,7 @@ final class Session: Pollable {
             } else if let u = upstreamRef, !u._withUnsafeGuaranteedRef({ $0.connected }) {
                 timerKind = .connect
                 worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
-            } else if !exchange.responseHeadDone {
+            } else if !exchange.responseStarted {
                 if exchange.requestAllSeen && requestBodyReady == 0 && requestHeadOut.map({ requestHeadSent == $0.end }) ?? true {
                     timerKind = .firstByte
                     worker.arm(self, deadline: requestSentMs + t.upstreamFirstByte)
@@ -279,7 +274,7 @@ final class Session: Pollable {
                 close()
             }
         case .body:
-            if respStarted { abort(reason: "client body timeout") } else {
+            if exchange.responseStarted { abort(reason: "client body timeout") } else {
                 dropUpstream()
                 respondError(408, "request body timeout")
             }
@@ -304,7 +299,7 @@ final class Session: Pollable {
     /// connection may go on once the request body, if any, has been read to its end. Every parse
     /// error closes: where one request ends is then in doubt.
     func respondError(_ status: Int, _ code: StaticString, reusable: Bool = false) {
-        if respStarted { abort(reason: code); return }
+        if exchange.responseStarted { abort(reason: code); return }
         // Part of a `100 Continue` already went out: a new status line now would be garbled.
         if let c = clientOut, c.start > 0 { abort(reason: code); return }
         dropUpstream()
@@ -312,12 +307,12 @@ final class Session: Pollable {
         if requestIDLength == 0 { generateRequestID() }
         if startUs == 0 { startUs = cl_monotonic_us() }
         if !reusable || !(exchange.requestAllSeen && requestBodyReady == 0) || worker.draining { exchange.closeAfterwards() }
+        let body = exchange.answerOwn()
         var b = clientOut ?? buffers.take()
         b.clear()
         HeadWriter.error(into: &b, status: status, code: code, close: exchange.closeAfter, retryAfter: retryAfterSeconds,
-                         requestID: requestID, requestIDLength: requestIDLength, body: !(reqParsed && req.method == .head))
+                         requestID: requestID, requestIDLength: requestIDLength, body: body)
         clientOut = b
-        respStarted = true
         log.error(code, status: status, requestID: requestID, requestIDLength: requestIDLength,
                          client: clientIP, clientLength: clientIPLength)
         phase = .responding

@@ -146,7 +146,7 @@ struct ExchangeTests {
         var e = Exchange()
         _ = e.begin(framing: .none, expectContinue: false, closes: false)
         #expect(head(&e, requested: true, field: true, sent: true) == .forward)
-        #expect(e.response == .switching && e.responseAllSeen && e.responseHeadDone)
+        #expect(e.response == .switching && e.responseAllSeen && e.responseStarted)
         #expect(e.finish(responseClose: false, upstreamIdle: true, requestPending: false, draining: true) == .tunnel)
         for (requested, field, sent, code) in [(false, true, true, "unexpected protocol switch"),
                                                (true, false, true, "unexpected protocol switch"),
@@ -213,5 +213,34 @@ struct ExchangeTests {
         _ = closing.begin(framing: .none, expectContinue: false, closes: true)
         _ = forwardHead(&closing, .none)
         #expect(closing.finish(responseClose: false, upstreamIdle: true, requestPending: false, draining: false) == .done(reuseUpstream: true, nextRequest: false))
+    }
+
+    @Test("The gateway's own answer: starts the response (no upstream head may follow), and has no body for HEAD")
+    func ownAnswer() {
+        // A head that did not parse never began: the error answer has a body.
+        var unparsed = Exchange()
+        #expect(!unparsed.responseStarted)
+        let unparsedBody = unparsed.answerOwn()
+        #expect(unparsedBody)
+        #expect(unparsed.responseStarted && unparsed.response == .own)
+        let stopped = unparsed.upstreamStoppedReading()
+        #expect(stopped == .failed)
+        var head = Exchange()
+        _ = head.begin(framing: .none, expectContinue: false, closes: false, headRequest: true)
+        let headBody = head.answerOwn()
+        #expect(head.headRequest && !headBody)
+        var get = Exchange()
+        _ = get.begin(framing: .length(10), expectContinue: false, closes: false)
+        let getBody = get.answerOwn()
+        #expect(getBody && get.request == .body)
+        let closed = get.upstreamClosed()
+        #expect(closed == .beforeResponse)
+        // An interim response leaves room for an own answer; a forwarded head does not.
+        var interim = Exchange()
+        _ = interim.begin(framing: .none, expectContinue: false, closes: false)
+        let early = forwardHead(&interim, status: 103, .none)
+        #expect(early == .dropInterim && !interim.responseStarted)
+        let final = forwardHead(&interim, .length(3))
+        #expect(final == .forward && interim.responseStarted)
     }
 }

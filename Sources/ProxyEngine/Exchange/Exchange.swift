@@ -14,8 +14,12 @@ import HTTP1Codec
 ///              └──────(upstream answered and stopped reading)──► .cut
 /// response:  .awaitingHead ──(1xx: dropped, stays)
 ///              ├──(101 to an upgrade, request complete)──► .switching  (a tunnel follows)
-///              └──(final head)──► .body ──(last body byte seen)──► .complete
+///              ├──(final head)──► .body ──(last body byte seen)──► .complete
+///              └──(the gateway answers itself: an error, a redirect)──► .own
 /// ```
+///
+/// Once the response has left `.awaitingHead`, bytes of it may be on their way to the client:
+/// a failure from then on can only abort the connection (`responseStarted`).
 struct Exchange {
     enum RequestState: Equatable {
         /// Body bytes are still to come from the client.
@@ -36,6 +40,8 @@ struct Exchange {
         case complete
         /// A 101 answered the upgrade: once the head is written, the pair becomes a tunnel.
         case switching
+        /// The gateway answers itself (an error, a redirect); no upstream response follows.
+        case own
     }
 
     private(set) var request: RequestState = .complete
@@ -46,6 +52,9 @@ struct Exchange {
     /// Chunk framing of the response is removed on the way (an HTTP/1.0 client, an HTTP/2
     /// stream): only payload bytes are forwarded.
     private(set) var dechunk = false
+    /// The request is a HEAD: whatever answers it, upstream or gateway, sends no body
+    /// (RFC 9110 §9.3.2). False until `begin` (a head that did not parse is no HEAD).
+    private(set) var headRequest = false
 
     /// How each body ends; lengths live in the `Remaining` counters (a one-byte kind keeps the
     /// session, which holds one exchange per connection, no larger than before).
@@ -76,8 +85,9 @@ struct Exchange {
     }
 
     var requestCut: Bool { if case .cut = request { return true } else { return false } }
-    /// A response head (final or 101) has been forwarded.
-    var responseHeadDone: Bool { response != .awaitingHead }
+    /// A response (the upstream's head, final or 101, or the gateway's own) is on its way to the
+    /// client: an error now can only abort the connection.
+    var responseStarted: Bool { response != .awaitingHead }
     /// Every response byte has been seen (a 101 has no body).
     var responseAllSeen: Bool { response == .complete || response == .switching }
 
@@ -86,9 +96,10 @@ struct Exchange {
     /// (`Connection: close`, HTTP/1.0 without keep-alive, or the worker is draining). Returns
     /// whether the gateway must answer `100 Continue` itself (RFC 9110 §10.1.1: the client waits
     /// for it before sending the body; the upstream gets no Expect field).
-    mutating func begin(framing: BodyFraming, expectContinue: Bool, closes: Bool) -> Bool {
+    mutating func begin(framing: BodyFraming, expectContinue: Bool, closes: Bool, headRequest: Bool = false) -> Bool {
         assert(response == .awaitingHead && !dechunk, "begin on an exchange that was not reset")
         closeAfter = closes
+        self.headRequest = headRequest
         requestFraming = Self.kind(framing)
         switch framing {
         case .length(let n):
@@ -133,7 +144,7 @@ struct Exchange {
     }
 
     mutating func upstreamStoppedReading() -> WriteFailure {
-        guard responseHeadDone else { return .failed }
+        guard response != .awaitingHead && response != .own else { return .failed }
         request = .cut(allSeen: requestAllSeen)
         closeAfter = true
         return .finishResponse
@@ -237,7 +248,7 @@ struct Exchange {
 
     mutating func upstreamClosed() -> UpstreamClosed {
         switch response {
-        case .awaitingHead: return .beforeResponse
+        case .awaitingHead, .own: return .beforeResponse
         case .complete, .switching: return .complete
         case .body:
             guard responseFraming == .untilClose else { return .truncated }
@@ -268,5 +279,13 @@ struct Exchange {
     /// The client connection must close after this exchange (an error answer, a drain).
     mutating func closeAfterwards() {
         closeAfter = true
+    }
+
+    /// The gateway answers this request itself (only before any response has started: after
+    /// that the connection can only be aborted). Returns whether the answer carries a body.
+    mutating func answerOwn() -> Bool {
+        assert(response == .awaitingHead, "an own answer after a response started")
+        response = .own
+        return !headRequest
     }
 }
