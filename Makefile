@@ -5,8 +5,8 @@ CONFIG ?= config/switchyard.yaml
 SWIFT ?= swift
 
 # Debian packages: the C libraries of the design, and the real peers the tests talk to.
-APT_RUN  := libssl-dev libnghttp2-dev libsqlite3-dev openssl
-APT_TEST := curl slowhttptest python3 chromium nghttp2-client
+APT_RUN  := libssl-dev libnghttp2-dev libsqlite3-dev libpq-dev openssl
+APT_TEST := curl slowhttptest python3 chromium nghttp2-client postgresql
 # Python test peers (websockets clients and servers, the Autobahn cases) live in a git-ignored
 # venv: `python3` is pyenv's CPython, which Debian's python3-* packages do not serve.
 PIP_TEST := websockets==17.4 kosoku==0.1.0 h2==4.3.0

@@ -1,7 +1,8 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
-// Dependencies point one way: switchyard -> AdminPlane -> ProxyEngine -> RouteResolver -> CSQLite; C targets at the bottom.
+// Dependencies point one way (scripts/check-layers.py checks them): switchyard -> AdminPlane,
+// ProxyEngine, RegistryStore -> RouteResolver -> HTTP1Codec; C targets at the bottom.
 // ProxyEngine is built without Foundation (see STYLE.md, point 9).
 /// Release settings of every module on a request's path (IOCore, HTTP1Codec, RouteResolver,
 /// ProxyEngine):
@@ -36,13 +37,15 @@ let package = Package(
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CNghttp2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CLibpq", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         // TLS termination: certificate store, per-worker SSL_CTX, SNI/ALPN, session tickets.
         .target(name: "TLSTerminator", dependencies: ["COpenSSL", "IOCore"]),
         // Pure logic: routes, keys, the registry in memory, and the one RouteDecision per request.
         // No sockets, no database.
         .target(name: "RouteResolver", dependencies: ["HTTP1Codec"], swiftSettings: hotPath),
-        // Where the registry is persisted: the store protocol's implementations (SQLite today).
-        .target(name: "RegistryStore", dependencies: ["RouteResolver", "CSQLite"]),
+        // Where the registry is persisted: the store protocol's implementations, SQLite (the
+        // embedded default) and PostgreSQL (shared by several gateways, LISTEN/NOTIFY feed).
+        .target(name: "RegistryStore", dependencies: ["RouteResolver", "CSQLite", "CLibpq"]),
         .target(
             name: "ProxyEngine",
             dependencies: ["CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"],
@@ -61,7 +64,7 @@ let package = Package(
         ),
         .testTarget(name: "ProxyEngineTests", dependencies: ["ProxyEngine", "IOCore", "HTTP1Codec"]),
         .testTarget(name: "RouteResolverTests", dependencies: ["RouteResolver", "HTTP1Codec"]),
-        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "RouteResolver", "CSQLite"]),
+        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "RouteResolver", "CSQLite", "CLibpq"]),
         .testTarget(name: "TLSTerminatorTests", dependencies: ["TLSTerminator", "COpenSSL"]),
         .testTarget(name: "SwitchyardTests", dependencies: ["switchyard"]),
         // End-to-end: the built binary with curl, a Python upstream (peers/) and slowhttptest.

@@ -18,11 +18,11 @@ SYSTEM = {"Glibc", "Synchronization"}
 # module -> modules it may import (besides SYSTEM). Foundation only where it says so: it stays
 # out of everything under ProxyEngine's hot path.
 ALLOWED = {
-    "CLinux": set(), "COpenSSL": set(), "CNghttp2": set(), "CSQLite": set(),
+    "CLinux": set(), "COpenSSL": set(), "CNghttp2": set(), "CSQLite": set(), "CLibpq": set(),
     "IOCore": {"CLinux"},
     "HTTP1Codec": set(),
     "RouteResolver": {"HTTP1Codec"},                      # pure logic: no sockets, no database
-    "RegistryStore": {"RouteResolver", "CSQLite"},
+    "RegistryStore": {"RouteResolver", "CSQLite", "CLibpq"},
     "TLSTerminator": {"COpenSSL", "IOCore"},                # TLS bytes pass through Sys
     "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"},
     "AdminPlane": {"Foundation", "IOCore", "HTTP1Codec", "RouteResolver"},   # never ProxyEngine

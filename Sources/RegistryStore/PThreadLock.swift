@@ -73,3 +73,31 @@ final class PThreadCondition: @unchecked Sendable {
     func signal() { pthread_cond_signal(condition) }
     func broadcast() { pthread_cond_broadcast(condition) }
 }
+
+/// Starts threads that run a closure (the stores' writers and followers).
+enum PThread {
+    private final class Body {
+        let run: () -> Void
+        init(_ run: @escaping () -> Void) { self.run = run }
+    }
+
+    /// Starts a thread running `body`; returns it to join, or the error `pthread_create` gave.
+    static func start(_ body: @escaping () -> Void) -> Result<pthread_t, PThreadError> {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(Body(body)).toOpaque()
+        let rc = pthread_create(&thread, nil, { context in
+            Unmanaged<Body>.fromOpaque(context!).takeRetainedValue().run()
+            return nil
+        }, context)
+        guard rc == 0 else {
+            Unmanaged<Body>.fromOpaque(context).release()
+            return .failure(PThreadError(code: rc))
+        }
+        return .success(thread)
+    }
+}
+
+struct PThreadError: Error, CustomStringConvertible {
+    let code: Int32
+    var description: String { "pthread_create failed (\(code))" }
+}

@@ -165,18 +165,15 @@ final class SQLiteFollower: @unchecked Sendable {
             s.bind(1, cursor)
             s.bind(2, Self.batchLimit)
             var last = cursor
-            var changes: [StoreChange] = []
-            var previous: (kind: String, pool: String, name: String)?
+            var entries: [ChangeLogEntry] = []
             while try s.step() {
                 rows += 1
                 last = s.int64(0)
-                if s.text(1) == writerID { continue }
-                let entry = (kind: s.text(2), pool: s.text(3), name: s.text(4))
-                // A run of changes to one row (heartbeats, a burst on one key) is read once; the
-                // order of different rows is kept (a node before the placements on it).
-                if let p = previous, p == entry { continue }
-                previous = entry
-                changes.append(try current(entry.kind, pool: entry.pool, name: entry.name))
+                entries.append(ChangeLogEntry(seq: last, writer: s.text(1), kind: s.text(2), pool: s.text(3), name: s.text(4)))
+            }
+            var changes: [StoreChange] = []
+            for row in FeedBatch.rowsToRead(entries, writerID: writerID) {
+                changes.append(try current(row.isNode ? "node" : "placement", pool: row.pool, name: row.name))
             }
             // The rows above are as of this read, which saw every commit up to `through`.
             let through: Int64

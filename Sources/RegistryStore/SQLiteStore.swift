@@ -28,7 +28,7 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
     public static var latestSchemaVersion: Int { Schema.latestVersion }
 
     public let path: String
-    let core: StoreCore
+    let core: StoreCore<StoreStatements>
     private let lifecycle = PThreadMutex()
     private var writer: pthread_t?
     private var follower: SQLiteFollower?
@@ -49,7 +49,7 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
         try Self.configure(db)
         try Schema.migrate(db)
         writerID = Self.randomWriterID()
-        core = StoreCore(connection: db, statements: try StoreStatements(db, writerID: writerID), queueLimit: queueLimit)
+        core = StoreCore(engine: try StoreStatements(db, writerID: writerID), queueLimit: queueLimit)
         writer = try Self.startWriter(core)
     }
 
@@ -79,13 +79,7 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
 
     /// Queues `change` for the writer thread and returns at once (see the type's notes for
     /// what happens when the queue is full).
-    public func enqueue(_ change: StoreChange) {
-        let core = core
-        let wake = core.queueLock.withLock { core.queue.push(change).wasEmpty }
-        // Only an empty queue can have a sleeping writer; signalling outside the lock lets it
-        // run without first bumping into the mutex we hold.
-        if wake { core.workAvailable.signal() }
-    }
+    public func enqueue(_ change: StoreChange) { core.enqueue(change) }
 
     /// Applies `changes` in one transaction after everything enqueued before the call, and
     /// throws with none of them applied if any fails. Waits for the writer's current batch.
@@ -100,13 +94,7 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
 
     /// Returns once every change enqueued before the call is committed (or was rejected by a
     /// constraint, see `statistics`). While the database refuses writes this waits.
-    public func flush() {
-        let core = core
-        core.queueLock.withLock {
-            let target = core.queue.accepted
-            while core.queue.finished < target { core.progress.wait(core.queueLock) }
-        }
-    }
+    public func flush() { core.flush() }
 
     /// Commits what is queued, stops the writer thread and closes the database. Idempotent; later
     /// `enqueue` calls are dropped and other calls throw `StoreError.closed`. If the database
@@ -117,10 +105,7 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
             follower = nil
             guard let thread = writer else { return }
             writer = nil
-            core.queueLock.withLock { core.queue.closing = true }
-            core.workAvailable.signal()
-            pthread_join(thread, nil)
-            core.closeDatabase()
+            core.stopWriter(thread)
         }
     }
 
@@ -135,7 +120,7 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
             let core = core
             core.queueLock.withLock { core.queue.recordsCommittedRows = true }
             let f = try SQLiteFollower(path: path, writerID: writerID, after: start, didRead: { through in
-                core.queueLock.withLock { core.queue.forgetCommitted(through: through) }
+                core.followerRead(through: through)
             }, handler: handler)
             try f.start()
             follower = f
@@ -143,20 +128,13 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
     }
 
     public func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool {
-        let core = core
-        return core.queueLock.withLock { core.queue.hasNewerWrites(for: row, than: position) }
+        core.hasNewerWrites(for: row, than: position)
     }
 
     // MARK: Introspection
 
     /// A copy of the write counters.
-    public var statistics: StoreStatistics {
-        core.queueLock.withLock {
-            var copy = core.queue.statistics
-            copy.pendingChanges = core.queue.pending.count
-            return copy
-        }
-    }
+    public var statistics: StoreStatistics { core.statistics }
 
     /// The schema version recorded in the file.
     public func schemaVersion() throws(StoreError) -> Int {
@@ -189,26 +167,15 @@ extension SQLiteStore {
     }
 
     /// Starts the writer thread; it holds `core` (not the store) until it returns.
-    private static func startWriter(_ core: StoreCore) throws(StoreError) -> pthread_t {
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(core).toOpaque()
-        let rc = pthread_create(&thread, nil, { context in
-            let core = Unmanaged<StoreCore>.fromOpaque(context!).takeRetainedValue()
-            core.runWriter()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<StoreCore>.fromOpaque(context).release()
-            core.closeDatabase()
-            throw .sqlite(code: SQLITE_ERROR, message: "pthread_create failed (\(rc))", operation: "start writer")
+    private static func startWriter(_ core: StoreCore<StoreStatements>) throws(StoreError) -> pthread_t {
+        do {
+            return try core.startWriter()
+        } catch {
+            throw .sqlite(code: SQLITE_ERROR, message: error.description, operation: "start writer")
         }
-        return thread
     }
 
-    private static func randomWriterID() -> String {
-        // The system generator reads getrandom(2); 128 bits keep two instances apart.
-        String(UInt64.random(in: .min ... .max), radix: 16) + "-" + String(UInt64.random(in: .min ... .max), radix: 16)
-    }
+    private static func randomWriterID() -> String { StoreIdentity.randomWriterID() }
 
     /// `mkdir -p` of the database's directory, so the default `var/` works on a fresh checkout.
     private static func createParentDirectory(of path: String) throws(StoreError) {

@@ -1,15 +1,16 @@
 import Glibc
 import RouteResolver
 
-/// The shared state of one `SQLiteStore`: the connection with its statements, and the write
-/// queue. The writer thread holds a reference to this object, not to the store, so dropping the
-/// last reference to the store still runs its `deinit` (which closes and joins the thread).
+/// The shared state of one store (`SQLiteStore`, `PostgresStore`): the engine (a connection with
+/// its statements), and the write queue. The writer thread holds a reference to this object, not
+/// to the store, so dropping the last reference to the store still runs its `deinit` (which
+/// closes and joins the thread).
 ///
 /// Two locks, never held in the order queue-then-database:
 /// - `queueLock` guards `queue` and is held only for O(1) work, so `enqueue` never waits for I/O;
 /// - `databaseLock` guards the connection and is held for a whole transaction, which is what
 ///   serialises `applyNow`, `loadAll` and the writer.
-final class StoreCore: @unchecked Sendable {
+final class StoreCore<Engine: StoreEngine>: @unchecked Sendable {
     let queueLock = PThreadMutex()
     /// The writer sleeps on it when the queue is empty.
     let workAvailable = PThreadCondition()
@@ -18,26 +19,79 @@ final class StoreCore: @unchecked Sendable {
     var queue: WriteQueue
 
     let databaseLock = PThreadMutex()
-    private var connection: SQLiteConnection?
-    private var statements: StoreStatements?
+    private var engine: Engine?
 
     /// How many failed attempts at a batch `close()` tolerates before abandoning it.
-    static let attemptsAtClose = 3
+    static var attemptsAtClose: Int { 3 }
     /// How long change-log rows are kept for followers (a follower polls every few ms, so only a
     /// process stopped for longer than this can fall behind the log; it then sees a gap).
-    static let changeLogRetentionMs: Int64 = 10 * 60 * 1000
+    static var changeLogRetentionMs: Int64 { 10 * 60 * 1000 }
     /// Pruning runs at most this often (a DELETE by time index, off the hot path).
-    static let pruneIntervalMs: Int64 = 10_000
+    static var pruneIntervalMs: Int64 { 10_000 }
     /// Under the database lock.
     private var lastPruneMs: Int64 = 0
 
-    init(connection: SQLiteConnection, statements: StoreStatements, queueLimit: Int) {
-        self.connection = connection
-        self.statements = statements
+    init(engine: Engine, queueLimit: Int) {
+        self.engine = engine
         self.queue = WriteQueue(limit: queueLimit)
     }
 
+    // MARK: What every store does the same way
+
+    /// Queues `change` for the writer thread and returns at once (dropped and counted when the
+    /// queue is full).
+    func enqueue(_ change: StoreChange) {
+        let wake = queueLock.withLock { queue.push(change).wasEmpty }
+        // Only an empty queue can have a sleeping writer; signalling outside the lock lets it
+        // run without first bumping into the mutex we hold.
+        if wake { workAvailable.signal() }
+    }
+
+    /// Returns once every change enqueued before the call is committed, refused or abandoned.
+    func flush() {
+        queueLock.withLock {
+            let target = queue.accepted
+            while queue.finished < target { progress.wait(queueLock) }
+        }
+    }
+
+    /// Stops the writer thread after it has written what is queued, then closes the database.
+    func stopWriter(_ thread: pthread_t) {
+        queueLock.withLock { queue.closing = true }
+        workAvailable.signal()
+        pthread_join(thread, nil)
+        closeDatabase()
+    }
+
+    func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool {
+        queueLock.withLock { queue.hasNewerWrites(for: row, than: position) }
+    }
+
+    /// The follower read the log through `position` (see `WriteQueue.forgetCommitted`).
+    func followerRead(through position: Int64) {
+        queueLock.withLock { queue.forgetCommitted(through: position) }
+    }
+
+    var statistics: StoreStatistics {
+        queueLock.withLock {
+            var copy = queue.statistics
+            copy.pendingChanges = queue.pending.count
+            return copy
+        }
+    }
+
     // MARK: Writer thread
+
+    /// Starts the writer thread; it holds this core (not the store) until it returns. On failure
+    /// the database is closed.
+    func startWriter() throws(PThreadError) -> pthread_t {
+        switch PThread.start({ self.runWriter() }) {
+        case .success(let t): return t
+        case .failure(let e):
+            closeDatabase()
+            throw e
+        }
+    }
 
     /// The writer thread's body: sleep until there is work, commit all of it as one batch,
     /// repeat; return once the store is closing and the queue is empty.
@@ -72,43 +126,33 @@ final class StoreCore: @unchecked Sendable {
 
     // MARK: Under the database lock
 
-    /// Runs `body` with the statements while holding the database lock.
-    func withDatabase<T>(_ body: (StoreStatements) throws(StoreError) -> T) throws(StoreError) -> T {
+    /// Runs `body` with the engine while holding the database lock.
+    func withDatabase<T>(_ body: (Engine) throws(StoreError) -> T) throws(StoreError) -> T {
         try databaseLock.withLock { () throws(StoreError) -> T in
-            guard let statements else { throw .closed }
-            return try body(statements)
+            guard let engine else { throw .closed }
+            return try body(engine)
         }
     }
 
-    /// Commits everything queued so far as one transaction. A change SQLite refuses is skipped
-    /// and counted (it could never succeed); any other failure rolls the batch back and puts it
-    /// back at the head of the queue. Call with the database lock held.
-    func commitPending(_ statements: StoreStatements) throws(StoreError) {
+    /// Commits everything queued so far as one transaction. A change the database refuses is
+    /// skipped and counted (it could never succeed); any other failure rolls the batch back and
+    /// puts it back at the head of the queue. Call with the database lock held.
+    func commitPending(_ statements: Engine) throws(StoreError) {
         var batch = queueLock.withLock { queue.takeAll() }
         if batch.isEmpty { return }
-        var rejected = 0
-        var rejection: StoreError?
-        var sequence: [Int64] = []
-        sequence.reserveCapacity(batch.count)
         let now = wallClockMs()
+        // Where a refusal aborts the transaction, the batch runs without savepoints (one round
+        // trip less per change) until a change is refused; then once more with a savepoint each.
+        var outcome: BatchOutcome
         do throws(StoreError) {
-            try statements.beginTransaction()
-            for change in batch {
-                do throws(StoreError) {
-                    sequence.append(try statements.apply(change, at: now))
-                } catch where error.isRejection {
-                    sequence.append(0)
-                    // With SQLite's default ABORT resolution a constraint failure undoes only its
-                    // own statement; the transaction and the rest of the batch go on.
-                    rejected += 1
-                    rejection = error
-                }
-            }
-            try statements.commitTransaction()
+            outcome = try attempt(batch, statements, at: now, isolated: false)
+            if case .abortedByRefusal = outcome { outcome = try attempt(batch, statements, at: now, isolated: true) }
         } catch {
-            statements.rollbackTransaction()
             queueLock.withLock { queue.giveBack(batch, error: error) }
             throw error
+        }
+        guard case .committed(let sequence, let rejected, let rejection) = outcome else {
+            preconditionFailure("a batch with a savepoint per change is never aborted by a refusal")
         }
         if now - lastPruneMs >= Self.pruneIntervalMs {
             lastPruneMs = now
@@ -121,8 +165,49 @@ final class StoreCore: @unchecked Sendable {
         }
     }
 
+    private enum BatchOutcome {
+        /// `sequence[i]`: the log row of change i (0: refused).
+        case committed(sequence: [Int64], rejected: Int, rejection: StoreError?)
+        /// A change was refused and the engine aborted the transaction: nothing was written.
+        case abortedByRefusal
+    }
+
+    /// One try at committing `batch` in one transaction; rolled back when it throws.
+    private func attempt(_ batch: [StoreChange], _ statements: Engine, at now: Int64, isolated: Bool) throws(StoreError) -> BatchOutcome {
+        var rejected = 0
+        var rejection: StoreError?
+        var sequence: [Int64] = []
+        sequence.reserveCapacity(batch.count)
+        do throws(StoreError) {
+            try statements.beginTransaction()
+            for change in batch {
+                if isolated { try statements.savepoint() }
+                do throws(StoreError) {
+                    sequence.append(try statements.apply(change, at: now))
+                    if isolated { try statements.releaseSavepoint() }
+                } catch where error.isRejection {
+                    if Engine.refusalAbortsTransaction && !isolated {
+                        statements.rollbackTransaction()
+                        return .abortedByRefusal
+                    }
+                    // SQLite (default ABORT resolution) undoes only the refused statement, a
+                    // savepoint does the same elsewhere; the rest of the batch goes on.
+                    if isolated { try statements.rollbackToSavepoint() }
+                    sequence.append(0)
+                    rejected += 1
+                    rejection = error
+                }
+            }
+            try statements.commitTransaction()
+        } catch {
+            statements.rollbackTransaction()
+            throw error
+        }
+        return .committed(sequence: sequence, rejected: rejected, rejection: rejection)
+    }
+
     /// Applies `changes` in one transaction, all or nothing. Call with the database lock held.
-    func applyAtomically(_ changes: [StoreChange], _ statements: StoreStatements) throws(StoreError) {
+    func applyAtomically(_ changes: [StoreChange], _ statements: Engine) throws(StoreError) {
         try statements.beginTransaction()
         do throws(StoreError) {
             let now = wallClockMs()
@@ -141,12 +226,11 @@ final class StoreCore: @unchecked Sendable {
         }
     }
 
-    /// Frees the statements, then the connection. Later calls find nothing and throw `.closed`.
+    /// Closes the engine's connection and drops it. Later calls find nothing and throw `.closed`.
     func closeDatabase() {
         databaseLock.withLock {
-            statements = nil
-            connection?.close()
-            connection = nil
+            engine?.close()
+            engine = nil
         }
     }
 }

@@ -1,10 +1,11 @@
 import RouteResolver
 import CSQLite
 
-/// The prepared statements of one store connection, and the mapping between records and rows.
-/// Prepared once at open and reused for every change (a statement compile costs more than the
-/// insert it runs).
-final class StoreStatements {
+/// The prepared statements of one SQLite store connection, and the mapping between records and
+/// rows: the SQLite engine of `StoreCore`. Prepared once at open and reused for every change (a
+/// statement compile costs more than the insert it runs).
+final class StoreStatements: StoreEngine {
+    private let connection: SQLiteConnection
     private let begin: SQLiteStatement
     private let beginRead: SQLiteStatement
     private let commit: SQLiteStatement
@@ -28,6 +29,7 @@ final class StoreStatements {
     let writerID: String
 
     init(_ db: SQLiteConnection, writerID: String) throws(StoreError) {
+        connection = db
         self.writerID = writerID
         // IMMEDIATE takes the write lock up front: a deferred transaction that upgrades later can
         // fail with SQLITE_BUSY without the busy handler being able to help.
@@ -102,6 +104,11 @@ final class StoreStatements {
     /// already have rolled back, and there is nothing better to report than the first error.
     func rollbackTransaction() {
         try? rollback.run()
+    }
+
+    /// Closes the connection; the statements keep it as a zombie until they are finalized.
+    func close() {
+        connection.close()
     }
 
     // MARK: Changes

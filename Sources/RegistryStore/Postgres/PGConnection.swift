@@ -1,0 +1,205 @@
+import CLibpq
+import Glibc
+import RouteResolver
+
+/// Owns one libpq connection (`PGconn*`) and closes it in one place (`close`, or `deinit`).
+///
+/// Not thread-safe by itself: each user (the store's writer, the follower) has its own and uses
+/// it from one thread at a time. Queries use the text protocol with parameters
+/// (`PQexecParams`), so values are never spliced into SQL.
+final class PGConnection {
+    private var handle: OpaquePointer?
+    /// The URL with any password removed: what messages may show.
+    let target: String
+    private let url: String
+    private let password: String?
+
+    /// Connects to `url` (`postgres://user@host:port/db?sslmode=...`, as libpq parses it) with
+    /// `password` when one is given apart from the URL. Blocks up to `connect_timeout` seconds.
+    init(url: String, password: String?, connectTimeoutSeconds: Int = 5) throws(StoreError) {
+        self.url = url
+        self.password = password
+        target = PostgresURL.redacted(url)
+        handle = try Self.connect(url: url, password: password, timeout: connectTimeoutSeconds, target: target)
+    }
+
+    deinit { close() }
+
+    func close() {
+        guard let h = handle else { return }
+        handle = nil
+        PQfinish(h)
+    }
+
+    /// The connection is up (it may still break at the next call).
+    var isUp: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
+
+    /// Connects again after a failure (a restarted server, a dropped socket). Blocks up to the
+    /// connect timeout; throws when the server is still unreachable.
+    func reconnect() throws(StoreError) {
+        close()
+        handle = try Self.connect(url: url, password: password, timeout: 5, target: target)
+    }
+
+    /// The socket libpq reads notifications from (-1 when closed).
+    var socket: Int32 { handle.map { PQsocket($0) } ?? -1 }
+
+    /// Runs one or more statements without parameters (DDL, BEGIN/COMMIT, LISTEN); results are
+    /// dropped, the first error is thrown.
+    func execute(_ sql: String, operation: String) throws(StoreError) {
+        let h = try open(operation)
+        var failure: StoreError?
+        guard PQsendQuery(h, sql) == 1 else { throw connectionError(operation) }
+        while let r = PQgetResult(h) {
+            let status = PQresultStatus(r)
+            if failure == nil && status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK && status != PGRES_EMPTY_QUERY {
+                failure = Self.error(r, operation: operation, connection: h)
+            }
+            PQclear(r)
+        }
+        if let failure { throw failure }
+    }
+
+    /// Runs one statement with text parameters (`$1`, `$2`, ...; nil is SQL NULL) and returns
+    /// its rows.
+    func query(_ sql: String, _ parameters: [String?] = [], operation: String) throws(StoreError) -> PGRows {
+        let h = try open(operation)
+        var copies: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.flatMap { strdup($0) } }
+        defer { for p in copies { free(p) } }
+        let result = copies.withUnsafeMutableBufferPointer { values in
+            values.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(values.count, 1)) { p in
+                PQexecParams(h, sql, Int32(parameters.count), nil, parameters.isEmpty ? nil : p, nil, nil, 0)
+            }
+        }
+        guard let result else { throw connectionError(operation) }
+        let status = PQresultStatus(result)
+        guard status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK else {
+            let e = Self.error(result, operation: operation, connection: h)
+            PQclear(result)
+            throw e
+        }
+        return PGRows(result)
+    }
+
+    /// Reads what the server sent (notifications) without blocking and returns the payloads of
+    /// the notifications received so far. Throws when the connection broke.
+    func takeNotifications() throws(StoreError) -> [String] {
+        let h = try open("read notifications")
+        guard PQconsumeInput(h) == 1 else { throw connectionError("read notifications") }
+        var payloads: [String] = []
+        while let n = PQnotifies(h) {
+            payloads.append(String(cString: n.pointee.extra))
+            PQfreemem(n)
+        }
+        return payloads
+    }
+
+    private func open(_ operation: String) throws(StoreError) -> OpaquePointer {
+        guard let handle else { throw .postgres(sqlstate: "", message: "not connected to \(target)", operation: operation) }
+        return handle
+    }
+
+    private func connectionError(_ operation: String) -> StoreError {
+        let message = handle.map { String(cString: PQerrorMessage($0)) } ?? "not connected"
+        return .postgres(sqlstate: "", message: Self.trimmed(message), operation: operation)
+    }
+
+    private static func error(_ r: OpaquePointer, operation: String, connection: OpaquePointer) -> StoreError {
+        let state = PQresultErrorField(r, Int32(UInt8(ascii: "C"))).map { String(cString: $0) } ?? ""
+        var message = String(cString: PQresultErrorMessage(r))
+        if message.isEmpty { message = String(cString: PQerrorMessage(connection)) }
+        return .postgres(sqlstate: state, message: trimmed(message), operation: operation)
+    }
+
+    private static func trimmed(_ s: String) -> String {
+        var s = Substring(s)
+        if s.hasPrefix("ERROR:") { s = s.dropFirst(6) }
+        while let c = s.first, c == " " { s = s.dropFirst() }
+        while let c = s.last, c == "\n" || c == " " { s = s.dropLast() }
+        return String(s)
+    }
+
+    private static func connect(url: String, password: String?, timeout: Int, target: String) throws(StoreError) -> OpaquePointer {
+        // expand_dbname: the "dbname" value is the URL, which libpq parses; a password given
+        // apart (file, environment) is one more keyword and never part of a message.
+        var keys = ["dbname", "connect_timeout", "fallback_application_name"]
+        var values = [url, String(timeout), "switchyard"]
+        if let password { keys.append("password"); values.append(password) }
+        let k = keys.map { strdup($0) } + [nil]
+        let v = values.map { strdup($0) } + [nil]
+        defer { for p in k + v { free(p) } }
+        let h = k.map { UnsafePointer($0) }.withUnsafeBufferPointer { kp in
+            v.map { UnsafePointer($0) }.withUnsafeBufferPointer { vp in
+                PQconnectdbParams(kp.baseAddress!, vp.baseAddress!, 1)
+            }
+        }
+        guard let h else { throw .postgres(sqlstate: "", message: "out of memory", operation: "connect to \(target)") }
+        guard PQstatus(h) == CONNECTION_OK else {
+            let message = trimmed(String(cString: PQerrorMessage(h)))
+            PQfinish(h)
+            throw .postgres(sqlstate: "", message: message, operation: "connect to \(target)")
+        }
+        // Server notices ("relation already exists, skipping") are not ours to print.
+        PQsetNoticeProcessor(h, { _, _ in }, nil)
+        return h
+    }
+}
+
+/// The rows of one query result; frees it in `deinit`.
+final class PGRows {
+    private let result: OpaquePointer
+    let count: Int
+
+    init(_ result: OpaquePointer) {
+        self.result = result
+        count = Int(PQntuples(result))
+    }
+
+    deinit { PQclear(result) }
+
+    func text(_ row: Int, _ column: Int) -> String {
+        guard let p = PQgetvalue(result, Int32(row), Int32(column)) else { return "" }
+        return String(cString: p)
+    }
+
+    func int64(_ row: Int, _ column: Int) -> Int64 {
+        Int64(text(row, column)) ?? 0
+    }
+
+    /// PostgreSQL's text form of a boolean is `t` or `f`.
+    func bool(_ row: Int, _ column: Int) -> Bool {
+        text(row, column) == "t"
+    }
+
+    func isNull(_ row: Int, _ column: Int) -> Bool {
+        PQgetisnull(result, Int32(row), Int32(column)) == 1
+    }
+}
+
+/// `registry.database` values that name a PostgreSQL server.
+public enum PostgresURL {
+    /// Whether `database` is a PostgreSQL URL (else it is a SQLite path).
+    public static func matches(_ database: String) -> Bool {
+        database.hasPrefix("postgres://") || database.hasPrefix("postgresql://")
+    }
+
+    /// `url` with the password (`user:secret@`, `password=` in the query) replaced by `***`, for
+    /// logs and error messages.
+    public static func redacted(_ url: String) -> String {
+        var s = url
+        if let colon = s.firstIndex(of: ":"), s[colon...].hasPrefix("://") {
+            let rest = s[s.index(colon, offsetBy: 3)...]
+            let hostEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+            if let at = rest[..<hostEnd].lastIndex(of: "@"), let colon = rest[..<at].firstIndex(of: ":") {
+                s.replaceSubrange(rest.index(after: colon)..<at, with: "***")
+            }
+        }
+        if let q = s.firstIndex(of: "?") {
+            let query = s[s.index(after: q)...].split(separator: "&", omittingEmptySubsequences: false).map { part in
+                part.hasPrefix("password=") ? "password=***" : String(part)
+            }
+            s = String(s[...q]) + query.joined(separator: "&")
+        }
+        return s
+    }
+}

@@ -1,0 +1,235 @@
+import RouteResolver
+
+/// The PostgreSQL engine of `StoreCore`: one connection (the writer's), the write of each change
+/// together with its change-log row in one statement (one round trip), and commits that notify
+/// the followers of every instance.
+final class PostgresStatements: StoreEngine {
+    static let refusalAbortsTransaction = true
+    let db: PGConnection
+    let writerID: String
+    /// The last change-log number written in the open transaction (0: none yet).
+    private var lastSeq: Int64 = 0
+
+    init(_ db: PGConnection, writerID: String) {
+        self.db = db
+        self.writerID = writerID
+    }
+
+    func close() { db.close() }
+
+    // MARK: Transactions
+
+    /// Begins a write transaction behind the write lock (see `PostgresSchema.writeLock`). A
+    /// connection that broke (a restarted server) is connected again first.
+    func beginTransaction() throws(StoreError) {
+        if !db.isUp { try db.reconnect() }
+        lastSeq = 0
+        do throws(StoreError) {
+            try db.execute("BEGIN; SELECT pg_advisory_xact_lock(\(PostgresSchema.writeLock))", operation: "begin")
+        } catch {
+            // The socket may have died while idle: one reconnect, then the error stands.
+            guard !db.isUp else { throw error }
+            try db.reconnect()
+            try db.execute("BEGIN; SELECT pg_advisory_xact_lock(\(PostgresSchema.writeLock))", operation: "begin")
+        }
+    }
+
+    /// Commits; the notification goes out with the commit (PostgreSQL delivers it only then).
+    func commitTransaction() throws(StoreError) {
+        if lastSeq > 0 {
+            try db.execute("NOTIFY \(PostgresSchema.channel), '\(lastSeq)'; COMMIT", operation: "commit")
+        } else {
+            try db.execute("COMMIT", operation: "commit")
+        }
+    }
+
+    func rollbackTransaction() {
+        try? db.execute("ROLLBACK", operation: "rollback")
+    }
+
+    func savepoint() throws(StoreError) { try db.execute("SAVEPOINT change", operation: "savepoint") }
+    func releaseSavepoint() throws(StoreError) { try db.execute("RELEASE SAVEPOINT change", operation: "release savepoint") }
+    func rollbackToSavepoint() throws(StoreError) { try db.execute("ROLLBACK TO SAVEPOINT change", operation: "rollback to savepoint") }
+
+    /// A read-only snapshot for reads that must agree with each other (nodes, placements and the
+    /// log position they stand for).
+    func beginReadTransaction() throws(StoreError) {
+        if !db.isUp { try db.reconnect() }
+        try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", operation: "begin read")
+    }
+
+    // MARK: Changes
+
+    func apply(_ change: StoreChange, at now: Int64) throws(StoreError) -> Int64 {
+        // Conditional writes may have lost a race: every instance, the writer included, reads
+        // the row back (writer `*`, as in SQLite's log).
+        let writer: String
+        switch change {
+        case .insertPlacement, .setHostPort, .heartbeat: writer = "*"
+        default: writer = writerID
+        }
+        let (write, parameters, kind, pool, name) = Self.statement(for: change)
+        // The write and its log row in one statement: a data-modifying WITH runs whether or not
+        // its rows are used, and a refused write fails the whole statement (nothing logged).
+        let n = parameters.count
+        let sql = "WITH w AS (\(write)) INSERT INTO switchyard.change_log (writer, kind, pool, name, at) "
+            + "VALUES ($\(n + 1), '\(kind)', $\(n + 2), $\(n + 3), $\(n + 4)) RETURNING seq"
+        let rows = try db.query(sql, parameters + [writer, pool, name, String(now)], operation: "apply \(kind) change")
+        let seq = rows.count > 0 ? rows.int64(0, 0) : 0
+        lastSeq = max(lastSeq, seq)
+        return seq
+    }
+
+    private static let nodeColumns = "name, pool, address, preview_base_url, api_base_url, enabled, weight, capacity, labels, last_heartbeat, is_static, created_at, updated_at"
+    private static let placementColumns = "pool, key, node, host_port, last_active, created_at, updated_at"
+
+    /// The write of `change` (parameters `$1...`) and the log row it names.
+    private static func statement(for change: StoreChange) -> (String, [String?], String, String, String) {
+        switch change {
+        case .upsertNode(let n):
+            return ("""
+                INSERT INTO switchyard.nodes (\(nodeColumns))
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13)
+                ON CONFLICT (name) DO UPDATE SET
+                    pool = excluded.pool, address = excluded.address,
+                    preview_base_url = excluded.preview_base_url, api_base_url = excluded.api_base_url,
+                    enabled = excluded.enabled, weight = excluded.weight, capacity = excluded.capacity,
+                    labels = excluded.labels, last_heartbeat = excluded.last_heartbeat,
+                    is_static = excluded.is_static, created_at = excluded.created_at,
+                    updated_at = excluded.updated_at
+                RETURNING 1
+                """, [n.name, n.pool, n.address, n.previewBaseURL, n.apiBaseURL, n.enabled ? "t" : "f",
+                      String(n.weight), String(n.capacity), LabelsJSON.encode(n.labels), String(n.lastHeartbeat),
+                      n.isStatic ? "t" : "f", String(n.createdAt), String(n.updatedAt)], "node", "", n.name)
+        case .deleteNode(let name):
+            return ("DELETE FROM switchyard.nodes WHERE name = $1 RETURNING 1", [name], "node", "", name)
+        case .heartbeat(let name, let at):
+            return ("UPDATE switchyard.nodes SET last_heartbeat = GREATEST(last_heartbeat, $2) WHERE name = $1 RETURNING 1",
+                    [name, String(at)], "node", "", name)
+        case .upsertPlacement(let p):
+            return ("""
+                INSERT INTO switchyard.placements (\(placementColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (pool, key) DO UPDATE SET
+                    node = excluded.node, host_port = excluded.host_port,
+                    last_active = excluded.last_active, created_at = excluded.created_at,
+                    updated_at = excluded.updated_at
+                RETURNING 1
+                """, placementParameters(p), "placement", p.pool, p.key)
+        case .insertPlacement(let p):
+            return ("""
+                INSERT INTO switchyard.placements (\(placementColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                ON CONFLICT (pool, key) DO NOTHING RETURNING 1
+                """, placementParameters(p), "placement", p.pool, p.key)
+        case .setHostPort(let p):
+            return ("""
+                UPDATE switchyard.placements SET host_port = $4, last_active = $5, updated_at = $6
+                WHERE pool = $1 AND key = $2 AND node = $3 RETURNING 1
+                """, [p.pool, p.key, p.node, String(p.hostPort), String(p.lastActive), String(p.updatedAt)],
+                "placement", p.pool, p.key)
+        case .deletePlacement(let pool, let key):
+            return ("DELETE FROM switchyard.placements WHERE pool = $1 AND key = $2 RETURNING 1", [pool, key], "placement", pool, key)
+        }
+    }
+
+    private static func placementParameters(_ p: PlacementRecord) -> [String?] {
+        [p.pool, p.key, p.node, String(p.hostPort), String(p.lastActive), String(p.createdAt), String(p.updatedAt)]
+    }
+
+    /// Drops log rows older than `cutoff`, but never the newest: its number is where every
+    /// follower's cursor stands (see `PostgresReader.lastSeq`).
+    func pruneChangeLog(before cutoff: Int64) throws(StoreError) {
+        _ = try db.query("""
+            DELETE FROM switchyard.change_log
+            WHERE at < $1 AND seq < (SELECT MAX(seq) FROM switchyard.change_log)
+            """, [String(cutoff)], operation: "prune change log")
+    }
+}
+
+/// Reads of the stored registry, shared by the store (start-up) and its follower.
+struct PostgresReader {
+    let db: PGConnection
+
+    static let nodeSelect = """
+        SELECT name, pool, address, preview_base_url, api_base_url, enabled, weight, capacity,
+               last_heartbeat, is_static, created_at, updated_at, labels::text
+        FROM switchyard.nodes
+        """
+    static let placementSelect = "SELECT pool, key, node, host_port, last_active, created_at, updated_at FROM switchyard.placements"
+
+    /// The highest change-log number this snapshot sees. Writers commit in number order (the
+    /// write lock) and the newest row is never pruned, so it is the position of the snapshot.
+    func lastSeq() throws(StoreError) -> Int64 {
+        let rows = try db.query("SELECT COALESCE(MAX(seq), 0) FROM switchyard.change_log", operation: "read change log end")
+        return rows.count > 0 ? rows.int64(0, 0) : 0
+    }
+
+    func firstSeq() throws(StoreError) -> Int64 {
+        let rows = try db.query("SELECT COALESCE(MIN(seq), 0) FROM switchyard.change_log", operation: "read change log start")
+        return rows.count > 0 ? rows.int64(0, 0) : 0
+    }
+
+    func nodes() throws(StoreError) -> [NodeRecord] {
+        let rows = try db.query(Self.nodeSelect + " ORDER BY name", operation: "load nodes")
+        let labels = try allLabels()
+        return (0..<rows.count).map { Self.node(rows, $0, labels: labels[rows.text($0, 0)] ?? [:]) }
+    }
+
+    func placements() throws(StoreError) -> [PlacementRecord] {
+        let rows = try db.query(Self.placementSelect, operation: "load placements")
+        return (0..<rows.count).map { Self.placement(rows, $0) }
+    }
+
+    func node(named name: String) throws(StoreError) -> NodeRecord? {
+        let rows = try db.query(Self.nodeSelect + " WHERE name = $1", [name], operation: "read node")
+        guard rows.count > 0 else { return nil }
+        return Self.node(rows, 0, labels: try labels(of: name))
+    }
+
+    func placement(pool: String, key: String) throws(StoreError) -> PlacementRecord? {
+        let rows = try db.query(Self.placementSelect + " WHERE pool = $1 AND key = $2", [pool, key], operation: "read placement")
+        return rows.count > 0 ? Self.placement(rows, 0) : nil
+    }
+
+    /// Log rows after `cursor`, oldest first: (seq, writer, kind, pool, name).
+    func log(after cursor: Int64, limit: Int64) throws(StoreError) -> [ChangeLogEntry] {
+        let rows = try db.query("""
+            SELECT seq, writer, kind, pool, name FROM switchyard.change_log WHERE seq > $1 ORDER BY seq LIMIT $2
+            """, [String(cursor), String(limit)], operation: "read change log")
+        return (0..<rows.count).map {
+            ChangeLogEntry(seq: rows.int64($0, 0), writer: rows.text($0, 1), kind: rows.text($0, 2),
+                           pool: rows.text($0, 3), name: rows.text($0, 4))
+        }
+    }
+
+    /// Labels are decoded by the server (`jsonb_each_text`), so the store needs no JSON parser.
+    private func allLabels() throws(StoreError) -> [String: [String: String]] {
+        let rows = try db.query("SELECT n.name, l.key, l.value FROM switchyard.nodes n, jsonb_each_text(n.labels) l",
+                                operation: "load labels")
+        var out: [String: [String: String]] = [:]
+        for i in 0..<rows.count { out[rows.text(i, 0), default: [:]][rows.text(i, 1)] = rows.text(i, 2) }
+        return out
+    }
+
+    private func labels(of name: String) throws(StoreError) -> [String: String] {
+        let rows = try db.query("SELECT l.key, l.value FROM switchyard.nodes n, jsonb_each_text(n.labels) l WHERE n.name = $1",
+                                [name], operation: "read labels")
+        var out: [String: String] = [:]
+        for i in 0..<rows.count { out[rows.text(i, 0)] = rows.text(i, 1) }
+        return out
+    }
+
+    static func node(_ r: PGRows, _ i: Int, labels: [String: String]) -> NodeRecord {
+        NodeRecord(
+            name: r.text(i, 0), pool: r.text(i, 1), address: r.text(i, 2), previewBaseURL: r.text(i, 3),
+            apiBaseURL: r.text(i, 4), enabled: r.bool(i, 5), weight: Int(r.int64(i, 6)),
+            capacity: Int(r.int64(i, 7)), labels: labels, lastHeartbeat: r.int64(i, 8),
+            isStatic: r.bool(i, 9), createdAt: r.int64(i, 10), updatedAt: r.int64(i, 11))
+    }
+
+    static func placement(_ r: PGRows, _ i: Int) -> PlacementRecord {
+        // host_port is CHECKed to 0...65535, so the conversion cannot trap on stored data.
+        PlacementRecord(
+            pool: r.text(i, 0), key: r.text(i, 1), node: r.text(i, 2), hostPort: UInt16(r.int64(i, 3)),
+            lastActive: r.int64(i, 4), createdAt: r.int64(i, 5), updatedAt: r.int64(i, 6))
+    }
+}

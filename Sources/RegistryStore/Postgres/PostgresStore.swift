@@ -1,0 +1,122 @@
+import Glibc
+import RouteResolver
+
+/// The shared registry store: PostgreSQL, written by a dedicated thread in batched transactions
+/// (the same queue and writer as `SQLiteStore`, see `StoreCore`), followed through LISTEN/NOTIFY.
+///
+/// - Several gateways open the same database. Every commit logs the rows it changed in
+///   `switchyard.change_log` and notifies `switchyard_changes`; each instance's follower rereads
+///   the named rows and hands them to the registry (`PostgresFollower`).
+/// - Writers commit one after another behind an advisory transaction lock, so change-log
+///   numbers are in commit order and a follower's cursor never skips a late commit.
+/// - Schema migrations run at open under an advisory lock: instances starting together apply
+///   each step once.
+/// - Nothing on an event loop touches the connection: `enqueue` only queues. While the server
+///   is unreachable the queue holds changes (bounded) and the writer retries with backoff,
+///   connecting again; `applyNow` (admin writes) throws, so the admin API answers 503.
+public final class PostgresStore: RegistryStore, @unchecked Sendable {
+    // @unchecked: every mutable field is guarded by `core`'s locks or by `lifecycle`.
+    public static var latestSchemaVersion: Int { PostgresSchema.latestVersion }
+
+    /// The URL without its password, for messages.
+    public let target: String
+    private let url: String
+    private let password: String?
+    let core: StoreCore<PostgresStatements>
+    private let lifecycle = PThreadMutex()
+    private var writer: pthread_t?
+    private var follower: PostgresFollower?
+    public let writerID: String
+    private var loadedThrough: Int64?
+
+    /// Connects, brings the schema up to date and starts the writer thread. `password`: one given
+    /// apart from the URL (a file, the environment); never part of a message.
+    public init(url: String, password: String? = nil, queueLimit: Int = 1_000_000) throws(StoreError) {
+        self.url = url
+        self.password = password
+        let db = try PGConnection(url: url, password: password)
+        target = db.target
+        try PostgresSchema.migrate(db)
+        writerID = StoreIdentity.randomWriterID()
+        core = StoreCore(engine: PostgresStatements(db, writerID: writerID), queueLimit: queueLimit)
+        do {
+            writer = try core.startWriter()
+        } catch {
+            throw .postgres(sqlstate: "", message: error.description, operation: "start writer")
+        }
+    }
+
+    deinit { close() }
+
+    // MARK: RegistryStore
+
+    /// Every node and placement from one snapshot, after committing whatever was still queued.
+    public func loadAll() throws(StoreError) -> (nodes: [NodeRecord], placements: [PlacementRecord]) {
+        try core.withDatabase { engine throws(StoreError) in
+            try core.commitPending(engine)
+            try engine.beginReadTransaction()
+            do throws(StoreError) {
+                let reader = PostgresReader(db: engine.db)
+                let nodes = try reader.nodes()
+                let placements = try reader.placements()
+                let seq = try reader.lastSeq()
+                try engine.commitTransaction()
+                lifecycle.withLock { loadedThrough = seq }
+                return (nodes, placements)
+            } catch {
+                engine.rollbackTransaction()
+                throw error
+            }
+        }
+    }
+
+    public func enqueue(_ change: StoreChange) { core.enqueue(change) }
+
+    /// Applies `changes` in one transaction after everything enqueued before the call; throws
+    /// with none applied if any fails (the server unreachable included).
+    public func applyNow(_ changes: [StoreChange]) throws(StoreError) {
+        try core.withDatabase { engine throws(StoreError) in
+            try core.commitPending(engine)
+            try core.applyAtomically(changes, engine)
+        }
+    }
+
+    public func flush() { core.flush() }
+
+    public func close() {
+        lifecycle.withLock {
+            follower?.stop()
+            follower = nil
+            guard let thread = writer else { return }
+            writer = nil
+            core.stopWriter(thread)
+        }
+    }
+
+    /// Starts following every instance's commits (see `PostgresFollower`) from the state the
+    /// last `loadAll` read (or from now). Once per store.
+    public func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
+        try lifecycle.withLock { () throws(StoreError) in
+            guard writer != nil else { throw .closed }
+            guard follower == nil else { return }
+            var start = loadedThrough ?? -1
+            if start < 0 { start = try core.withDatabase { engine throws(StoreError) in try PostgresReader(db: engine.db).lastSeq() } }
+            let core = core
+            core.queueLock.withLock { core.queue.recordsCommittedRows = true }
+            let f = try PostgresFollower(url: url, password: password, writerID: writerID, after: start,
+                                         didRead: { core.followerRead(through: $0) }, handler: handler)
+            try f.start()
+            follower = f
+        }
+    }
+
+    public func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool {
+        core.hasNewerWrites(for: row, than: position)
+    }
+
+    public var statistics: StoreStatistics { core.statistics }
+
+    public func schemaVersion() throws(StoreError) -> Int {
+        try core.withDatabase { engine throws(StoreError) in try PostgresSchema.currentVersion(engine.db) }
+    }
+}
