@@ -108,7 +108,7 @@ final class AdminAPI: Sendable {
         case .unusableTarget(let node): return BadInput("node \(node) is disabled or has no fresh heartbeat", field: targetField, status: 409)
         case .sameNode(let node): return BadInput("node \(node) already holds it", field: targetField, status: 409)
         case .noCapacity(let node): return BadInput("no room on \(node)", status: 409)
-        case .storeFailed(let why): return BadInput("store failed, nothing changed: \(why)", status: 500)
+        case .storeFailed(let why): return BadInput("registry unavailable, nothing changed: \(why)", status: 503)
         }
     }
 

@@ -74,7 +74,10 @@ public struct EngineConfig: Sendable {
     }
 
     public struct Sticky: Sendable {
+        /// A SQLite file path, or a PostgreSQL URL (`postgres://...`).
         public var database = "var/switchyard.db"
+        /// A file holding the PostgreSQL password (else `SWITCHYARD_REGISTRY_PASSWORD`, else the URL's).
+        public var databasePasswordFile: String?
         public var pools: [String: PoolSettings] = [:]
         public var portLookups: [String: PortLookup] = [:]
         public var nodes: [NodeRecord] = []

@@ -1,6 +1,7 @@
 import Foundation
 import IOCore
 import ProxyEngine
+import RegistryStore
 import RouteResolver
 import Yams
 
@@ -9,10 +10,19 @@ import Yams
 extension ConfigLoader {
     static func parseRegistry(_ node: Node?, into config: inout EngineConfig) throws(ConfigError) {
         guard let node else { return }
-        let r = try Mapping(node, path: "registry", allowed: ["database"])
+        let r = try Mapping(node, path: "registry", allowed: ["database", "password_file"])
         if let path = try r.string("database") {
-            guard !path.isEmpty else { throw ConfigError(key: "registry.database", reason: "must be a file path") }
+            guard !path.isEmpty else { throw ConfigError(key: "registry.database", reason: "must be a file path or a postgres:// URL") }
+            if path.hasPrefix("postgres:") || path.hasPrefix("postgresql:") {
+                guard PostgresURL.matches(path), !path.contains(where: { $0.isNewline || $0 == " " }) else {
+                    throw ConfigError(key: "registry.database", reason: "a PostgreSQL URL is postgres://user@host:port/database[?sslmode=...]")
+                }
+            }
             config.sticky.database = path
+        }
+        if let file = try r.string("password_file") {
+            guard !file.isEmpty else { throw ConfigError(key: "registry.password_file", reason: "must be a file path") }
+            config.sticky.databasePasswordFile = file
         }
     }
 

@@ -19,7 +19,7 @@ enum StickySetup {
     /// against it): their changes, and the rows that won a race with ours, are applied here as
     /// they commit. Started once the engine's move observers are registered, so a move that
     /// arrives through the feed closes the moved user's tunnels too.
-    static func follow(_ store: SQLiteStore, _ registry: Registry) throws {
+    static func follow(_ store: any RegistryStore, _ registry: Registry) throws {
         try store.follow { event in
             switch event {
             case .changes(let changes, let through):
@@ -37,15 +37,33 @@ enum StickySetup {
         }
     }
 
+    /// The PostgreSQL password given apart from the URL: `registry.password_file` (one line; a
+    /// trailing newline is dropped), else `SWITCHYARD_REGISTRY_PASSWORD`, else none (the URL's, or
+    /// libpq's own ~/.pgpass).
+    static func password(_ sticky: EngineConfig.Sticky) throws -> String? {
+        if let file = sticky.databasePasswordFile {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw Failure(description: "registry.password_file \(file): cannot be read")
+            }
+            return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
+        }
+        return ProcessInfo.processInfo.environment["SWITCHYARD_REGISTRY_PASSWORD"]
+    }
+
     /// Sets `config.registry`; returns the store to close at shutdown (nil when not needed).
-    static func open(_ config: inout EngineConfig) throws -> SQLiteStore? {
+    static func open(_ config: inout EngineConfig) throws -> (any RegistryStore)? {
         guard needed(config) else { return nil }
         let path = config.sticky.database
-        let directory = (path as NSString).deletingLastPathComponent
-        if !directory.isEmpty {
-            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let store: any RegistryStore
+        if PostgresURL.matches(path) {
+            store = try PostgresStore(url: path, password: try password(config.sticky))
+        } else {
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            }
+            store = try SQLiteStore(path: path)
         }
-        let store = try SQLiteStore(path: path)
         do {
             let (nodes, placements) = try store.loadAll()
             let registry = try Registry(nodes: nodes, placements: placements, pools: config.sticky.pools, store: store)
@@ -58,7 +76,7 @@ enum StickySetup {
             }
             config.registry = registry
             FileHandle.standardError.write(Data(
-                "switchyard: registry \(path): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s)\n".utf8))
+                "switchyard: registry \(PostgresURL.redacted(path)): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s)\n".utf8))
             return store
         } catch {
             store.close()

@@ -35,7 +35,7 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         var config = try options.load()
-        let store: SQLiteStore?
+        let store: (any RegistryStore)?
         do {
             store = try StickySetup.open(&config.engine)
         } catch {
@@ -58,7 +58,7 @@ struct Serve: ParsableCommand {
         }
         if let store, let registry = config.registry {
             do { try StickySetup.follow(store, registry) } catch {
-                FileHandle.standardError.write(Data("switchyard: cannot follow the registry file: \(error)\n".utf8))
+                FileHandle.standardError.write(Data("switchyard: cannot follow the registry: \(error)\n".utf8))
                 throw ExitCode(1)
             }
         }
@@ -132,7 +132,7 @@ enum ConfigSummary {
             }
             lines.append("route \(r.name): host \(host) path \(String(decoding: r.pathPrefix, as: UTF8.self)) -> \(target)")
         }
-        if StickySetup.needed(c.engine) { lines.append("registry: \(c.sticky.database)") }
+        if StickySetup.needed(c.engine) { lines.append("registry: \(PostgresURL.redacted(c.sticky.database))") }
         for n in c.sticky.nodes {
             lines.append("node \(n.name): pool \(n.pool) \(n.previewBaseURL) weight \(n.weight)\(n.capacity > 0 ? " capacity \(n.capacity)" : "")\(n.isStatic ? " (no heartbeats)" : "")\(n.enabled ? "" : " disabled")")
         }
