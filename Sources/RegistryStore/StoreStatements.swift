@@ -48,7 +48,9 @@ final class StoreStatements: StoreEngine {
                 pool = excluded.pool, address = excluded.address,
                 preview_base_url = excluded.preview_base_url, api_base_url = excluded.api_base_url,
                 enabled = excluded.enabled, weight = excluded.weight, capacity = excluded.capacity,
-                labels = excluded.labels, last_heartbeat = excluded.last_heartbeat,
+                labels = excluded.labels,
+                -- Freshness only moves forward: an upsert racing another writer's heartbeat keeps it.
+                last_heartbeat = MAX(last_heartbeat, excluded.last_heartbeat),
                 is_static = excluded.is_static, created_at = excluded.created_at,
                 updated_at = excluded.updated_at
             """, operation: "upsert node")

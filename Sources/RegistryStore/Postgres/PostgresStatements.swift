@@ -94,7 +94,8 @@ final class PostgresStatements: StoreEngine {
                     pool = excluded.pool, address = excluded.address,
                     preview_base_url = excluded.preview_base_url, api_base_url = excluded.api_base_url,
                     enabled = excluded.enabled, weight = excluded.weight, capacity = excluded.capacity,
-                    labels = excluded.labels, last_heartbeat = excluded.last_heartbeat,
+                    labels = excluded.labels,
+                    last_heartbeat = GREATEST(switchyard.nodes.last_heartbeat, excluded.last_heartbeat),
                     is_static = excluded.is_static, created_at = excluded.created_at,
                     updated_at = excluded.updated_at
                 RETURNING 1
