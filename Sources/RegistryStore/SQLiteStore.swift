@@ -60,21 +60,11 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
     /// Every node and placement, from one consistent snapshot, after committing whatever was
     /// still queued. Placements come in primary-key order (pool, key).
     public func loadAll() throws(StoreError) -> (nodes: [NodeRecord], placements: [PlacementRecord]) {
-        try core.withDatabase { statements throws(StoreError) in
-            try core.commitPending(statements)
-            try statements.beginReadTransaction()
-            do throws(StoreError) {
-                let nodes = try statements.loadNodes()
-                let placements = try statements.loadPlacements()
-                let seq = try statements.lastChangeSeq()
-                try statements.commitTransaction()
-                lifecycle.withLock { loadedThrough = seq }
-                return (nodes, placements)
-            } catch {
-                statements.rollbackTransaction()
-                throw error
-            }
+        let (nodes, placements, seq) = try core.readSnapshot { statements throws(StoreError) in
+            (try statements.loadNodes(), try statements.loadPlacements(), try statements.lastChangeSeq())
         }
+        lifecycle.withLock { loadedThrough = seq }
+        return (nodes, placements)
     }
 
     /// Queues `change` for the writer thread and returns at once (see the type's notes for
@@ -83,14 +73,7 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
 
     /// Applies `changes` in one transaction after everything enqueued before the call, and
     /// throws with none of them applied if any fails. Waits for the writer's current batch.
-    public func applyNow(_ changes: [StoreChange]) throws(StoreError) {
-        try core.withDatabase { statements throws(StoreError) in
-            // Earlier queued changes land first, so a queued placement cannot later overwrite
-            // what this call (a drain, a reassignment) decided.
-            try core.commitPending(statements)
-            try core.applyAtomically(changes, statements)
-        }
-    }
+    public func applyNow(_ changes: [StoreChange]) throws(StoreError) { try core.applyNow(changes) }
 
     /// Returns once every change enqueued before the call is committed (or was rejected by a
     /// constraint, see `statistics`). While the database refuses writes this waits.

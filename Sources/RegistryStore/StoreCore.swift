@@ -80,6 +80,32 @@ final class StoreCore<Engine: StoreEngine>: @unchecked Sendable {
         }
     }
 
+    /// Applies `changes` in one transaction after everything enqueued before it (so a queued
+    /// placement cannot later overwrite what a drain or reassignment decided); none of them
+    /// when any fails.
+    func applyNow(_ changes: [StoreChange]) throws(StoreError) {
+        try withDatabase { engine throws(StoreError) in
+            try commitPending(engine)
+            try applyAtomically(changes, engine)
+        }
+    }
+
+    /// Runs `body` in one read snapshot, after committing whatever was still queued.
+    func readSnapshot<T>(_ body: (Engine) throws(StoreError) -> T) throws(StoreError) -> T {
+        try withDatabase { engine throws(StoreError) in
+            try commitPending(engine)
+            try engine.beginReadTransaction()
+            do throws(StoreError) {
+                let value = try body(engine)
+                try engine.commitTransaction()
+                return value
+            } catch {
+                engine.rollbackTransaction()
+                throw error
+            }
+        }
+    }
+
     // MARK: Writer thread
 
     /// Starts the writer thread; it holds this core (not the store) until it returns. On failure

@@ -9,6 +9,8 @@ protocol StoreEngine: AnyObject {
     /// a batch with a refused change is then retried with a savepoint around each change.
     static var refusalAbortsTransaction: Bool { get }
     func beginTransaction() throws(StoreError)
+    /// A read-only snapshot: reads inside it agree with each other.
+    func beginReadTransaction() throws(StoreError)
     func commitTransaction() throws(StoreError)
     /// Undoes an open transaction; its own failure is ignored (the first error is the one to
     /// report).

@@ -52,34 +52,19 @@ public final class PostgresStore: RegistryStore, @unchecked Sendable {
 
     /// Every node and placement from one snapshot, after committing whatever was still queued.
     public func loadAll() throws(StoreError) -> (nodes: [NodeRecord], placements: [PlacementRecord]) {
-        try core.withDatabase { engine throws(StoreError) in
-            try core.commitPending(engine)
-            try engine.beginReadTransaction()
-            do throws(StoreError) {
-                let reader = PostgresReader(db: engine.db)
-                let nodes = try reader.nodes()
-                let placements = try reader.placements()
-                let seq = try reader.lastSeq()
-                try engine.commitTransaction()
-                lifecycle.withLock { loadedThrough = seq }
-                return (nodes, placements)
-            } catch {
-                engine.rollbackTransaction()
-                throw error
-            }
+        let (nodes, placements, seq) = try core.readSnapshot { engine throws(StoreError) in
+            let reader = PostgresReader(db: engine.db)
+            return (try reader.nodes(), try reader.placements(), try reader.lastSeq())
         }
+        lifecycle.withLock { loadedThrough = seq }
+        return (nodes, placements)
     }
 
     public func enqueue(_ change: StoreChange) { core.enqueue(change) }
 
     /// Applies `changes` in one transaction after everything enqueued before the call; throws
     /// with none applied if any fails (the server unreachable included).
-    public func applyNow(_ changes: [StoreChange]) throws(StoreError) {
-        try core.withDatabase { engine throws(StoreError) in
-            try core.commitPending(engine)
-            try core.applyAtomically(changes, engine)
-        }
-    }
+    public func applyNow(_ changes: [StoreChange]) throws(StoreError) { try core.applyNow(changes) }
 
     public func flush() { core.flush() }
 
