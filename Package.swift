@@ -64,10 +64,12 @@ let package = Package(
         ),
         .testTarget(name: "ProxyEngineTests", dependencies: ["ProxyEngine", "IOCore", "HTTP1Codec"]),
         .testTarget(name: "RouteResolverTests", dependencies: ["RouteResolver", "HTTP1Codec"]),
-        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "RouteResolver", "CSQLite", "CLibpq"]),
+        // A real PostgreSQL server per test (initdb, pg_ctl), for the store's and the end-to-end tests.
+        .target(name: "PostgresTestServer", path: "Tests/PostgresTestServer"),
+        .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "RouteResolver", "CSQLite", "CLibpq", "PostgresTestServer"]),
         .testTarget(name: "TLSTerminatorTests", dependencies: ["TLSTerminator", "COpenSSL"]),
         .testTarget(name: "SwitchyardTests", dependencies: ["switchyard"]),
         // End-to-end: the built binary with curl, a Python upstream (peers/) and slowhttptest.
-        .testTarget(name: "IntegrationTests", dependencies: [], exclude: ["peers"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["PostgresTestServer"], exclude: ["peers"]),
     ]
 )

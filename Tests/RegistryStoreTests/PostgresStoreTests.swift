@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import RegistryStore
+import PostgresTestServer
 @testable import RouteResolver
 
 /// The PostgreSQL store against a real server started by each test (`PostgresServer`): what is

@@ -1,22 +1,25 @@
+// Shared by the store's tests and the end-to-end tests (several gateways on one database): a
+// library target of the test tree, linked by no product.
+
 import Foundation
 import Glibc
-@testable import RegistryStore
 
 /// A real PostgreSQL server for one test: `initdb` into a temporary directory, `pg_ctl start` on
 /// a free loopback port, stopped (immediately) and removed in `deinit`, also when the test
 /// failed. PostgreSQL refuses to run as root, so under root (CI) every server command runs as the
 /// `postgres` user, which owns the directory.
-final class PostgresServer {
-    let directory: URL
-    let port: UInt16
+public final class PostgresServer: @unchecked Sendable {
+    // @unchecked: `running` is touched by the test's own thread only (start, stop, deinit).
+    public let directory: URL
+    public let port: UInt16
     private let bin: String
     private var running = false
 
-    struct Failure: Error, CustomStringConvertible {
-        let description: String
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
     }
 
-    init() throws {
+    public init() throws {
         bin = try Self.binDirectory()
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-pg-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -32,19 +35,24 @@ final class PostgresServer {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    var dataPath: String { directory.appendingPathComponent("data").path }
+    public var dataPath: String { directory.appendingPathComponent("data").path }
 
     /// The URL of a database on this server (`postgres` exists from initdb).
-    func url(database: String = "postgres") -> String { "postgres://switchyard@127.0.0.1:\(port)/\(database)" }
+    public func url(database: String = "postgres") -> String { "postgres://switchyard@127.0.0.1:\(port)/\(database)" }
 
     /// A fresh database of its own, for a test that wants more than one.
-    func createDatabase(_ name: String) throws -> String {
-        let db = try PGConnection(url: url(), password: nil)
-        try db.execute("CREATE DATABASE \(name)", operation: "create test database")
+    public func createDatabase(_ name: String) throws -> String {
+        try Self.run("\(bin)/createdb", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "switchyard", name], asPostgres: false)
         return url(database: name)
     }
 
-    func start() throws {
+    /// Runs `query` with psql against `database`; its rows, unaligned, one per line.
+    public func sql(_ query: String, database: String = "postgres") throws -> String {
+        try Self.run("\(bin)/psql", ["-h", "127.0.0.1", "-p", "\(port)", "-U", "switchyard", "-d", database,
+                                    "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", query], asPostgres: false)
+    }
+
+    public func start() throws {
         // fsync off: a test server need not survive a power cut; the socket directory is ours.
         try Self.run("\(bin)/pg_ctl", ["-D", dataPath, "-l", directory.appendingPathComponent("log").path, "-w", "-t", "30",
                                       "-o", "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1 -c fsync=off", "start"],
@@ -53,13 +61,13 @@ final class PostgresServer {
     }
 
     /// Stops the server at once (`immediate`: as a crash would, no checkpoint).
-    func stop() {
+    public func stop() {
         guard running else { return }
         running = false
         try? Self.run("\(bin)/pg_ctl", ["-D", dataPath, "-m", "immediate", "-w", "stop"], asPostgres: true)
     }
 
-    var log: String { (try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? "" }
+    public var log: String { (try? String(contentsOf: directory.appendingPathComponent("log"), encoding: .utf8)) ?? "" }
 
     private static func binDirectory() throws -> String {
         let base = "/usr/lib/postgresql"
@@ -73,7 +81,8 @@ final class PostgresServer {
     /// Runs a command to its end (posix_spawn and waitpid: Foundation's Process waits for
     /// descriptors the server pg_ctl starts keeps inheriting). Output goes to a file, shown on
     /// failure.
-    private static func run(_ executable: String, _ arguments: [String], asPostgres: Bool) throws {
+    @discardableResult
+    private static func run(_ executable: String, _ arguments: [String], asPostgres: Bool) throws -> String {
         var argv = [executable] + arguments
         if asPostgres && getuid() == 0 { argv = ["/usr/sbin/runuser", "-u", "postgres", "--"] + argv }
         let outPath = FileManager.default.temporaryDirectory.appendingPathComponent("switchyard-pg-out-\(UUID().uuidString.prefix(8))").path
@@ -97,6 +106,7 @@ final class PostgresServer {
             let output = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
             throw Failure(description: "\(argv.joined(separator: " ")): status \(status): \(output)")
         }
+        return (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
     }
 
     /// A port nothing listens on now (bound to 0 and released; PostgreSQL takes it next).
@@ -113,14 +123,4 @@ final class PostgresServer {
         guard ok else { throw Failure(description: "no free port (errno \(errno))") }
         return UInt16(bigEndian: a.sin_port)
     }
-}
-
-/// Waits up to `seconds` for `condition`, polling every 10 ms.
-func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
-    let end = Date().addingTimeInterval(seconds)
-    while Date() < end {
-        if condition() { return true }
-        usleep(10_000)
-    }
-    return condition()
 }
