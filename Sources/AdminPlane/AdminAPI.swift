@@ -50,7 +50,7 @@ final class AdminAPI: Sendable {
         case ("GET", "healthz") where s.count == 1:
             return .json(200, ["status": "ok"])
         case ("GET", "readyz") where s.count == 1:
-            return ready.load(ordering: .acquiring) ? .json(200, ["status": "ready"]) : .json(503, ["status": "not ready"])
+            return readiness()
         case ("GET", "metrics") where s.count == 1:
             return AdminResponse(status: 200, body: Array(metrics().utf8), contentType: "text/plain; version=0.0.4")
         case (_, "admin"):
@@ -64,6 +64,21 @@ final class AdminAPI: Sendable {
         default:
             throw BadInput("no such endpoint", status: 404)
         }
+    }
+
+    /// 200 from start-up until the drain starts. The registry's state is in the body but does
+    /// not make the answer 503: every instance shares the one database, and a load balancer
+    /// that took them all out for its outage would stop the users that memory still routes.
+    private func readiness() -> AdminResponse {
+        var body: [String: Any] = ["status": ready.load(ordering: .acquiring) ? "ready" : "not ready"]
+        if let h = registry?.storeHealth {
+            var r: [String: Any] = ["engine": h.engine, "connected": h.connected, "following": h.following,
+                                    "pending_changes": h.pendingChanges]
+            if let lag = h.lastChangeLagMs { r["last_change_lag_ms"] = lag }
+            if let age = h.feedAgeMs { r["feed_age_ms"] = age }
+            body["registry"] = r
+        }
+        return .json(ready.load(ordering: .acquiring) ? 200 : 503, body)
     }
 
     private func authorizeAdmin(_ r: AdminRequest) throws(BadInput) {

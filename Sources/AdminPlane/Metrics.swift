@@ -39,6 +39,20 @@ extension AdminAPI {
         line("switchyard_open_tunnels", [], "\(tunnels.total)")
         for (route, n) in tunnels.byRoute.sorted(by: { $0.key < $1.key }) { line("switchyard_open_tunnels", [("route", route)], "\(n)") }
         guard let registry else { return out }
+        if let h = registry.storeHealth {
+            family("switchyard_registry_connected", "gauge", "1 while the registry's database answers (writer and change feed), 0 during an outage.")
+            line("switchyard_registry_connected", [("engine", h.engine)], h.connected ? "1" : "0")
+            family("switchyard_registry_pending_changes", "gauge", "Registry changes queued here and not yet committed.")
+            line("switchyard_registry_pending_changes", [], "\(h.pendingChanges)")
+            family("switchyard_registry_dropped_changes_total", "counter", "Registry changes refused because the write queue was full (memory only).")
+            line("switchyard_registry_dropped_changes_total", [], "\(h.droppedChanges)")
+            if h.following {
+                family("switchyard_registry_change_lag_seconds", "gauge", "How long the newest change of another instance took to be read here.")
+                line("switchyard_registry_change_lag_seconds", [], format(Double(h.lastChangeLagMs ?? 0) / 1000))
+                family("switchyard_registry_feed_age_seconds", "gauge", "Seconds since the change feed last read the log; grows during an outage.")
+                line("switchyard_registry_feed_age_seconds", [], format(Double(h.feedAgeMs ?? 0) / 1000))
+            }
+        }
         let nodes = registry.nodes
         let now = Self.nowMs()
         family("switchyard_placements", "gauge", "Sticky placements held by the registry.")

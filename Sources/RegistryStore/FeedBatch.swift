@@ -22,6 +22,22 @@ enum FeedBatch {
         }
         return rows
     }
+
+    /// How long after it was written the newest change of another writer in `entries` reached
+    /// this follower (ms; nil when there is none). Both clocks are wall clocks, of this machine
+    /// and the writer's: across machines the figure is only as good as their time sync.
+    static func lagMs(_ entries: [ChangeLogEntry], writerID: String, now: Int64) -> Int64? {
+        guard let newest = entries.last(where: { $0.writer != writerID }) else { return nil }
+        return max(0, now - newest.at)
+    }
+}
+
+/// Where a follower reports how it is doing (the store's core; `StoreStatistics` shows it).
+protocol FeedSink: AnyObject, Sendable {
+    /// A read of the log succeeded and saw it through `position`; `lagMs`: see `FeedBatch.lagMs`.
+    func followerRead(through position: Int64, lagMs: Int64?)
+    /// A read failed (the database unreachable, busy, broken); the follower retries by itself.
+    func followerFailed()
 }
 
 /// One change-log row: which row changed, by which writer (`*`: read back by every instance).
@@ -31,4 +47,6 @@ struct ChangeLogEntry: Equatable {
     let kind: String
     let pool: String
     let name: String
+    /// When the writer wrote it (Unix ms, the writer's clock).
+    let at: Int64
 }

@@ -32,8 +32,8 @@ final class SQLiteFollower: @unchecked Sendable {
     private let selectLastSeq: SQLiteStatement
     private var cursor: Int64
     private let handler: @Sendable (StoreFeedEvent) -> Void
-    /// Told after every successful read how far the log stood in it (events or not).
-    private let didRead: @Sendable (Int64) -> Void
+    /// Told after every read how far the log stood in it (events or not), or that it failed.
+    private let sink: any FeedSink
     private let lock = PThreadMutex()
     private let wake = PThreadCondition()
     private var stopping = false
@@ -46,12 +46,12 @@ final class SQLiteFollower: @unchecked Sendable {
     /// Most log rows read per batch, so a burst is handed over in bounded pieces.
     static let batchLimit: Int64 = 10_000
 
-    init(path: String, writerID: String, after cursor: Int64, didRead: @escaping @Sendable (Int64) -> Void,
+    init(path: String, writerID: String, after cursor: Int64, sink: any FeedSink,
          handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
         connection = try SQLiteConnection(path: path, busyTimeoutMilliseconds: 5_000)
         dataVersion = try connection.prepare("PRAGMA data_version", operation: "read data_version")
         selectLog = try connection.prepare(
-            "SELECT seq, writer, kind, pool, name FROM change_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, writer, kind, pool, name, at FROM change_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             operation: "read change log")
         selectFirstSeq = try connection.prepare("SELECT COALESCE(MIN(seq), 0) FROM change_log", operation: "read change log start")
         selectNode = try connection.prepare("""
@@ -76,7 +76,7 @@ final class SQLiteFollower: @unchecked Sendable {
         self.writerID = writerID
         self.cursor = cursor
         self.handler = handler
-        self.didRead = didRead
+        self.sink = sink
     }
 
     func start() throws(StoreError) {
@@ -120,6 +120,7 @@ final class SQLiteFollower: @unchecked Sendable {
                 lastFailure = ""
             } catch {
                 // A busy or failing database: the cursor has not moved, so the next poll retries.
+                sink.followerFailed()
                 let now = wallClockMs()
                 if error.description != lastFailure || now - lastFailureMs >= 60_000 {
                     lastFailure = error.description
@@ -143,6 +144,7 @@ final class SQLiteFollower: @unchecked Sendable {
         var rows = 0
         var event: StoreFeedEvent?
         var position = cursor
+        var lag: Int64?
         do throws(StoreError) {
             // The cursor is the last sequence number this follower knows was assigned (from
             // sqlite_sequence at load), so the next row is cursor + 1 unless pruning removed
@@ -157,7 +159,7 @@ final class SQLiteFollower: @unchecked Sendable {
                 try connection.execute("COMMIT", operation: "commit follow")
                 cursor = last
                 handler(.resync(nodes: nodes, placements: placements, through: last))
-                didRead(last)
+                sink.followerRead(through: last, lagMs: nil)
                 return false
             }
             let s = selectLog
@@ -169,8 +171,10 @@ final class SQLiteFollower: @unchecked Sendable {
             while try s.step() {
                 rows += 1
                 last = s.int64(0)
-                entries.append(ChangeLogEntry(seq: last, writer: s.text(1), kind: s.text(2), pool: s.text(3), name: s.text(4)))
+                entries.append(ChangeLogEntry(seq: last, writer: s.text(1), kind: s.text(2), pool: s.text(3), name: s.text(4),
+                                          at: s.int64(5)))
             }
+            lag = FeedBatch.lagMs(entries, writerID: writerID, now: wallClockMs())
             var changes: [StoreChange] = []
             for row in FeedBatch.rowsToRead(entries, writerID: writerID) {
                 changes.append(try current(row.isNode ? "node" : "placement", pool: row.pool, name: row.name))
@@ -190,7 +194,7 @@ final class SQLiteFollower: @unchecked Sendable {
             throw error
         }
         if let event { handler(event) }
-        didRead(position)
+        sink.followerRead(through: position, lagMs: lag)
         return Int64(rows) == Self.batchLimit
     }
 

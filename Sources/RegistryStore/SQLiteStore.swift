@@ -101,10 +101,8 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
             var start = loadedThrough ?? -1
             if start < 0 { start = try core.withDatabase { statements throws(StoreError) in try statements.lastChangeSeq() } }
             let core = core
-            core.queueLock.withLock { core.queue.recordsCommittedRows = true }
-            let f = try SQLiteFollower(path: path, writerID: writerID, after: start, didRead: { through in
-                core.followerRead(through: through)
-            }, handler: handler)
+            core.followerStarting()
+            let f = try SQLiteFollower(path: path, writerID: writerID, after: start, sink: core, handler: handler)
             try f.start()
             follower = f
         }
@@ -118,6 +116,8 @@ public final class SQLiteStore: RegistryStore, @unchecked Sendable {
 
     /// A copy of the write counters.
     public var statistics: StoreStatistics { core.statistics }
+
+    public var health: StoreHealth { statistics.health(engine: "sqlite", now: wallClockMs()) }
 
     /// The schema version recorded in the file.
     public func schemaVersion() throws(StoreError) -> Int {

@@ -10,7 +10,7 @@ import RouteResolver
 /// - `queueLock` guards `queue` and is held only for O(1) work, so `enqueue` never waits for I/O;
 /// - `databaseLock` guards the connection and is held for a whole transaction, which is what
 ///   serialises `applyNow`, `loadAll` and the writer.
-final class StoreCore<Engine: StoreEngine>: @unchecked Sendable {
+final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
     let queueLock = PThreadMutex()
     /// The writer sleeps on it when the queue is empty.
     let workAvailable = PThreadCondition()
@@ -68,8 +68,26 @@ final class StoreCore<Engine: StoreEngine>: @unchecked Sendable {
     }
 
     /// The follower read the log through `position` (see `WriteQueue.forgetCommitted`).
-    func followerRead(through position: Int64) {
-        queueLock.withLock { queue.forgetCommitted(through: position) }
+    func followerRead(through position: Int64, lagMs: Int64?) {
+        let now = wallClockMs()
+        queueLock.withLock {
+            queue.forgetCommitted(through: position)
+            queue.statistics.feedConnected = true
+            queue.statistics.lastFeedReadMs = now
+            if let lagMs { queue.statistics.lastChangeLagMs = lagMs }
+        }
+    }
+
+    func followerFailed() {
+        queueLock.withLock { queue.statistics.feedConnected = false }
+    }
+
+    /// A follower starts: the feed counts as connected once its first read succeeds.
+    func followerStarting() {
+        queueLock.withLock {
+            queue.recordsCommittedRows = true
+            queue.statistics.feedConnected = false
+        }
     }
 
     var statistics: StoreStatistics {

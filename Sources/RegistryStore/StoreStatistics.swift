@@ -22,4 +22,24 @@ public struct StoreStatistics: Sendable, Equatable {
     public var failedBatches: UInt64 = 0
     /// The latest error the writer met, rejection or failure.
     public var lastError: StoreError?
+    /// The writer's last attempt failed (the database unreachable, busy, full); cleared by the
+    /// next commit.
+    public var writerFailing = false
+    /// The change feed's state: nil while not following; false after a failed read, until a
+    /// read succeeds again.
+    public var feedConnected: Bool?
+    /// When the feed last read the log successfully (Unix ms; 0: never).
+    public var lastFeedReadMs: Int64 = 0
+    /// How long the newest change of another writer took to reach this instance, as of the last
+    /// read that saw one (ms).
+    public var lastChangeLagMs: Int64?
+
+    /// The part operators watch (`/readyz`, `/metrics`), as the registry's protocol names it.
+    public func health(engine: String, now: Int64) -> StoreHealth {
+        StoreHealth(engine: engine, connected: !writerFailing && feedConnected != false,
+                    following: feedConnected != nil,
+                    lastChangeLagMs: lastChangeLagMs,
+                    feedAgeMs: lastFeedReadMs > 0 ? max(0, now - lastFeedReadMs) : nil,
+                    pendingChanges: pendingChanges, droppedChanges: droppedChanges)
+    }
 }

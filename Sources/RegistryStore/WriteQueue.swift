@@ -55,6 +55,7 @@ struct WriteQueue {
         pending = batch + pending
         statistics.failedBatches += 1
         statistics.lastError = error
+        statistics.writerFailing = true
     }
 
     /// Records a committed batch (`sequence[i]`: the log row of `batch[i]`, 0 if refused) and
@@ -69,6 +70,7 @@ struct WriteQueue {
         statistics.committedChanges += UInt64(count - rejected)
         statistics.rejectedChanges += UInt64(rejected)
         statistics.committedBatches += 1
+        statistics.writerFailing = false
         statistics.largestBatch = max(statistics.largestBatch, count)
         if let rejection { statistics.lastError = rejection }
         batch.removeAll(keepingCapacity: true)

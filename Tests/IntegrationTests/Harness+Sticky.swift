@@ -87,7 +87,7 @@ struct StickyConfig {
         y += """
         logging: {access: "\(access)", error: stderr}
         admin: \(admin)
-        registry: {database: \(database)}
+        registry: {database: "\(database)"}
         pools:
 
         """

@@ -35,6 +35,10 @@ final class RecordingStore: RegistryStore {
     func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool {
         pendingRows.withLock { $0.contains(row) } || committedRows.withLock { ($0[row] ?? .min) > position }
     }
+    var health: StoreHealth {
+        StoreHealth(engine: "recording", connected: true, following: false, lastChangeLagMs: nil, feedAgeMs: nil,
+                    pendingChanges: 0, droppedChanges: 0)
+    }
 }
 
 /// A workspace node with a fresh heartbeat unless told otherwise.

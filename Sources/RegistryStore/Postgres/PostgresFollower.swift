@@ -14,7 +14,7 @@ final class PostgresFollower: @unchecked Sendable {
     private let writerID: String
     private var cursor: Int64
     private let handler: @Sendable (StoreFeedEvent) -> Void
-    private let didRead: @Sendable (Int64) -> Void
+    private let sink: any FeedSink
     private let lock = PThreadMutex()
     private var stopping = false
     private var thread: pthread_t?
@@ -27,12 +27,12 @@ final class PostgresFollower: @unchecked Sendable {
     static let batchLimit: Int64 = 10_000
 
     init(url: String, password: String?, writerID: String, after cursor: Int64,
-         didRead: @escaping @Sendable (Int64) -> Void, handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
+         sink: any FeedSink, handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
         db = try PGConnection(url: url, password: password)
         try db.execute("LISTEN \(PostgresSchema.channel)", operation: "listen")
         self.writerID = writerID
         self.cursor = cursor
-        self.didRead = didRead
+        self.sink = sink
         self.handler = handler
     }
 
@@ -73,6 +73,7 @@ final class PostgresFollower: @unchecked Sendable {
                     lastReadMs = now
                 }
             } catch {
+                sink.followerFailed()
                 report(error)
                 needsResync = true
                 // Sleep in short steps so `stop` is not held up by a long backoff.
@@ -114,6 +115,7 @@ final class PostgresFollower: @unchecked Sendable {
         var event: StoreFeedEvent?
         var position = cursor
         var rows = 0
+        var lag: Int64?
         do throws(StoreError) {
             if try reader.firstSeq() > cursor + 1 {
                 // Rows this follower never read were pruned: only a full reload catches up.
@@ -121,11 +123,12 @@ final class PostgresFollower: @unchecked Sendable {
                 try db.execute("COMMIT", operation: "commit follow")
                 cursor = last
                 handler(.resync(nodes: nodes, placements: placements, through: last))
-                didRead(last)
+                sink.followerRead(through: last, lagMs: nil)
                 return false
             }
             let entries = try reader.log(after: cursor, limit: Self.batchLimit)
             rows = entries.count
+            lag = FeedBatch.lagMs(entries, writerID: writerID, now: wallClockMs())
             var changes: [StoreChange] = []
             for row in FeedBatch.rowsToRead(entries, writerID: writerID) {
                 changes.append(try current(reader, row))
@@ -140,7 +143,7 @@ final class PostgresFollower: @unchecked Sendable {
             throw error
         }
         if let event { handler(event) }
-        didRead(position)
+        sink.followerRead(through: position, lagMs: lag)
         return Int64(rows) == Self.batchLimit
     }
 
@@ -158,7 +161,7 @@ final class PostgresFollower: @unchecked Sendable {
         }
         cursor = snapshot.last
         handler(.resync(nodes: snapshot.nodes, placements: snapshot.placements, through: snapshot.last))
-        didRead(snapshot.last)
+        sink.followerRead(through: snapshot.last, lagMs: nil)
     }
 
     private func everything(_ reader: PostgresReader) throws(StoreError) -> ([NodeRecord], [PlacementRecord], Int64) {

@@ -191,14 +191,14 @@ struct PostgresReader {
         return rows.count > 0 ? Self.placement(rows, 0) : nil
     }
 
-    /// Log rows after `cursor`, oldest first: (seq, writer, kind, pool, name).
+    /// Log rows after `cursor`, oldest first: (seq, writer, kind, pool, name, at).
     func log(after cursor: Int64, limit: Int64) throws(StoreError) -> [ChangeLogEntry] {
         let rows = try db.query("""
-            SELECT seq, writer, kind, pool, name FROM switchyard.change_log WHERE seq > $1 ORDER BY seq LIMIT $2
+            SELECT seq, writer, kind, pool, name, at FROM switchyard.change_log WHERE seq > $1 ORDER BY seq LIMIT $2
             """, [String(cursor), String(limit)], operation: "read change log")
         return (0..<rows.count).map {
             ChangeLogEntry(seq: rows.int64($0, 0), writer: rows.text($0, 1), kind: rows.text($0, 2),
-                           pool: rows.text($0, 3), name: rows.text($0, 4))
+                           pool: rows.text($0, 3), name: rows.text($0, 4), at: rows.int64($0, 5))
         }
     }
 

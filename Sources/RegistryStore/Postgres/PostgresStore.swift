@@ -87,9 +87,9 @@ public final class PostgresStore: RegistryStore, @unchecked Sendable {
             var start = loadedThrough ?? -1
             if start < 0 { start = try core.withDatabase { engine throws(StoreError) in try PostgresReader(db: engine.db).lastSeq() } }
             let core = core
-            core.queueLock.withLock { core.queue.recordsCommittedRows = true }
+            core.followerStarting()
             let f = try PostgresFollower(url: url, password: password, writerID: writerID, after: start,
-                                         didRead: { core.followerRead(through: $0) }, handler: handler)
+                                         sink: core, handler: handler)
             try f.start()
             follower = f
         }
@@ -100,6 +100,8 @@ public final class PostgresStore: RegistryStore, @unchecked Sendable {
     }
 
     public var statistics: StoreStatistics { core.statistics }
+
+    public var health: StoreHealth { statistics.health(engine: "postgresql", now: wallClockMs()) }
 
     public func schemaVersion() throws(StoreError) -> Int {
         try core.withDatabase { engine throws(StoreError) in try PostgresSchema.currentVersion(engine.db) }

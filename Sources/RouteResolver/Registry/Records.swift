@@ -125,6 +125,38 @@ public protocol RegistryStore: AnyObject, Sendable {
     /// after that position. Memory is ahead of the store for this instance's own writes, so such
     /// a row, read back in an older snapshot, must not be applied over it.
     func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool
+    /// How the store is doing now, for `/readyz` and `/metrics`. Cheap (one lock, no I/O).
+    var health: StoreHealth { get }
+}
+
+/// A store's state as operators see it.
+public struct StoreHealth: Sendable, Equatable {
+    /// "sqlite" or "postgresql".
+    public var engine: String
+    /// The writer's last attempt succeeded and, when following, the feed's last read did.
+    public var connected: Bool
+    /// Whether a change feed runs (another instance's commits are followed).
+    public var following: Bool
+    /// How long the newest change of another instance took to be read here, at the last read
+    /// that saw one (ms).
+    public var lastChangeLagMs: Int64?
+    /// Since the feed last read the log successfully (ms); grows while it cannot.
+    public var feedAgeMs: Int64?
+    /// Changes queued and not yet committed (they wait out an outage, bounded).
+    public var pendingChanges: Int
+    /// Changes refused because the queue was full: in memory only.
+    public var droppedChanges: UInt64
+
+    public init(engine: String, connected: Bool, following: Bool, lastChangeLagMs: Int64?, feedAgeMs: Int64?,
+                pendingChanges: Int, droppedChanges: UInt64) {
+        self.engine = engine
+        self.connected = connected
+        self.following = following
+        self.lastChangeLagMs = lastChangeLagMs
+        self.feedAgeMs = feedAgeMs
+        self.pendingChanges = pendingChanges
+        self.droppedChanges = droppedChanges
+    }
 }
 
 /// Which stored row a change is about: a node by name, or a placement by pool and key.

@@ -29,6 +29,9 @@ public final class Registry: Sendable {
     /// store's row is then overwritten).
     public let skippedAtLoad: Int
 
+    /// The store's state (nil without a store), for `/readyz` and `/metrics`.
+    public var storeHealth: StoreHealth? { store?.health }
+
     /// Loads nodes and placements (from the store at start-up, plus static nodes from config).
     /// Pools named in `pools` get those settings; other pools get the defaults. Throws if a node
     /// record is invalid; nothing is queued on the store for what is loaded.
