@@ -34,7 +34,7 @@ extension ConfigLoader {
                 throw ConfigError(key: "pools", reason: "pool names are [A-Za-z0-9._-]{1,64}")
             }
             let path = "pools.\(name)"
-            let p = try Mapping(v, path: path, allowed: ["policy", "labels", "heartbeat_threshold", "on_node_down", "retry_after", "port_lookup",
+            let p = try Mapping(v, path: path, allowed: ["policy", "labels", "heartbeat_threshold", "heartbeat_write_interval", "on_node_down", "retry_after", "port_lookup",
                                                         "node_token"])
             let labels = try stringMap(p.value("labels"), key: "\(path).labels")
             var settings = PoolSettings()
@@ -48,6 +48,15 @@ extension ConfigLoader {
                 throw ConfigError(key: "\(path).labels", reason: "labels only apply to policy: affinity")
             }
             if let ms = try p.duration("heartbeat_threshold") { settings.heartbeatThresholdMs = Int64(ms) }
+            settings.heartbeatWriteIntervalMs = settings.heartbeatThresholdMs / 4
+            if let ms = try p.duration("heartbeat_write_interval", allowZero: true) {
+                // Above half the threshold, the stored heartbeat another instance reads could
+                // age past the threshold between two writes while the node is alive.
+                guard Int64(ms) <= settings.heartbeatThresholdMs / 2 else {
+                    throw ConfigError(key: "\(path).heartbeat_write_interval", reason: "must be at most half of heartbeat_threshold")
+                }
+                settings.heartbeatWriteIntervalMs = Int64(ms)
+            }
             let retryAfter = try p.duration("retry_after").map { max(1, Int($0 / 1000)) } ?? 30
             switch try p.string("on_node_down") ?? "fail" {
             case "fail": settings.onNodeDown = .fail(retryAfterSeconds: retryAfter)

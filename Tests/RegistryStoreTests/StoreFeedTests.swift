@@ -188,13 +188,14 @@ struct StoreFeedTests {
         storeB.flush()
         #expect(try storeA.loadAll().placements.first { $0.key == "dana" }?.node == other)
         #expect(Inbox().wait { b.placement(pool: "workspace", key: "dana")?.node == other })
-        // A disables n1; a heartbeat B writes afterwards keeps it disabled.
+        // A disables n1; a heartbeat B writes afterwards (past the 15 s write interval) keeps it
+        // disabled.
         try a.setEnabled(name: "n1", false, now: now + 1)
-        try b.heartbeat(name: "n1", now: now + 2)
+        #expect(try b.heartbeat(name: "n1", now: now + 20_000))
         storeA.flush()
         storeB.flush()
         let n1 = try #require(try storeA.loadAll().nodes.first { $0.name == "n1" })
-        #expect(!n1.enabled && n1.lastHeartbeat == now + 2)
+        #expect(!n1.enabled && n1.lastHeartbeat == now + 20_000)
         #expect(Inbox().wait { b.node(named: "n1")?.enabled == false })
     }
 }

@@ -218,4 +218,51 @@ extension Registry.FeedResult {
         r.applied = applied
         return r
     }
+
+    @Test("Heartbeats of 1,000 nodes to three instances: freshness is shared, so the store gets about one write per node per write interval, not three per heartbeat")
+    func heartbeatsCoalesce() throws {
+        let names = (0..<1_000).map { "h\($0)" }
+        let records = names.map { testNode($0, heartbeatAgeMs: 0) }
+        // 60 s threshold: a write interval of 15 s; every node heartbeats every 5 s to all three.
+        let stores = (0..<3).map { _ in RecordingStore() }
+        let registries = try stores.map { try makeRegistry(records, store: $0) }
+        var delivered = [0, 0, 0]
+        /// What each store recorded since the last call reaches the other two, as the feed would
+        /// (at once: the worst case for coalescing is a slower feed, see below).
+        func propagate() {
+            for (i, store) in stores.enumerated() {
+                let fresh = Array(store.recorded.dropFirst(delivered[i]))
+                delivered[i] = store.recorded.count
+                for (j, other) in registries.enumerated() where j != i { other.applyExternal(fresh) }
+            }
+        }
+        let intervals = 12
+        for round in 1...intervals {
+            for (n, name) in names.enumerated() {
+                // The three copies of one heartbeat arrive a few ms apart, one instance after another.
+                for (i, registry) in registries.enumerated() {
+                    try registry.heartbeat(name: name, now: testNow + Int64(round) * 5_000 + Int64(n % 100) + Int64(i))
+                    propagate()
+                }
+            }
+        }
+        let writes = stores.reduce(0) { $0 + $1.recorded.filter { if case .heartbeat = $0 { true } else { false } }.count }
+        let perInterval = Double(writes) / Double(intervals)
+        // Each node: one write per 15 s (every third round), so about a third of the nodes write
+        // in each interval: ~333 writes, where writing every heartbeat would make 3,000.
+        #expect(perInterval <= Double(names.count) / 2, "\(writes) writes in \(intervals) intervals (\(perInterval) per interval)")
+        #expect(writes >= names.count * intervals / 3, "too few writes (\(writes)): stored freshness would go stale")
+        // Every instance knows every node as fresh (memory takes every heartbeat).
+        let last = testNow + Int64(intervals) * 5_000
+        for registry in registries {
+            #expect(names.allSatisfy { (registry.node(named: $0)?.lastHeartbeat ?? 0) >= last })
+        }
+
+        // With no feed at all (three instances that never hear of each other's writes), each
+        // instance still writes only once per interval of its own.
+        let lone = RecordingStore()
+        let alone = try makeRegistry([testNode("solo", heartbeatAgeMs: 0)], store: lone)
+        for t in stride(from: Int64(1_000), through: 60_000, by: 1_000) { try alone.heartbeat(name: "solo", now: testNow + t) }
+        #expect(lone.recorded.count == 4, "\(lone.recorded)")
+    }
 }

@@ -151,16 +151,18 @@ struct RegistryTests {
         let registry = try makeRegistry([testNode("n1")], store: store)
         try registry.upsertNode(testNode("n2"))
         try registry.setEnabled(name: "n2", false, now: testNow + 1)
-        try registry.heartbeat(name: "n2", now: testNow + 5)
-        try registry.heartbeat(name: "n2", now: testNow + 2)
+        // The default write interval is a quarter of the 60 s threshold: 15 s.
+        #expect(try registry.heartbeat(name: "n2", now: testNow + 20_000))
+        #expect(try !registry.heartbeat(name: "n2", now: testNow + 21_000))
+        #expect(try !registry.heartbeat(name: "n2", now: testNow + 2))
         let records = store.recorded.compactMap { if case .upsertNode(let n) = $0 { return n } else { return nil } }
         #expect(records.map(\.enabled) == [true, false])
         #expect(records[1].updatedAt == testNow + 1)
         // Heartbeats are written as the time alone, so they never carry a stale record over an
         // operator's change made elsewhere; the store keeps the later of the stored and new time.
         let beats = store.recorded.compactMap { if case .heartbeat(let name, let at) = $0 { return "\(name)@\(at)" } else { return nil } }
-        #expect(beats == ["n2@\(testNow + 5)", "n2@\(testNow + 2)"])
-        #expect(registry.node(named: "n2")?.lastHeartbeat == testNow + 5)
+        #expect(beats == ["n2@\(testNow + 20_000)"])
+        #expect(registry.node(named: "n2")?.lastHeartbeat == testNow + 21_000)
         #expect(throws: RegistryError.unknownNode("nope")) { try registry.heartbeat(name: "nope", now: testNow) }
         #expect(throws: RegistryError.unknownNode("nope")) { try registry.setEnabled(name: "nope", true, now: testNow) }
     }

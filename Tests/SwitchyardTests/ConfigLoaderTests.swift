@@ -114,6 +114,22 @@ struct ConfigLoaderTests {
         }
     }
 
+    @Test func heartbeatWriteIntervalDefaultsToAQuarterOfTheThreshold() throws {
+        let c = try ConfigLoader.parse(minimal + """
+
+        pools:
+          a: {heartbeat_threshold: 20s}
+          b: {heartbeat_threshold: 20s, heartbeat_write_interval: 2s}
+          c: {heartbeat_write_interval: 0}
+        """)
+        #expect(c.sticky.pools["a"]?.heartbeatWriteIntervalMs == 5_000)
+        #expect(c.sticky.pools["b"]?.heartbeatWriteIntervalMs == 2_000)
+        #expect(c.sticky.pools["c"]?.heartbeatWriteIntervalMs == 0 && c.sticky.pools["c"]?.heartbeatThresholdMs == 60_000)
+        #expect(throws: ConfigError.self) {
+            try ConfigLoader.parse(minimal + "\npools: {a: {heartbeat_threshold: 20s, heartbeat_write_interval: 11s}}")
+        }
+    }
+
     @Test(arguments: [("250ms", UInt64(250)), ("10s", 10_000), ("2m", 120_000), ("1h", 3_600_000), ("1500", 1500)])
     func durations(text: String, ms: UInt64) {
         #expect(parseDuration(text) == ms)

@@ -96,7 +96,7 @@ struct NodeDirectory {
         let node: RegistryNode
         if let id = idsByName[record.name], let old = nodes[Int(id)] {
             let counters = old.counters
-            counters.lastHeartbeat.fetchMax(record.lastHeartbeat)
+            counters.noteStoredHeartbeat(record.lastHeartbeat)
             node = RegistryNode(record, id: id, counters: counters)
         } else {
             guard let id = freeID() else { throw .invalidNode("more than \(Self.maxNodes) nodes") }

@@ -48,12 +48,18 @@ public struct PoolSettings: Sendable, Equatable {
     public var policy: PlacementPolicy
     /// A node whose last heartbeat is older than this is not selectable (static nodes excepted).
     public var heartbeatThresholdMs: Int64
+    /// A heartbeat is written to the store only when the stored one (written by any instance)
+    /// is at least this old; the others change memory only. Freshness is shared, so nodes
+    /// heartbeating to several gateways do not multiply the writes. Default: a quarter of the
+    /// threshold.
+    public var heartbeatWriteIntervalMs: Int64
     public var onNodeDown: OnNodeDown
 
     public init(policy: PlacementPolicy = .rendezvous, heartbeatThresholdMs: Int64 = 60_000,
-                onNodeDown: OnNodeDown = .fail(retryAfterSeconds: 30)) {
+                heartbeatWriteIntervalMs: Int64? = nil, onNodeDown: OnNodeDown = .fail(retryAfterSeconds: 30)) {
         self.policy = policy
         self.heartbeatThresholdMs = heartbeatThresholdMs
+        self.heartbeatWriteIntervalMs = heartbeatWriteIntervalMs ?? heartbeatThresholdMs / 4
         self.onNodeDown = onNodeDown
     }
 }

@@ -40,7 +40,7 @@ extension Registry {
                 case .none: result.deferred += 1
                 }
             case .heartbeat(let name, let at):
-                control.withLock { $0.node(named: name)?.counters.lastHeartbeat.fetchMax(at) }
+                control.withLock { $0.node(named: name)?.counters.noteStoredHeartbeat(at) }
                 result.applied += 1
             case .deleteNode(let name):
                 let applied = control.withLock { (directory) -> Bool in
@@ -76,7 +76,7 @@ extension Registry {
                 var same = current.record
                 same.lastHeartbeat = record.lastHeartbeat
                 if same == record {
-                    current.counters.lastHeartbeat.fetchMax(record.lastHeartbeat)
+                    current.counters.noteStoredHeartbeat(record.lastHeartbeat)
                     return true
                 }
                 if current.pool != record.pool {

@@ -66,12 +66,19 @@ extension Registry {
     }
 
     /// Records a heartbeat at `now` (Unix ms). Only the node's shared counter changes, so no
-    /// snapshot is rebuilt; a heartbeat older than the last one is ignored.
-    public func heartbeat(name: String, now: Int64) throws(RegistryError) {
-        try control.withLock { (directory) throws(RegistryError) in
+    /// snapshot is rebuilt; a heartbeat older than the last one is ignored. It is written to the
+    /// store only when the stored one is older than the pool's `heartbeatWriteIntervalMs`
+    /// (see `PoolSettings`); returns whether it was.
+    @discardableResult
+    public func heartbeat(name: String, now: Int64) throws(RegistryError) -> Bool {
+        try control.withLock { (directory) throws(RegistryError) -> Bool in
             guard let node = directory.node(named: name) else { throw .unknownNode(name) }
             node.counters.lastHeartbeat.fetchMax(now)
+            let interval = directory.settings(of: node.pool).heartbeatWriteIntervalMs
+            guard now &- node.counters.storedHeartbeat.load(ordering: .relaxed) >= interval else { return false }
+            node.counters.storedHeartbeat.fetchMax(now)
             store?.enqueue(.heartbeat(name: name, at: now))
+            return true
         }
     }
 

@@ -103,6 +103,10 @@ final class NodeCounters: Sendable {
     /// Exact number of placements on the node: capacity and the spread policies depend on it.
     let placements = Atomic<Int>(0)
     let lastHeartbeat: Atomic<Int64>
+    /// The newest heartbeat known to be in the store, whoever wrote it (this instance's queued
+    /// writes, rows read back from the feed or at load): what `Registry.heartbeat` compares
+    /// with before writing another.
+    let storedHeartbeat: Atomic<Int64>
     /// Traffic through the gateway to this node (requests finished, bytes each way).
     let requests = Atomic<UInt64>(0)
     let bytesIn = Atomic<UInt64>(0)
@@ -110,5 +114,12 @@ final class NodeCounters: Sendable {
 
     init(lastHeartbeat: Int64) {
         self.lastHeartbeat = Atomic(lastHeartbeat)
+        self.storedHeartbeat = Atomic(lastHeartbeat)
+    }
+
+    /// A heartbeat that is (or is about to be) in the store: memory and the stored mark move.
+    func noteStoredHeartbeat(_ at: Int64) {
+        lastHeartbeat.fetchMax(at)
+        storedHeartbeat.fetchMax(at)
     }
 }
