@@ -19,7 +19,7 @@ import Glibc
 ///   `kill -9` of the process (it is in the WAL file, handed to the kernel); only a power loss or
 ///   kernel crash can lose the last transactions before the next checkpoint's fsync. The database
 ///   itself is never corrupted by either.
-public final class SQLiteStore: RegistryStore, @unchecked Sendable {
+public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked Sendable {
     // @unchecked: every mutable field is guarded by `core`'s locks or by `lifecycle`.
 
     /// Where the embedded default keeps its database, relative to the working directory.

@@ -1,5 +1,10 @@
 import RouteResolver
 
+/// A store that counts its writes (both engines): what tools check after a bulk write.
+public protocol StatisticsReporting {
+    var statistics: StoreStatistics { get }
+}
+
 /// Counters a store keeps about its writes, for metrics and operators.
 public struct StoreStatistics: Sendable, Equatable {
     /// Queued changes the writer committed (`applyNow` changes are not counted).

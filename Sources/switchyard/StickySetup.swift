@@ -40,30 +40,38 @@ enum StickySetup {
     /// The PostgreSQL password given apart from the URL: `registry.password_file` (one line; a
     /// trailing newline is dropped), else `SWITCHYARD_REGISTRY_PASSWORD`, else none (the URL's, or
     /// libpq's own ~/.pgpass).
-    static func password(_ sticky: EngineConfig.Sticky) throws -> String? {
-        if let file = sticky.databasePasswordFile {
+    static func password(file: String?, key: String = "registry.password_file") throws -> String? {
+        if let file {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw Failure(description: "registry.password_file \(file): cannot be read")
+                throw Failure(description: "\(key) \(file): cannot be read")
             }
             return String(text.split(separator: "\n", omittingEmptySubsequences: false).first ?? "")
         }
         return ProcessInfo.processInfo.environment["SWITCHYARD_REGISTRY_PASSWORD"]
     }
 
-    /// Sets `config.registry`; returns the store to close at shutdown (nil when not needed).
-    static func open(_ config: inout EngineConfig) throws -> (any RegistryStore)? {
-        guard needed(config) else { return nil }
-        let path = config.sticky.database
-        let store: any RegistryStore
-        if PostgresURL.matches(path) {
-            store = try PostgresStore(url: path, password: try password(config.sticky))
+    /// The store at `location`: a PostgreSQL URL, or a SQLite file (`sqlite:PATH` or a bare
+    /// path), created with its directory unless `mustExist`.
+    static func openStore(_ location: String, password: @autoclosure () throws -> String?, mustExist: Bool = false) throws -> any RegistryStore & StatisticsReporting {
+        if PostgresURL.matches(location) { return try PostgresStore(url: location, password: try password()) }
+        let path = location.hasPrefix("sqlite:") ? String(location.dropFirst("sqlite:".count)) : location
+        guard !path.isEmpty else { throw Failure(description: "\(location): no file named") }
+        if mustExist {
+            guard FileManager.default.fileExists(atPath: path) else { throw Failure(description: "\(path): no such file") }
         } else {
             let directory = (path as NSString).deletingLastPathComponent
             if !directory.isEmpty {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             }
-            store = try SQLiteStore(path: path)
         }
+        return try SQLiteStore(path: path)
+    }
+
+    /// Sets `config.registry`; returns the store to close at shutdown (nil when not needed).
+    static func open(_ config: inout EngineConfig) throws -> (any RegistryStore)? {
+        guard needed(config) else { return nil }
+        let path = config.sticky.database
+        let store = try openStore(path, password: try password(file: config.sticky.databasePasswordFile))
         do {
             let (nodes, placements) = try store.loadAll()
             let registry = try Registry(nodes: nodes, placements: placements, pools: config.sticky.pools, store: store)

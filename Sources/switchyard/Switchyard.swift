@@ -10,7 +10,8 @@ struct Switchyard: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "switchyard",
         abstract: "A Layer-7 gateway: sticky routing, HTTP/1.1, WebSocket and TLS in one process.",
-        subcommands: [Serve.self, Check.self, BenchPlacement.self, NodesCommand.self, PlacementsCommand.self, RouteCommand.self],
+        subcommands: [Serve.self, Check.self, BenchPlacement.self, NodesCommand.self, PlacementsCommand.self, RouteCommand.self,
+                      RegistryCommand.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -270,6 +270,26 @@ final class AdminClient: HTTPClient {
     }
 }
 
+// MARK: - Placing many users
+
+/// Places `keys` through the compat endpoint, 100 pipelined requests per connection;
+/// returns key → node name.
+func place(_ keys: [String], admin port: Int) throws -> [String: String] {
+    let client = HTTPClient(port: port)
+    var out: [String: String] = [:]
+    var start = 0
+    while start < keys.count {
+        let batch = Array(keys[start..<min(start + 100, keys.count)])
+        let replies = try client.pipeline(batch.map { "/api/fun-ai/workspace/internal/gateway/node?userId=\($0)" })
+        for (key, r) in zip(batch, replies) {
+            guard r.status == 200, let node = r.json["node"].string else { throw HarnessError("compat \(key): \(r)") }
+            out[key] = node
+        }
+        start += batch.count
+    }
+    return out
+}
+
 // MARK: - Metrics
 
 /// One sample of the Prometheus text format 0.0.4.

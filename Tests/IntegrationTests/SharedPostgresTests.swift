@@ -212,4 +212,51 @@ struct SharedPostgresTests {
         let again = try scope.startAdminGateway(w.gateways[0].config, name: "gateway-a2")
         #expect(try again.client().get("/admin/placements/workspace/\(users[2])").json["node"].string == target)
     }
+
+    @Test("registry migrate copies 10,000 placements from the SQLite default into PostgreSQL: the same routing before and after, a second run copies nothing, bad locations are refused")
+    func migrateFromSQLite() throws {
+        let pg = try PostgresServer()
+        let scope = try Scope("shared-pg-migrate")
+        defer { scope.close() }
+        let (nodes, ports) = try scope.startWSNodes(2)
+        defer { nodes.kill9() }
+        let file = scope.path("var/registry.db")
+        var config = AdminGatewayConfig(port: try Ports.free(), adminPort: try Ports.free(), database: file)
+        config.nodes = [StickyNode("ws-a", "127.0.0.1:\(ports[0])"), StickyNode("ws-b", "127.0.0.1:\(ports[1])")]
+        let before = try scope.startAdminGateway(config, name: "gateway-sqlite")
+        let keys = (0..<10_000).map { String(format: "m%05d", $0) }
+        let placed = try place(keys, admin: before.adminPort)
+        #expect(try before.client().placementMap() == placed)
+        // One user moved by hand, so the copy is more than what rendezvous would choose anyway.
+        let moved = keys[7], to = placed[keys[7]] == "ws-a" ? "ws-b" : "ws-a"
+        #expect(try before.client().call("POST", "/admin/placements/workspace/\(moved)/reassign", #"{"node": "\#(to)"}"#).status == 200)
+        var expected = placed
+        expected[moved] = to
+        before.child.stop()
+
+        let bin = try scope.gatewayBinary()
+        let first = try scope.run(bin, ["registry", "migrate", "--from", "sqlite:\(file)", "--to", pg.url()])
+        #expect(first.status == 0, "\(first.stdoutText) \(first.stderr)")
+        #expect(first.stdoutText.contains("2 node(s): 2 copied"), "\(first.stdoutText)")
+        #expect(first.stdoutText.contains("10000 placement(s): 10000 copied, 0 already there"), "\(first.stdoutText)")
+        let again = try scope.run(bin, ["registry", "migrate", "--from", "sqlite:\(file)", "--to", pg.url()])
+        #expect(again.status == 0 && again.stdoutText.contains("10000 placement(s): 0 copied, 10000 already there"), "\(again.stdoutText) \(again.stderr)")
+        for bad in [["--from", scope.path("nowhere.db"), "--to", pg.url()], ["--from", pg.url(), "--to", pg.url()],
+                    ["--from", file, "--to", pg.url().replacingOccurrences(of: "switchyard@", with: "nobody@")]] {
+            let r = try scope.run(bin, ["registry", "migrate"] + bad)
+            #expect(r.status == 1 && r.stderr.contains("registry migrate:") && r.stdoutText.isEmpty, "\(bad): \(r.status) \(r.stderr)")
+        }
+
+        // A gateway on the PostgreSQL copy routes every user where the SQLite one did.
+        config.database = pg.url()
+        config.port = try Ports.free()
+        config.adminPort = try Ports.free()
+        let after = try scope.startAdminGateway(config, name: "gateway-pg")
+        #expect(try after.client().placementMap() == expected)
+        let web = after.publicClient()
+        for key in keys.enumerated().filter({ $0.offset % 50 == 0 }).map(\.element) + [moved] {
+            let r = try web.send("GET", "/ws/\(key)/x")
+            #expect(r.json["port"].int == (expected[key] == "ws-a" ? ports[0] : ports[1]), "\(key): \(r)")
+        }
+    }
 }

@@ -175,10 +175,23 @@ struct PostgresReader {
         return (0..<rows.count).map { Self.node(rows, $0, labels: labels[rows.text($0, 0)] ?? [:]) }
     }
 
+    /// Every placement. Inside the caller's transaction (its snapshot), through a cursor, so a
+    /// million placements arrive in pieces rather than as one result held whole by libpq.
     func placements() throws(StoreError) -> [PlacementRecord] {
-        let rows = try db.query(Self.placementSelect, operation: "load placements")
-        return (0..<rows.count).map { Self.placement(rows, $0) }
+        try db.execute("DECLARE placements_load NO SCROLL CURSOR FOR " + Self.placementSelect, operation: "load placements")
+        var out: [PlacementRecord] = []
+        while true {
+            let rows = try db.query("FETCH \(Self.loadBatch) FROM placements_load", operation: "load placements")
+            if rows.count == 0 { break }
+            out.reserveCapacity(out.count + rows.count)
+            for i in 0..<rows.count { out.append(Self.placement(rows, i)) }
+        }
+        try db.execute("CLOSE placements_load", operation: "load placements")
+        return out
     }
+
+    /// Rows per FETCH while loading placements.
+    static let loadBatch = 20_000
 
     func node(named name: String) throws(StoreError) -> NodeRecord? {
         let rows = try db.query(Self.nodeSelect + " WHERE name = $1", [name], operation: "read node")

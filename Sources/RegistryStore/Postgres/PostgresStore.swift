@@ -14,7 +14,7 @@ import RouteResolver
 /// - Nothing on an event loop touches the connection: `enqueue` only queues. While the server
 ///   is unreachable the queue holds changes (bounded) and the writer retries with backoff,
 ///   connecting again; `applyNow` (admin writes) throws, so the admin API answers 503.
-public final class PostgresStore: RegistryStore, @unchecked Sendable {
+public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked Sendable {
     // @unchecked: every mutable field is guarded by `core`'s locks or by `lifecycle`.
     public static var latestSchemaVersion: Int { PostgresSchema.latestVersion }
 
