@@ -224,16 +224,23 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
         sequence.reserveCapacity(batch.count)
         do throws(StoreError) {
             try statements.beginTransaction()
+            if Engine.refusalAbortsTransaction && !isolated {
+                // All or nothing anyway: the engine may send the whole batch at once.
+                do throws(StoreError) {
+                    sequence = try statements.applyAll(batch, at: now)
+                } catch where error.isRejection {
+                    statements.rollbackTransaction()
+                    return .abortedByRefusal
+                }
+                try commit(batch, sequence, statements)
+                return .committed(sequence: sequence, rejected: 0, rejection: nil)
+            }
             for change in batch {
                 if isolated { try statements.savepoint() }
                 do throws(StoreError) {
                     sequence.append(try statements.apply(change, at: now))
                     if isolated { try statements.releaseSavepoint() }
                 } catch where error.isRejection {
-                    if Engine.refusalAbortsTransaction && !isolated {
-                        statements.rollbackTransaction()
-                        return .abortedByRefusal
-                    }
                     // SQLite (default ABORT resolution) undoes only the refused statement, a
                     // savepoint does the same elsewhere; the rest of the batch goes on.
                     if isolated { try statements.rollbackToSavepoint() }
@@ -242,7 +249,7 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
                     rejection = error
                 }
             }
-            try statements.commitTransaction()
+            try commit(batch, sequence, statements)
         } catch {
             statements.rollbackTransaction()
             throw error
@@ -250,14 +257,28 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
         return .committed(sequence: sequence, rejected: rejected, rejection: rejection)
     }
 
+    /// Commits the open transaction of `batch` (`sequence[i]`: the log row of change i, 0 if
+    /// refused). Just before, its rows stop counting as pending and count as written at their log
+    /// rows (`WriteQueue.markWritten`): a follower whose read sees the commit reads a position at
+    /// or past them and applies what it read (this instance's conditional writes may have lost a
+    /// race, and only that read tells); one that read earlier saw a position below them, because
+    /// writers hold the write lock from their first log row to the commit. If the commit fails,
+    /// the rows are pending again.
+    private func commit(_ batch: [StoreChange], _ sequence: [Int64], _ statements: Engine) throws(StoreError) {
+        queueLock.withLock { queue.markWritten(batch, sequence: sequence) }
+        do throws(StoreError) {
+            try statements.commitTransaction()
+        } catch {
+            queueLock.withLock { queue.unmarkWritten(batch) }
+            throw error
+        }
+    }
+
     /// Applies `changes` in one transaction, all or nothing. Call with the database lock held.
     func applyAtomically(_ changes: [StoreChange], _ statements: Engine) throws(StoreError) {
         try statements.beginTransaction()
         do throws(StoreError) {
-            let now = wallClockMs()
-            var sequence: [Int64] = []
-            sequence.reserveCapacity(changes.count)
-            for change in changes { sequence.append(try statements.apply(change, at: now)) }
+            let sequence = try statements.applyAll(changes, at: wallClockMs())
             try statements.commitTransaction()
             // Before the caller changes memory: from here a follower's older read of these rows
             // is deferred (see `RegistryStore.hasNewerWrites`).

@@ -20,6 +20,10 @@ protocol StoreEngine: AnyObject {
     func rollbackToSavepoint() throws(StoreError)
     /// Writes `change` and its change-log row; returns the row's sequence number.
     func apply(_ change: StoreChange, at now: Int64) throws(StoreError) -> Int64
+    /// Writes every change in order, all or none (the first error is thrown and, where
+    /// `refusalAbortsTransaction`, has aborted the transaction); returns each one's log row.
+    /// PostgreSQL sends them pipelined, so a batch costs a few round trips, not one per change.
+    func applyAll(_ changes: [StoreChange], at now: Int64) throws(StoreError) -> [Int64]
     /// Drops change-log rows written before `cutoff` (Unix ms).
     func pruneChangeLog(before cutoff: Int64) throws(StoreError)
     /// Closes the connection; later calls fail.
@@ -31,6 +35,13 @@ extension StoreEngine {
     func savepoint() throws(StoreError) {}
     func releaseSavepoint() throws(StoreError) {}
     func rollbackToSavepoint() throws(StoreError) {}
+
+    func applyAll(_ changes: [StoreChange], at now: Int64) throws(StoreError) -> [Int64] {
+        var sequence: [Int64] = []
+        sequence.reserveCapacity(changes.count)
+        for change in changes { sequence.append(try apply(change, at: now)) }
+        return sequence
+    }
 }
 
 enum StoreIdentity {

@@ -58,15 +58,27 @@ struct WriteQueue {
         statistics.writerFailing = true
     }
 
-    /// Records a committed batch (`sequence[i]`: the log row of `batch[i]`, 0 if refused) and
-    /// keeps its storage for the next one. A row moves from pending to committed in one step.
-    mutating func committed(_ batch: inout [StoreChange], sequence: [Int64], rejected: Int, rejection: StoreError?) {
-        let count = batch.count
-        finished += UInt64(count)
+    /// The batch is about to commit (`sequence[i]`: the log row of `batch[i]`, 0 if refused):
+    /// each row moves from pending to written-at-its-log-row in one step (see
+    /// `StoreCore.commit`).
+    mutating func markWritten(_ batch: [StoreChange], sequence: [Int64]) {
         for (change, seq) in zip(batch, sequence) {
             settle(change)
             if seq > 0 { noteCommitted(StoreRow(change), seq) }
         }
+    }
+
+    /// The commit after `markWritten` failed: the batch's rows are pending again (it is given
+    /// back and retried). Their written marks stay; they only defer reads until the log passes
+    /// numbers that were never committed.
+    mutating func unmarkWritten(_ batch: [StoreChange]) {
+        for change in batch { pendingRows[StoreRow(change), default: 0] += 1 }
+    }
+
+    /// Records a committed batch (after `markWritten`) and keeps its storage for the next one.
+    mutating func committed(_ batch: inout [StoreChange], sequence: [Int64], rejected: Int, rejection: StoreError?) {
+        let count = batch.count
+        finished += UInt64(count)
         statistics.committedChanges += UInt64(count - rejected)
         statistics.rejectedChanges += UInt64(rejected)
         statistics.committedBatches += 1

@@ -5,27 +5,45 @@ import RouteResolver
 import Synchronization
 
 /// `switchyard bench-placement`: the placement bars of issue 3, measured on the real registry and
-/// SQLite store (bench/placement.sh runs it and keeps the numbers in bench/README.md).
+/// store, SQLite or PostgreSQL (bench/placement.sh and bench/registry.sh run it and keep the
+/// numbers in bench/README.md).
 struct BenchPlacement: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-placement",
         abstract: "Measure placement: persist rate, cold start, memory per placement, lookup latency.")
 
     @Option(help: "Placements to create and load.") var placements = 1_000_000
-    @Option(help: "SQLite file to use (deleted first).") var database = "/tmp/switchyard-bench-placement.db"
+    @Option(help: "SQLite file to use (deleted first), or a PostgreSQL URL of an empty database.")
+    var database = "/tmp/switchyard-bench-placement.db"
     @Option(help: "Nodes in the pool.") var nodes = 16
     @Option(help: "Lookups to time.") var lookups = 2_000_000
     @Option(help: "New placements per second during the loaded lookup run.") var rate = 10_000
 
+    var engine: String { PostgresURL.matches(database) ? "PostgreSQL" : "SQLite" }
+
+    /// The store under test. SQLite: the file is deleted first when `fresh`; PostgreSQL: the
+    /// database must hold no placements (the bench never deletes someone's registry).
+    func open(fresh: Bool) throws -> any RegistryStore {
+        if !PostgresURL.matches(database) {
+            if fresh { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) } }
+            return try StickySetup.openStore(database, password: try StickySetup.password(file: nil))
+        }
+        let store = try StickySetup.openStore(database, password: try StickySetup.password(file: nil))
+        if fresh, try !store.loadAll().placements.isEmpty {
+            store.close()
+            throw StickySetup.Failure(description: "\(PostgresURL.redacted(database)) already holds placements: give the bench an empty database")
+        }
+        return store
+    }
+
     func run() throws {
-        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) }
         let nodeRecords = (0..<nodes).map {
             NodeRecord(name: "node-\($0)", pool: "workspace", address: "10.0.0.\($0 + 1):80", isStatic: true)
         }
         let now = Int64(Date().timeIntervalSince1970 * 1000)
 
         // 1. Create and persist.
-        var store: SQLiteStore? = try SQLiteStore(path: database)
+        var store: (any RegistryStore)? = try open(fresh: true)
         var registry: Registry? = try Registry(nodes: [], placements: [], store: store)
         for n in nodeRecords { try registry!.upsertNode(n) }
         var t0 = DispatchTime.now()
@@ -42,7 +60,7 @@ struct BenchPlacement: ParsableCommand {
         // 2. Cold start: load everything and build the registry, as `serve` does.
         let rssBefore = residentBytes()
         t0 = DispatchTime.now()
-        let reopened = try SQLiteStore(path: database)
+        let reopened = try open(fresh: false)
         let (loadedNodes, loadedPlacements) = try reopened.loadAll()
         let loadSeconds = seconds(since: t0)
         let warm = try Registry(nodes: loadedNodes, placements: loadedPlacements, store: reopened)
@@ -50,7 +68,7 @@ struct BenchPlacement: ParsableCommand {
         let count = warm.placementCount
         _ = consume loadedPlacements
         let rssAfter = residentBytes()
-        print(String(format: "cold start:  %d placements loaded from SQLite in %.2f s, registry ready in %.2f s (bar: <= 2 s)",
+        print(String(format: "cold start:  %d placements loaded from \(engine) in %.2f s, registry ready in %.2f s (bar: <= 2 s SQLite, 3 s PostgreSQL)",
                      count, loadSeconds, coldSeconds))
         print(String(format: "memory:      %.0f bytes per placement (RSS %.1f -> %.1f MiB; bar: <= 256)",
                      Double(rssAfter - rssBefore) / Double(max(count, 1)), Double(rssBefore) / 1_048_576, Double(rssAfter) / 1_048_576))

@@ -80,6 +80,13 @@ struct StoreFeedTests {
         #expect(queue.hasNewerWrites(for: row, than: .max), "queued: newer than any read")
         var batch = queue.takeAll()
         #expect(queue.hasNewerWrites(for: row, than: .max), "in the writer's batch: still newer")
+        // About to commit as log row 5: a read that saw through 5 saw this write (it committed);
+        // one through 4 did not. A failed commit makes it pending again, a retry marks it anew.
+        queue.markWritten(batch, sequence: [5])
+        #expect(queue.hasNewerWrites(for: row, than: 4) && !queue.hasNewerWrites(for: row, than: 5))
+        queue.unmarkWritten(batch)
+        #expect(queue.hasNewerWrites(for: row, than: .max), "the commit failed: pending again")
+        queue.markWritten(batch, sequence: [5])
         queue.committed(&batch, sequence: [5], rejected: 0, rejection: nil)
         #expect(queue.hasNewerWrites(for: row, than: 4) && !queue.hasNewerWrites(for: row, than: 5))
         queue.forgetCommitted(through: 5)

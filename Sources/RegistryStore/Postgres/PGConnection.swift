@@ -5,14 +5,17 @@ import RouteResolver
 /// Owns one libpq connection (`PGconn*`) and closes it in one place (`close`, or `deinit`).
 ///
 /// Not thread-safe by itself: each user (the store's writer, the follower) has its own and uses
-/// it from one thread at a time. Queries use the text protocol with parameters
-/// (`PQexecParams`), so values are never spliced into SQL.
+/// it from one thread at a time. Queries with parameters are prepared once per connection and run
+/// with `PQexecPrepared` (text parameters, so values are never spliced into SQL; no parse and
+/// plan per change on the writer's path).
 final class PGConnection {
     private var handle: OpaquePointer?
     /// The URL with any password removed: what messages may show.
     let target: String
     private let url: String
     private let password: String?
+    /// SQL text → name of the prepared statement on this connection (cleared when it closes).
+    private var prepared: [String: String] = [:]
 
     /// Connects to `url` (`postgres://user@host:port/db?sslmode=...`, as libpq parses it) with
     /// `password` when one is given apart from the URL. Blocks up to `connect_timeout` seconds.
@@ -28,6 +31,7 @@ final class PGConnection {
     func close() {
         guard let h = handle else { return }
         handle = nil
+        prepared = [:]
         PQfinish(h)
     }
 
@@ -66,9 +70,11 @@ final class PGConnection {
         let h = try open(operation)
         var copies: [UnsafeMutablePointer<CChar>?] = parameters.map { $0.flatMap { strdup($0) } }
         defer { for p in copies { free(p) } }
+        let name = parameters.isEmpty ? nil : try statementName(sql, parameters.count, h, operation: operation)
         let result = copies.withUnsafeMutableBufferPointer { values in
             values.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(values.count, 1)) { p in
-                PQexecParams(h, sql, Int32(parameters.count), nil, parameters.isEmpty ? nil : p, nil, nil, 0)
+                if let name { return PQexecPrepared(h, name, Int32(parameters.count), p, nil, nil, 0) }
+                return PQexecParams(h, sql, 0, nil, nil, nil, nil, 0)
             }
         }
         guard let result else { throw connectionError(operation) }
@@ -79,6 +85,84 @@ final class PGConnection {
             throw e
         }
         return PGRows(result)
+    }
+
+    /// Statements per pipeline sync: small enough that neither side's socket buffer fills while
+    /// the other waits (blocking mode), large enough that round trips stop mattering.
+    static let pipelineChunk = 256
+
+    /// Runs `statements` (text parameters, prepared once each) in pipeline mode: a chunk is sent
+    /// without waiting for any answer, then its answers are read. Returns each statement's first
+    /// column of its first row (0 without a row). Statements after a failed one do not run; the
+    /// first error is thrown once its chunk was read to the end. A broken exchange closes the
+    /// connection (the next transaction connects again).
+    func pipeline(_ statements: [(sql: String, parameters: [String?])], operation: String) throws(StoreError) -> [Int64] {
+        let h = try open(operation)
+        var names: [String] = []
+        names.reserveCapacity(statements.count)
+        for s in statements { names.append(try statementName(s.sql, s.parameters.count, h, operation: operation)) }
+        guard PQenterPipelineMode(h) == 1 else { throw connectionError(operation) }
+        var out: [Int64] = []
+        out.reserveCapacity(statements.count)
+        var failure: StoreError?
+        var start = 0
+        do throws(StoreError) {
+            while start < statements.count && failure == nil {
+                let end = min(start + Self.pipelineChunk, statements.count)
+                for i in start..<end {
+                    var copies: [UnsafeMutablePointer<CChar>?] = statements[i].parameters.map { $0.flatMap { strdup($0) } }
+                    // libpq copies the values into its output buffer before returning.
+                    let sent = copies.withUnsafeMutableBufferPointer { values in
+                        values.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(values.count, 1)) { p in
+                            PQsendQueryPrepared(h, names[i], Int32(values.count), p, nil, nil, 0)
+                        }
+                    }
+                    for p in copies { free(p) }
+                    guard sent == 1 else { throw connectionError(operation) }
+                }
+                guard PQpipelineSync(h) == 1 else { throw connectionError(operation) }
+                for _ in start..<end {
+                    guard let r = PQgetResult(h) else { throw connectionError(operation) }
+                    switch PQresultStatus(r) {
+                    case PGRES_TUPLES_OK, PGRES_COMMAND_OK:
+                        out.append(PQntuples(r) > 0 ? Int64(String(cString: PQgetvalue(r, 0, 0))) ?? 0 : 0)
+                    case PGRES_PIPELINE_ABORTED:
+                        out.append(0)
+                    default:
+                        if failure == nil { failure = Self.error(r, operation: operation, connection: h) }
+                        out.append(0)
+                    }
+                    PQclear(r)
+                    // Each statement's results end with a null.
+                    if let extra = PQgetResult(h) {
+                        PQclear(extra)
+                        throw .postgres(sqlstate: "", message: "unexpected extra result in a pipeline", operation: operation)
+                    }
+                }
+                guard let sync = PQgetResult(h) else { throw connectionError(operation) }
+                let synced = PQresultStatus(sync) == PGRES_PIPELINE_SYNC
+                PQclear(sync)
+                guard synced else { throw .postgres(sqlstate: "", message: "pipeline out of step", operation: operation) }
+                start = end
+            }
+            guard PQexitPipelineMode(h) == 1 else { throw connectionError(operation) }
+        } catch {
+            close()
+            throw error
+        }
+        if let failure { throw failure }
+        return out
+    }
+
+    /// The prepared statement for `sql` on this connection, prepared now if it is new.
+    private func statementName(_ sql: String, _ count: Int, _ h: OpaquePointer, operation: String) throws(StoreError) -> String {
+        if let name = prepared[sql] { return name }
+        let name = "s\(prepared.count)"
+        guard let r = PQprepare(h, name, sql, Int32(count), nil) else { throw connectionError(operation) }
+        defer { PQclear(r) }
+        guard PQresultStatus(r) == PGRES_COMMAND_OK else { throw Self.error(r, operation: operation, connection: h) }
+        prepared[sql] = name
+        return name
     }
 
     /// Reads what the server sent (notifications) without blocking and returns the payloads of
