@@ -205,9 +205,13 @@ final class PGConnection {
 
     private static func connect(url: String, password: String?, timeout: Int, target: String) throws(StoreError) -> OpaquePointer {
         // expand_dbname: the "dbname" value is the URL, which libpq parses; a password given
-        // apart (file, environment) is one more keyword and never part of a message.
-        var keys = ["dbname", "connect_timeout", "fallback_application_name"]
-        var values = [url, String(timeout), "switchyard"]
+        // apart (file, environment) is one more keyword and never part of a message. The
+        // keywords before it are defaults the URL may override: a connect timeout, and TCP
+        // keepalives plus a user timeout so a silent network partition fails a call within
+        // ~15 s instead of hanging the writer for the kernel's two hours.
+        var keys = ["connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                    "tcp_user_timeout", "dbname", "fallback_application_name"]
+        var values = [String(timeout), "1", "10", "5", "3", "15000", url, "switchyard"]
         if let password { keys.append("password"); values.append(password) }
         let k = keys.map { strdup($0) } + [nil]
         let v = values.map { strdup($0) } + [nil]
