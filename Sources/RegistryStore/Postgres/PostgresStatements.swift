@@ -200,7 +200,8 @@ struct PostgresReader {
         while true {
             let rows = try db.query("FETCH \(Self.loadBatch) FROM placements_load", operation: "load placements")
             if rows.count == 0 { break }
-            out.reserveCapacity(out.count + rows.count)
+            // No reserveCapacity here: growing it to the exact size on each piece would copy
+            // everything read so far once per piece (quadratic); appending grows geometrically.
             for i in 0..<rows.count { out.append(Self.placement(rows, i)) }
         }
         try db.execute("CLOSE placements_load", operation: "load placements")
