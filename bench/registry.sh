@@ -42,10 +42,14 @@ echo
 echo "$(date -Is) · commit $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none) · loadavg \`$(cat /proc/loadavg)\` · PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}')"
 echo
 echo '```'
+# Each engine: create, persist and look up in one process, then start-up and memory again in a
+# fresh one (the first process's RSS holds what it freed).
 echo "# SQLite ($PLACEMENTS placements)"
 "$BIN" bench-placement --placements "$PLACEMENTS" --database "$TMP/placement.db" --lookups 200000
+"$BIN" bench-placement --load-only --database "$TMP/placement.db"
 echo "# PostgreSQL ($PLACEMENTS placements)"
 "$BIN" bench-placement --placements "$PLACEMENTS" --database "$URL" --lookups 200000
+"$BIN" bench-placement --load-only --database "$URL"
 echo '```'
 echo
 echo '```'

@@ -106,7 +106,8 @@ extension AdminAPI {
         audit.record(who: who(r), client: r.peer, action: "node.drain", target: name,
                      before: ["node": name, "placements": result.moved.count + (registry.node(named: name)?.placementCount ?? 0)], after: ["moved": result.moved.count, "unmoved": result.unmoved, "to": perTarget])
         let listed = result.moved.prefix(listLimit).map { ["pool": $0.pool, "key": $0.key, "from": $0.from, "to": $0.to] }
-        return .json(200, ["node": name, "moved": result.moved.count, "unmoved": result.unmoved, "by_target": perTarget,
+        return .json(200, ["node": name, "moved": result.moved.count, "unmoved": result.unmoved,
+                           "moved_elsewhere": result.movedElsewhere, "by_target": perTarget,
                            "placements": listed, "truncated": result.moved.count > listLimit, "took_ms": tookMs])
     }
 

@@ -28,6 +28,9 @@ final class SQLiteConnection {
 
     deinit { close() }
 
+    /// Rows the last INSERT, UPDATE or DELETE on this connection changed.
+    var changes: Int { handle.map { Int(sqlite3_changes($0)) } ?? 0 }
+
     /// Closes the handle; statements still alive keep it as a zombie until they are finalized
     /// (`sqlite3_close_v2`), so the order of deinits does not matter.
     func close() {

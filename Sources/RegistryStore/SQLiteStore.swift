@@ -73,7 +73,8 @@ public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked S
 
     /// Applies `changes` in one transaction after everything enqueued before the call, and
     /// throws with none of them applied if any fails. Waits for the writer's current batch.
-    public func applyNow(_ changes: [StoreChange]) throws(StoreError) { try core.applyNow(changes) }
+    @discardableResult
+    public func applyNow(_ changes: [StoreChange]) throws(StoreError) -> [Bool] { try core.applyNow(changes) }
 
     /// Returns once every change enqueued before the call is committed (or was rejected by a
     /// constraint, see `statistics`). While the database refuses writes this waits.

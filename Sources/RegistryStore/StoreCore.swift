@@ -101,10 +101,10 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
     /// Applies `changes` in one transaction after everything enqueued before it (so a queued
     /// placement cannot later overwrite what a drain or reassignment decided); none of them
     /// when any fails.
-    func applyNow(_ changes: [StoreChange]) throws(StoreError) {
+    func applyNow(_ changes: [StoreChange]) throws(StoreError) -> [Bool] {
         try withDatabase { engine throws(StoreError) in
             try commitPending(engine)
-            try applyAtomically(changes, engine)
+            return try applyAtomically(changes, engine)
         }
     }
 
@@ -274,8 +274,10 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
         }
     }
 
-    /// Applies `changes` in one transaction, all or nothing. Call with the database lock held.
-    func applyAtomically(_ changes: [StoreChange], _ statements: Engine) throws(StoreError) {
+    /// Applies `changes` in one transaction, all or nothing; returns which were written (a
+    /// conditional move that found its placement gone logs nothing: log row 0). Call with the
+    /// database lock held.
+    func applyAtomically(_ changes: [StoreChange], _ statements: Engine) throws(StoreError) -> [Bool] {
         try statements.beginTransaction()
         do throws(StoreError) {
             let sequence = try statements.applyAll(changes, at: wallClockMs())
@@ -283,8 +285,9 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
             // Before the caller changes memory: from here a follower's older read of these rows
             // is deferred (see `RegistryStore.hasNewerWrites`).
             queueLock.withLock {
-                for (change, seq) in zip(changes, sequence) { queue.noteCommitted(StoreRow(change), seq) }
+                for (change, seq) in zip(changes, sequence) where seq > 0 { queue.noteCommitted(StoreRow(change), seq) }
             }
+            return sequence.map { $0 > 0 }
         } catch {
             statements.rollbackTransaction()
             throw error

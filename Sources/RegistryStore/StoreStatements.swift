@@ -16,6 +16,7 @@ final class StoreStatements: StoreEngine {
     private let deletePlacement: SQLiteStatement
     private let insertPlacement: SQLiteStatement
     private let updateHostPort: SQLiteStatement
+    private let movePlacement: SQLiteStatement
     private let raiseHeartbeat: SQLiteStatement
     private let selectNodes: SQLiteStatement
     private let selectLabels: SQLiteStatement
@@ -74,6 +75,10 @@ final class StoreStatements: StoreEngine {
             UPDATE placements SET host_port = ?4, last_active = ?5, updated_at = ?7
             WHERE pool = ?1 AND key = ?2 AND node = ?3
             """, operation: "update host port")
+        movePlacement = try db.prepare("""
+            UPDATE placements SET node = ?3, host_port = ?4, last_active = ?5, updated_at = ?7
+            WHERE pool = ?1 AND key = ?2 AND node = ?8
+            """, operation: "move placement")
         raiseHeartbeat = try db.prepare("UPDATE nodes SET last_heartbeat = MAX(last_heartbeat, ?2) WHERE name = ?1",
                                         operation: "raise heartbeat")
         selectNodes = try db.prepare("""
@@ -120,6 +125,8 @@ final class StoreStatements: StoreEngine {
     @discardableResult
     func apply(_ change: StoreChange, at now: Int64) throws(StoreError) -> Int64 {
         try write(change)
+        // A move whose placement already left its node changed nothing: nothing to log.
+        if case .movePlacement = change, connection.changes == 0 { return 0 }
         let log = logChange
         switch change {
         case .insertPlacement, .setHostPort, .heartbeat:
@@ -134,7 +141,8 @@ final class StoreStatements: StoreEngine {
         case .deleteNode(let name): log.bind(2, "node"); log.bind(3, ""); log.bind(4, name)
         case .upsertPlacement(let p): log.bind(2, "placement"); log.bind(3, p.pool); log.bind(4, p.key)
         case .deletePlacement(let pool, let key): log.bind(2, "placement"); log.bind(3, pool); log.bind(4, key)
-        case .insertPlacement(let p), .setHostPort(let p): log.bind(2, "placement"); log.bind(3, p.pool); log.bind(4, p.key)
+        case .insertPlacement(let p), .setHostPort(let p), .movePlacement(let p, _):
+            log.bind(2, "placement"); log.bind(3, p.pool); log.bind(4, p.key)
         case .heartbeat(let name, _): log.bind(2, "node"); log.bind(3, ""); log.bind(4, name)
         }
         log.bind(5, now)
@@ -185,6 +193,9 @@ final class StoreStatements: StoreEngine {
             try run(insertPlacement, placement)
         case .setHostPort(let placement):
             try run(updateHostPort, placement)
+        case .movePlacement(let placement, let from):
+            movePlacement.bind(8, from)
+            try run(movePlacement, placement)
         case .heartbeat(let name, let at):
             raiseHeartbeat.bind(1, name)
             raiseHeartbeat.bind(2, at)

@@ -18,6 +18,8 @@ struct BenchPlacement: ParsableCommand {
     @Option(help: "Nodes in the pool.") var nodes = 16
     @Option(help: "Lookups to time.") var lookups = 2_000_000
     @Option(help: "New placements per second during the loaded lookup run.") var rate = 10_000
+    @Flag(help: "Only load what --database holds and report start-up time and memory, in this fresh process.")
+    var loadOnly = false
 
     var engine: String { PostgresURL.matches(database) ? "PostgreSQL" : "SQLite" }
 
@@ -37,6 +39,15 @@ struct BenchPlacement: ParsableCommand {
     }
 
     func run() throws {
+        if loadOnly {
+            // A fresh process: RSS before the load holds no freed memory of an earlier phase.
+            let store = try open(fresh: false)
+            defer { store.close() }
+            let cold = try coldStart(store)
+            print(cold.line)
+            print("memory (fresh process): " + memoryLine(cold))
+            return
+        }
         let nodeRecords = (0..<nodes).map {
             NodeRecord(name: "node-\($0)", pool: "workspace", address: "10.0.0.\($0 + 1):80", isStatic: true)
         }
@@ -58,20 +69,11 @@ struct BenchPlacement: ParsableCommand {
         store = nil
 
         // 2. Cold start: load everything and build the registry, as `serve` does.
-        let rssBefore = residentBytes()
-        t0 = DispatchTime.now()
         let reopened = try open(fresh: false)
-        let (loadedNodes, loadedPlacements) = try reopened.loadAll()
-        let loadSeconds = seconds(since: t0)
-        let warm = try Registry(nodes: loadedNodes, placements: loadedPlacements, store: reopened)
-        let coldSeconds = seconds(since: t0)
-        let count = warm.placementCount
-        _ = consume loadedPlacements
-        let rssAfter = residentBytes()
-        print(String(format: "cold start:  %d placements loaded from \(engine) in %.2f s, registry ready in %.2f s (bar: <= 2 s SQLite, 3 s PostgreSQL)",
-                     count, loadSeconds, coldSeconds))
-        print(String(format: "memory:      %.0f bytes per placement (RSS %.1f -> %.1f MiB; bar: <= 256)",
-                     Double(rssAfter - rssBefore) / Double(max(count, 1)), Double(rssBefore) / 1_048_576, Double(rssAfter) / 1_048_576))
+        let cold = try coldStart(reopened)
+        let warm = cold.registry
+        print(cold.line)
+        print("memory:      " + memoryLine(cold) + " (this process freed the first registry: see --load-only)")
 
         // 3. Lookups of existing keys, each timed alone.
         let idle = timeLookups(warm, now: now)
@@ -103,6 +105,33 @@ struct BenchPlacement: ParsableCommand {
         print(String(format: "lookup:      while placing %.0f new keys/s (%d placed and persisted): ",
                      Double(placed.load(ordering: .relaxed)) / busySeconds, placed.load(ordering: .relaxed)) + busy)
         reopened.close()
+    }
+
+    struct ColdStart {
+        let registry: Registry
+        let line: String
+        let rssBefore: Int
+        let rssAfter: Int
+    }
+
+    /// Loads everything from `store` and builds the registry, timed, with the RSS around it.
+    private func coldStart(_ store: any RegistryStore) throws -> ColdStart {
+        let rssBefore = residentBytes()
+        let t0 = DispatchTime.now()
+        let (loadedNodes, loadedPlacements) = try store.loadAll()
+        let loadSeconds = seconds(since: t0)
+        let warm = try Registry(nodes: loadedNodes, placements: loadedPlacements, store: store)
+        let coldSeconds = seconds(since: t0)
+        _ = consume loadedPlacements
+        let line = String(format: "cold start:  %d placements loaded from \(engine) in %.2f s, registry ready in %.2f s (bar: <= 2 s SQLite, 3 s PostgreSQL)",
+                          warm.placementCount, loadSeconds, coldSeconds)
+        return ColdStart(registry: warm, line: line, rssBefore: rssBefore, rssAfter: residentBytes())
+    }
+
+    private func memoryLine(_ c: ColdStart) -> String {
+        String(format: "%.0f bytes per placement (RSS %.1f -> %.1f MiB; bar: <= 256)",
+               Double(c.rssAfter - c.rssBefore) / Double(max(c.registry.placementCount, 1)),
+               Double(c.rssBefore) / 1_048_576, Double(c.rssAfter) / 1_048_576)
     }
 
     private func resolve(_ r: Registry, key i: Int, now: Int64) -> Resolution {

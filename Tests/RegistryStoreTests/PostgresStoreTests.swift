@@ -160,6 +160,63 @@ struct PostgresStoreTests {
         #expect(Array("race".utf8).withUnsafeBytes { b.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name == other)
     }
 
+    @Test("Two registries drain one node at the same moment, choosing differently: each user moves once, both end agreeing, and each hears of each move once")
+    func concurrentDrainsMoveOnce() throws {
+        let server = try PostgresServer()
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let nodes = ["n1", "n2", "n3"].map {
+            NodeRecord(name: $0, pool: "workspace", address: "127.0.0.1:80", previewBaseURL: "http://127.0.0.1:80",
+                       lastHeartbeat: now, isStatic: true)
+        }
+        let storeA = try PostgresStore(url: server.url())
+        try storeA.applyNow(nodes.map { .upsertNode($0) })
+        let storeB = try PostgresStore(url: server.url())
+        defer { storeA.close(); storeB.close() }
+        // Round robin, so the two drains send the same users to different nodes.
+        let pools = ["workspace": PoolSettings(policy: .roundRobin)]
+        let keys = (0..<100).map { "d\($0)" }
+        try storeA.applyNow(keys.map { .upsertPlacement(PlacementRecord(pool: "workspace", key: $0, node: "n1", createdAt: now, updatedAt: now)) })
+        let (nodesA, placementsA) = try storeA.loadAll()
+        let a = try Registry(nodes: nodesA, placements: placementsA, pools: pools, store: storeA)
+        let (nodesB, placementsB) = try storeB.loadAll()
+        let b = try Registry(nodes: nodesB, placements: placementsB, pools: pools, store: storeB)
+        #expect(b.node(named: "n1")?.placementCount == 100)
+        // Per registry: how often each key was heard to move.
+        let heard = Mutex<[[String: Int]]>([[:], [:]])
+        for (i, (store, registry)) in [(storeA, a), (storeB, b)].enumerated() {
+            registry.observeMoves { moved in heard.withLock { for m in moved { $0[i][m.key, default: 0] += 1 } } }
+            try store.follow { event in
+                if case .changes(let c, let through) = event { registry.applyExternal(c, through: through) }
+            }
+        }
+        _ = Array("skew".utf8).withUnsafeBytes { b.resolve(pool: "workspace", key: $0, now: now) }
+        let results = Mutex<[Registry.DrainResult]>([])
+        let group = DispatchGroup()
+        for registry in [a, b] {
+            DispatchQueue.global().async(group: group) {
+                if let r = try? registry.drain(node: "n1", now: now) { results.withLock { $0.append(r) } }
+            }
+        }
+        group.wait()
+        let r = results.withLock { $0 }
+        try #require(r.count == 2)
+        // ("skew" may have been placed on n1 too, and drained with the others: count the d keys.)
+        let movedD = r.map { $0.moved.filter { $0.key.hasPrefix("d") }.count }
+        #expect(movedD[0] + movedD[1] == 100, "moved \(movedD[0]) + \(movedD[1])")
+        #expect(r[0].movedElsewhere + r[1].movedElsewhere <= 101, "elsewhere \(r[0].movedElsewhere) + \(r[1].movedElsewhere)")
+        let stored = Dictionary(uniqueKeysWithValues: try storeA.loadAll().placements.filter { $0.key.hasPrefix("d") }.map { ($0.key, $0.node) })
+        #expect(stored.count == 100 && !stored.values.contains("n1"))
+        #expect(eventually {
+            keys.allSatisfy { a.placement(pool: "workspace", key: $0)?.node == stored[$0] && b.placement(pool: "workspace", key: $0)?.node == stored[$0] }
+        })
+        #expect(a.node(named: "n1")?.placementCount == 0 && b.node(named: "n1")?.placementCount == 0)
+        for i in 0..<2 {
+            let dKeys = { heard.withLock { $0[i].filter { $0.key.hasPrefix("d") } } }
+            #expect(eventually { dKeys().count == 100 }, "registry \(i) heard \(dKeys().count) users move")
+            #expect(dKeys().values.allSatisfy { $0 == 1 }, "registry \(i) heard a user move twice")
+        }
+    }
+
     @Test("The server goes away and comes back: queued changes are written after it returns, admin writes fail meanwhile, the follower resyncs")
     func serverRestart() throws {
         let server = try PostgresServer()

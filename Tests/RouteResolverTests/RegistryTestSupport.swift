@@ -23,7 +23,17 @@ final class RecordingStore: RegistryStore {
 
     func loadAll() throws -> (nodes: [NodeRecord], placements: [PlacementRecord]) { ([], []) }
     func enqueue(_ change: StoreChange) { changes.withLock { $0.append(change) } }
-    func applyNow(_ changes: [StoreChange]) throws { self.changes.withLock { $0.append(contentsOf: changes) } }
+    /// Moves a test lists here find their placement gone from `from` (another instance moved it).
+    let movedElsewhere = Mutex<Set<String>>([])
+    func applyNow(_ changes: [StoreChange]) throws -> [Bool] {
+        let gone = movedElsewhere.withLock { $0 }
+        let written = changes.map { c -> Bool in
+            if case .movePlacement(let p, _) = c { return !gone.contains(p.key) }
+            return true
+        }
+        self.changes.withLock { $0.append(contentsOf: zip(changes, written).filter(\.1).map(\.0)) }
+        return written
+    }
     func flush() {}
     func close() {}
     /// No other writers here: the feed tests call `Registry.applyExternal` directly.

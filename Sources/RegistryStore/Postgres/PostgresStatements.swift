@@ -92,8 +92,13 @@ final class PostgresStatements: StoreEngine {
         // The write and its log row in one statement: a data-modifying WITH runs whether or not
         // its rows are used, and a refused write fails the whole statement (nothing logged).
         let n = parameters.count
-        let sql = "WITH w AS (\(write)) INSERT INTO switchyard.change_log (writer, kind, pool, name, at) "
-            + "VALUES ($\(n + 1), '\(kind)', $\(n + 2), $\(n + 3), $\(n + 4)) RETURNING seq"
+        // A move is logged only if it moved something (no row: log number 0, "not written").
+        let values = if case .movePlacement = change {
+            "SELECT $\(n + 1), '\(kind)', $\(n + 2), $\(n + 3), $\(n + 4) WHERE EXISTS (SELECT 1 FROM w)"
+        } else {
+            "VALUES ($\(n + 1), '\(kind)', $\(n + 2), $\(n + 3), $\(n + 4))"
+        }
+        let sql = "WITH w AS (\(write)) INSERT INTO switchyard.change_log (writer, kind, pool, name, at) \(values) RETURNING seq"
         return (sql, parameters + [writer, pool, name, String(now)], kind)
     }
 
@@ -146,6 +151,12 @@ final class PostgresStatements: StoreEngine {
                 "placement", p.pool, p.key)
         case .deletePlacement(let pool, let key):
             return ("DELETE FROM switchyard.placements WHERE pool = $1 AND key = $2 RETURNING 1", [pool, key], "placement", pool, key)
+        case .movePlacement(let p, let from):
+            return ("""
+                UPDATE switchyard.placements SET node = $3, host_port = $4, last_active = $5, updated_at = $6
+                WHERE pool = $1 AND key = $2 AND node = $7 RETURNING 1
+                """, [p.pool, p.key, p.node, String(p.hostPort), String(p.lastActive), String(p.updatedAt), from],
+                "placement", p.pool, p.key)
         }
     }
 

@@ -64,7 +64,8 @@ public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked
 
     /// Applies `changes` in one transaction after everything enqueued before the call; throws
     /// with none applied if any fails (the server unreachable included).
-    public func applyNow(_ changes: [StoreChange]) throws(StoreError) { try core.applyNow(changes) }
+    @discardableResult
+    public func applyNow(_ changes: [StoreChange]) throws(StoreError) -> [Bool] { try core.applyNow(changes) }
 
     public func flush() { core.flush() }
 

@@ -86,6 +86,10 @@ public enum StoreChange: Sendable, Equatable {
     case setHostPort(PlacementRecord)
     /// A node's heartbeat: its stored time raised to `at`, nothing else.
     case heartbeat(name: String, at: Int64)
+    /// A drain's move of a placement to `record.node`, written only while it is still on
+    /// `from`: two instances draining one node at once move each user once (the later drain
+    /// finds the placement gone from `from` and leaves it).
+    case movePlacement(PlacementRecord, from: String)
 }
 
 /// What a store's change feed reports.
@@ -109,8 +113,11 @@ public protocol RegistryStore: AnyObject, Sendable {
     /// Queues a change; returns at once.
     func enqueue(_ change: StoreChange)
     /// Applies several changes atomically (all or none), synchronously. For admin operations
-    /// that must report failure (drain, reassign) rather than fire and forget.
-    func applyNow(_ changes: [StoreChange]) throws
+    /// that must report failure (drain, reassign) rather than fire and forget. Returns, per
+    /// change, whether it was written: false only for a `movePlacement` whose placement had
+    /// already left its `from` node.
+    @discardableResult
+    func applyNow(_ changes: [StoreChange]) throws -> [Bool]
     /// Blocks until every change queued so far is committed.
     func flush()
     /// Flushes and stops the writer (and the feed).
@@ -169,7 +176,8 @@ public struct StoreRow: Hashable, Sendable {
         switch change {
         case .upsertNode(let n): self.init(node: n.name)
         case .deleteNode(let name), .heartbeat(let name, _): self.init(node: name)
-        case .upsertPlacement(let p), .insertPlacement(let p), .setHostPort(let p): self.init(pool: p.pool, key: p.key)
+        case .upsertPlacement(let p), .insertPlacement(let p), .setHostPort(let p), .movePlacement(let p, _):
+            self.init(pool: p.pool, key: p.key)
         case .deletePlacement(let pool, let key): self.init(pool: pool, key: key)
         }
     }

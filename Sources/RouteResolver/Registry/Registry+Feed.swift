@@ -49,7 +49,7 @@ extension Registry {
                     return true
                 }
                 if applied { result.applied += 1 } else { result.deferred += 1 }
-            case .upsertPlacement(let record), .insertPlacement(let record), .setHostPort(let record):
+            case .upsertPlacement(let record), .insertPlacement(let record), .setHostPort(let record), .movePlacement(let record, _):
                 switch applyPlacement(record, change, position) {
                 case .skipped: result.skipped += 1
                 case .deferred: result.deferred += 1

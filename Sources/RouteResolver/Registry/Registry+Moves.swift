@@ -85,6 +85,10 @@ extension Registry {
     public struct DrainResult: Sendable {
         public let moved: [MovedPlacement]
         public let unmoved: Int
+        /// Planned moves the store found already made: another instance drained the same
+        /// placements at the same time. This instance hears of where they went through the
+        /// change feed (and closes their tunnels then), so each user moves once.
+        public var movedElsewhere = 0
     }
 
     /// Moves placements off `source`: to `target` when given, else each where the pool's policy
@@ -140,15 +144,19 @@ extension Registry {
             }
             if plan.isEmpty { return DrainResult(moved: [], unmoved: unmoved) }
 
-            // 2. Persist, all or nothing.
+            // 2. Persist, all or nothing; each move only while the placement is still on the
+            // source in the store (another instance may be draining it too).
             let records = plan.map {
-                StoreChange.upsertPlacement(PlacementRecord(pool: from.pool, key: $0.key, node: $0.to.name, hostPort: 0,
-                                                            lastActive: now, createdAt: $0.createdAt, updatedAt: now))
+                StoreChange.movePlacement(PlacementRecord(pool: from.pool, key: $0.key, node: $0.to.name, hostPort: 0,
+                                                          lastActive: now, createdAt: $0.createdAt, updatedAt: now),
+                                          from: from.name)
             }
-            do { try store?.applyNow(records) } catch {
+            let written: [Bool]
+            do { written = try store?.applyNow(records) ?? Array(repeating: true, count: plan.count) } catch {
                 for m in plan { m.to.counters.placements.subtract(1, ordering: .relaxed) }
                 throw .storeFailed("\(error)")
             }
+            var movedElsewhere = 0
 
             // 3. Apply, shard by shard.
             var moved: [MovedPlacement] = []
@@ -158,7 +166,13 @@ extension Registry {
                 var end = start
                 while end < plan.count && plan[end].shard == plan[start].shard { end += 1 }
                 shards[plan[start].shard].state.withLock { state in
-                    for m in plan[start..<end] {
+                    for index in start..<end {
+                        let m = plan[index]
+                        guard written[index] else {
+                            m.to.counters.placements.subtract(1, ordering: .relaxed)
+                            movedElsewhere += 1
+                            continue
+                        }
                         // Found again by key (an insert may have rehashed the table); a key that
                         // left the source meanwhile (`onNodeDown: replace`) stays where it went.
                         var k = m.key
@@ -179,7 +193,9 @@ extension Registry {
             }
             from.counters.placements.subtract(moved.count, ordering: .relaxed)
             moved.sort { $0.key < $1.key }
-            return DrainResult(moved: moved, unmoved: unmoved)
+            var result = DrainResult(moved: moved, unmoved: unmoved)
+            result.movedElsewhere = movedElsewhere
+            return result
         }
         announce(result.moved)
         return result
