@@ -8,7 +8,7 @@ import RouteResolver
 /// connection, and streaming the rewritten head and the body to it.
 extension Session {
     func stepHead() -> Bool {
-        if requestsServed == 0, let b = inBuf, b.count > 0, b.readPointer[0] == 0x50, worker.h2cListeners[listenerIndex], stream == nil {
+        if requestsServed == 0, let b = inBuf, b.count > 0, b.readPointer[0] == 0x50, worker.h2.cleartextListeners[listenerIndex], stream == nil {
             // "P": maybe the HTTP/2 connection preface (h2c with prior knowledge, RFC 9113 §3.3).
             switch H2Preface.match(b.readPointer, b.count) {
             case .complete:
@@ -187,7 +187,7 @@ extension Session {
 
     /// `Strict-Transport-Security` on responses of a TLS listener that sets `hsts`.
     private func appendHSTS() {
-        let line = worker.hstsLines[listenerIndex]
+        let line = worker.tls.hstsLines[listenerIndex]
         guard !line.isEmpty, responseExtraLength + line.count <= Session.responseExtraCapacity else { return }
         line.withUnsafeBytes { (responseExtra + responseExtraLength).update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: $0.count) }
         responseExtraLength += line.count

@@ -19,7 +19,7 @@ extension Session {
     /// Two buffers in one call (a response head and the body behind it); see `Transport.writev2`.
     @inline(__always)
     func clientWritev2(_ a: UnsafeRawPointer, _ na: Int, _ b: UnsafeRawPointer?, _ nb: Int) throws(SysError) -> IOResult {
-        try transport.writev2(a, na, b, nb, scratch: worker.tlsScratch, scratchSize: Worker.tlsScratchSize)
+        try transport.writev2(a, na, b, nb, scratch: worker.tls.scratch, scratchSize: ListenerTLS.scratchSize)
     }
 
     /// The TLS handshake of a new connection, before its first request head.

@@ -165,7 +165,7 @@ final class Session: Pollable {
             secure = true
             // No context (OpenSSL refused every certificate set so far): never serve plain here
             // (the handshake step closes a TLS listener's connection that has no TLS session).
-            if let t = worker.tlsContexts[listener]?.makeConnection(fd: fd) { transport = .tls(fd, t) }
+            if let t = worker.tls.contexts[listener]?.makeConnection(fd: fd) { transport = .tls(fd, t) }
             phase = .handshake
         }
     }

@@ -7,8 +7,8 @@ extension Worker {
     /// The client chose HTTP/2: its connection (same socket, same epoll slot) now belongs to an
     /// `H2Connection`. `leftover`: bytes already read (the h2c preface onward).
     func adoptH2(_ s: Session, leftover: IOBuffer?) {
-        if h2Setup == nil { h2Setup = H2Setup(config) }
-        let c = h2ConnectionCache.popLast() ?? H2Connection(worker: self)
+        if h2.setup == nil { h2.setup = H2Setup(config) }
+        let c = h2.connectionCache.popLast() ?? H2Connection(worker: self)
         var io = s.io
         io.readable = true  // OpenSSL may hold bytes that came with the handshake's last flight
         let (slot, generation) = (s.slot, s.generation)
@@ -51,19 +51,19 @@ extension Worker {
     func h2Closed(_ c: H2Connection) {
         unregister(slot: c.slot)
         connectionClosed()
-        if h2ConnectionCache.count < 256 { h2ConnectionCache.append(c) }
+        if h2.connectionCache.count < 256 { h2.connectionCache.append(c) }
     }
 
     /// Writes what HTTP/2 connections gathered during this turn (one write each, whatever
     /// number of streams answered).
     func flushH2() {
         var i = 0
-        while i < h2Dirty.count && i < 4096 {
-            let c = h2Dirty[i]
+        while i < h2.dirty.count && i < 4096 {
+            let c = h2.dirty[i]
             i += 1
             guard c.dirty else { continue }
             c.service()
         }
-        h2Dirty.removeFirst(i)
+        h2.dirty.removeFirst(i)
     }
 }

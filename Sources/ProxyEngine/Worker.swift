@@ -38,27 +38,10 @@ final class Worker {
     private let routeNames: [String]
     let directory: TunnelDirectory
     let stats: WorkerStats
-    /// Per listener: the TLS context new connections get (nil: plain).
-    private(set) var tlsContexts: [TLSContext?] = []
-    /// Per listener: `Strict-Transport-Security: ...` CRLF, or empty.
-    let hstsLines: [[UInt8]]
-    private let certificates: ListenerCertificates?
-    /// Where a TLS response head and the body bytes behind it are joined into one record.
-    let tlsScratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.tlsScratchSize, alignment: 16)
-    static let tlsScratchSize = 16 * 1024
-    private var certificateGeneration: UInt64 = 0
-    // HTTP/2 (Worker+H2.swift).
-    /// nghttp2's callbacks and options, made when the first HTTP/2 connection opens.
-    var h2Setup: H2Setup?
-    /// Where an HTTP/2 connection reads (then nghttp2 parses) client bytes.
-    let h2Scratch = UnsafeMutableRawPointer.allocate(byteCount: Worker.h2ScratchSize, alignment: 16)
-    static let h2ScratchSize = 16 * 1024
-    /// Connections with output to write at the end of this loop turn.
-    var h2Dirty: [H2Connection] = []
-    var h2StreamCache: [H2Stream] = []
-    var h2ConnectionCache: [H2Connection] = []
-    /// Per listener: plain, and accepting HTTP/2 with prior knowledge.
-    let h2cListeners: [Bool]
+    /// Per listener: TLS contexts (refreshed with the certificates), HSTS lines, the record scratch.
+    private(set) var tls: ListenerTLS
+    /// HTTP/2 connections' setup, scratch, end-of-turn flush list and caches (Worker+H2.swift).
+    var h2: H2Resources
     var requestIDs: RequestIDGenerator
 
     private var owners: [SlotOwner] = []
@@ -87,14 +70,9 @@ final class Worker {
          directory: TunnelDirectory, stats: WorkerStats, certificates: ListenerCertificates?) throws(SysError) {
         self.id = id
         self.stats = stats
-        self.certificates = certificates
-        hstsLines = config.listeners.map { l in
-            guard let s = l.tls?.hstsSeconds, s > 0 else { return [] }
-            return Array("Strict-Transport-Security: max-age=\(s)\r\n".utf8)
-        }
         self.directory = directory
         routeTunnelIdle = config.routeTunnelIdle
-        h2cListeners = config.listeners.map { $0.http2 && $0.tls == nil }
+        h2 = H2Resources(config)
         routeNames = config.routes.routes.map(\.name)
         self.config = config
         self.control = control
@@ -106,6 +84,7 @@ final class Worker {
         timers = TimerWheel(now: now)
         headers = HeaderTable(capacity: config.limits.maxHeaders + 1)
         log = WorkerLog(sinks: sinks)
+        tls = ListenerTLS(config, certificates: certificates, log: log)
         upstreams = UpstreamPools(config, worker: id)
         self.router = router
         registry = router.registry
@@ -113,7 +92,6 @@ final class Worker {
         requestIDs = RequestIDGenerator()
         events = .allocate(capacity: Self.maxEvents)
 
-        refreshTLSContexts()
         _ = register(.wake, fd: wakeFD, events: Epoll.input)
         for (i, l) in config.listeners.enumerated() {
             let fd = try Sys.listen(l.address, backlog: l.backlog)
@@ -125,8 +103,8 @@ final class Worker {
 
     deinit {
         events.deallocate()
-        tlsScratch.deallocate()
-        h2Scratch.deallocate()
+        tls.deallocate()
+        h2.deallocate()
         acceptAddress.deallocate()
         Sys.close(epfd)
     }
@@ -235,7 +213,7 @@ final class Worker {
         while running {
             var timeout = timers.timeoutMs(now: now)
             // Pending log lines go out within 100 ms; a draining worker checks its deadline often.
-            let cap: Int32 = !h2Dirty.isEmpty ? 0 : draining ? 50 : log.pendingFlush ? 100 : -1
+            let cap: Int32 = !h2.dirty.isEmpty ? 0 : draining ? 50 : log.pendingFlush ? 100 : -1
             if cap >= 0 && (timeout < 0 || timeout > cap) { timeout = cap }
             let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
             let t = cl_monotonic_ms()
@@ -250,7 +228,7 @@ final class Worker {
             }
             if n < 0 && errno != EINTR { fatalError("epoll_wait: errno \(errno)") }
             // New certificates apply from the next connection accepted (the engine wakes us).
-            if let c = certificates, c.generation.load(ordering: .acquiring) != certificateGeneration { refreshTLSContexts() }
+            tls.refreshIfChanged(log: log)
             var i = 0
             while i < Int(n) {
                 dispatch(events[i])
@@ -260,7 +238,7 @@ final class Worker {
                 fireTimers()
                 log.tick(now: now)
             }
-            if !h2Dirty.isEmpty { flushH2() }
+            if !h2.dirty.isEmpty { flushH2() }
             if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
             if draining { checkDrained() }
         }
@@ -274,9 +252,7 @@ final class Worker {
         retired.removeAll()
         sessionCache.removeAll()
         upstreamCache.removeAll()
-        h2Dirty.removeAll()
-        h2StreamCache.removeAll()
-        h2ConnectionCache.removeAll()
+        h2.removeAll()
         upstreams.removeAll()
     }
 
@@ -370,28 +346,6 @@ final class Worker {
         let moved = control.takePosted()
         if !moved.isEmpty { closeTunnels(of: moved) }
         if control.drainRequested.load(ordering: .acquiring) && !draining { beginDrain() }
-    }
-
-    // MARK: TLS
-
-    /// Builds this worker's TLS contexts from the current certificate sets. A set that cannot
-    /// become a context (OpenSSL refuses) keeps the old context and says so.
-    private func refreshTLSContexts() {
-        guard let certificates else { tlsContexts = config.listeners.map { _ in nil }; return }
-        certificateGeneration = certificates.generation.load(ordering: .acquiring)
-        let sets = certificates.current()
-        var contexts: [TLSContext?] = []
-        for (i, set) in sets.enumerated() {
-            guard let set else { contexts.append(nil); continue }
-            do {
-                let alpn = config.listeners[i].http2 ? ["h2", "http/1.1"] : ["http/1.1"]
-                contexts.append(try TLSContext(certificates: set, settings: TLSSettings(alpn: alpn, ticketKeys: certificates.ticketKeys[i])))
-            } catch {
-                log.error("tls_context", "listener \(config.listeners[i].name): \(error)")
-                contexts.append(i < tlsContexts.count ? tlsContexts[i] : nil)
-            }
-        }
-        tlsContexts = contexts
     }
 
     // MARK: tunnels

@@ -13,7 +13,7 @@ import IOCore
 extension H2Connection {
     func header(_ s: H2Stream, _ name: UnsafePointer<UInt8>, _ nameLength: Int, _ value: UnsafePointer<UInt8>, _ valueLength: Int) {
         s.headerListSize += nameLength + valueLength + 32
-        if s.headerListSize > worker.h2Setup!.maxHeaderList { s.refuse(431, "request header fields too large") }
+        if s.headerListSize > worker.h2.setup!.maxHeaderList { s.refuse(431, "request header fields too large") }
         if s.refusal != nil { return }
         if nameLength > 0 && name[0] == 0x3A {
             guard block.pseudo(name, nameLength, value, valueLength) else { s.refuse(414, "request target too long"); return }

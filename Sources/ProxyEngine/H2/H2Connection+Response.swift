@@ -10,8 +10,8 @@ import IOCore
 extension H2Connection {
     func submitHeads() {
         guard let h2 else { return }
-        let nva = worker.h2Setup!.nva
-        let nvaCapacity = worker.h2Setup!.nvaCapacity
+        let nva = worker.h2.setup!.nva
+        let nvaCapacity = worker.h2.setup!.nvaCapacity
         for s in heads {
             s.headQueued = false
             guard !s.closed, !s.headSubmitted, s.headLength > 0, let b = s.out else { continue }

@@ -97,7 +97,7 @@ final class H2Connection: Pollable {
         deadline = 0
         queuedTick = 0
         var s: OpaquePointer?
-        let setup = worker.h2Setup!
+        let setup = worker.h2.setup!
         if nghttp2_session_server_new2(&s, setup.callbacks, Unmanaged.passUnretained(self).toOpaque(), setup.options) != 0 {
             fatalError("nghttp2_session_server_new2 failed")
         }
@@ -124,8 +124,8 @@ final class H2Connection: Pollable {
     /// Reads and processes what the client sent, drives the streams that can move, writes.
     func service() {
         guard !closed else { return }
-        let scratch = worker.h2Scratch
-        let size = Worker.h2ScratchSize
+        let scratch = worker.h2.scratch
+        let size = H2Resources.scratchSize
         // A client that does not read what we owe it is not read either (bounded output).
         while io.readable && !(out.map { $0.count > 0 } ?? false && !io.writable) {
             let r: IOResult
@@ -212,7 +212,7 @@ final class H2Connection: Pollable {
     }
 
     func beginStream(_ id: Int32) {
-        let s = worker.h2StreamCache.popLast() ?? H2Stream()
+        let s = worker.h2.streamCache.popLast() ?? H2Stream()
         s.reset()
         s.connection = self
         s.id = id
@@ -240,7 +240,7 @@ final class H2Connection: Pollable {
         s.connection = nil
         s.session = nil
         s.index = -1
-        if worker.h2StreamCache.count < 1024 { worker.h2StreamCache.append(s) }
+        if worker.h2.streamCache.count < 1024 { worker.h2.streamCache.append(s) }
         if streams.isEmpty { lastActiveMs = worker.now }
     }
 
@@ -302,7 +302,7 @@ final class H2Connection: Pollable {
     func needsFlush() {
         guard !dirty && !closed else { return }
         dirty = true
-        worker.h2Dirty.append(self)
+        worker.h2.dirty.append(self)
     }
 
     // MARK: writing

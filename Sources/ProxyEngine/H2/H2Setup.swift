@@ -82,7 +82,7 @@ final class H2Setup {
         c.header(s, name, nameLength, value, valueLength)
         // Far over the limit (one dynamic-table entry referenced thousands of times): stop
         // decoding fields for this stream; nghttp2 resets it without calling us again.
-        if s.headerListSize > 2 * c.worker.h2Setup!.maxHeaderList { return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
+        if s.headerListSize > 2 * c.worker.h2.setup!.maxHeaderList { return Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue) }
         return 0
     }
 
