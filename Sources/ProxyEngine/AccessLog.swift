@@ -163,12 +163,12 @@ final class WorkerLog {
     /// then ` proto=h2` for a request that came as an HTTP/2 stream.
     func access(_ s: Session) {
         guard sinks.access != nil else { return }
-        openAccessLine(s.clientIP, s.clientIPLength)
-        access.append(s.requestLine, s.requestLineLength)  // sanitized when copied
-        closeAccessLine(status: s.status, bytesIn: s.bytesIn, bytesOut: s.bytesOut,
-                        totalUs: s.startUs == 0 ? 0 : cl_monotonic_us() - s.startUs, upstreamUs: s.upstreamUs,
+        openAccessLine(s.record.clientIP, s.record.clientIPLength)
+        access.append(s.record.requestLine, s.record.requestLineLength)  // sanitized when copied
+        closeAccessLine(status: s.record.status, bytesIn: s.record.bytesIn, bytesOut: s.record.bytesOut,
+                        totalUs: s.record.startUs == 0 ? 0 : cl_monotonic_us() - s.record.startUs, upstreamUs: s.record.upstreamUs,
                         upstream: s.addressIndex >= 0 ? s.worker.upstreams[s.addressIndex].addressText : nil,
-                        requestID: s.requestID, requestIDLength: s.requestIDLength, h2: s.stream != nil)
+                        requestID: s.record.requestID, requestIDLength: s.record.requestIDLength, h2: s.stream != nil)
     }
 
     /// The access line of an HTTP/2 request the connection answered itself (421, 431), with no

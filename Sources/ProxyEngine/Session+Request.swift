@@ -88,8 +88,8 @@ extension Session {
         let base = UnsafePointer(b.base)
         let start = b.start + scanner.headStart
         let end = b.start + headLength
-        startUs = cl_monotonic_us()
-        bytesIn = UInt64(headLength)
+        record.startUs = cl_monotonic_us()
+        record.bytesIn = UInt64(headLength)
         do {
             req = try RequestHead.parse(base, start: start, end: end, headers: headers)
         } catch {
@@ -104,8 +104,8 @@ extension Session {
         scanner.reset()
         phase = .exchange
         if req.requestIDStart >= 0 {
-            requestID.update(from: base + req.requestIDStart, count: req.requestIDLength)
-            requestIDLength = req.requestIDLength
+            record.requestID.update(from: base + req.requestIDStart, count: req.requestIDLength)
+            record.requestIDLength = req.requestIDLength
         } else {
             generateRequestID()
         }
@@ -135,14 +135,14 @@ extension Session {
         // The rewritten head: the original, the host once more (Host and X-Forwarded-Host), ", "
         // after each extended list value, and our own fields.
         let need = (end - start) + max(req.hostLength, 0) + 2 * headers.count + HeadWriter.overhead
-            + clientIPLength + requestIDLength
+            + record.clientIPLength + record.requestIDLength
         guard need <= BufferPool.largeSize else {
             respondError(431, HTTPError.headersTooLarge.code)
             return
         }
         var out = need <= BufferPool.standardSize ? buffers.take() : buffers.takeLarge()
-        HeadWriter.request(into: &out, base, req, headers, clientIP: clientIP, clientIPLength: clientIPLength,
-                           requestID: requestID, requestIDLength: requestIDLength, https: secure)
+        HeadWriter.request(into: &out, base, req, headers, clientIP: record.clientIP, clientIPLength: record.clientIPLength,
+                           requestID: record.requestID, requestIDLength: record.requestIDLength, https: secure)
         if secure { appendHSTS() }
         requestHeadOut = out
         requestHeadSent = 0
@@ -169,12 +169,12 @@ extension Session {
             respondError(400, "no host to redirect to", reusable: true)
             return
         }
-        status = 308
+        record.status = 308
         if !exchange.requestAllSeen { exchange.closeAfterwards() }
         var b = buffers.take()
         let fits = HeadWriter.redirect(into: &b, host: base + req.hostStart, hostLength: req.hostNameLength,
                                        port: port, path: base + req.pathStart, pathLength: req.pathLength,
-                                       close: exchange.closeAfter, requestID: requestID, requestIDLength: requestIDLength)
+                                       close: exchange.closeAfter, requestID: record.requestID, requestIDLength: record.requestIDLength)
         guard fits else {
             buffers.give(b)
             respondError(414, "target too long to redirect", reusable: true)
@@ -197,21 +197,21 @@ extension Session {
     func copyRequestLine(_ p: UnsafePointer<UInt8>, _ n: Int) {
         var i = 0
         var spaces = 0
-        let cap = Session.requestLineCapacity
+        let cap = AccessRecord.requestLineCapacity
         while i < n && i < cap {
             let c = p[i]
             if c == 0x0D || c == 0x0A { break }
             if c == 0x20 { spaces += 1; if spaces == 2 { break } }
-            requestLine[i] = c < 0x20 || c == 0x7F || c == 0x22 ? 0x3F : c
+            record.requestLine[i] = c < 0x20 || c == 0x7F || c == 0x22 ? 0x3F : c
             i += 1
         }
-        requestLineLength = i
+        record.requestLineLength = i
     }
 
     /// Takes an idle pooled connection (unless `fresh`) or starts a new connect.
     func acquireUpstream(fresh: Bool) {
         connectStartMs = worker.now
-        if logged { upstreamStartUs = cl_monotonic_us() }
+        if logged { record.upstreamStartUs = cl_monotonic_us() }
         if !fresh, let ref = worker.upstreams[addressIndex].take() {
             ref._withUnsafeGuaranteedRef { u in
                 u.reused = true
@@ -275,7 +275,7 @@ extension Session {
             if k > 0 {
                 inBuf!.consume(k)
                 requestBodyReady -= k
-                bytesIn += UInt64(k)
+                record.bytesIn += UInt64(k)
             }
             if n < total { u.io.writable = false; break }
         }
@@ -337,14 +337,8 @@ extension Session {
         sticky.reset()
         respScanner.reset()
         responseBodyReady = 0
-        status = 0
-        bytesIn = 0
-        bytesOut = 0
-        startUs = 0
-        upstreamUs = 0
+        record.reset()
         requestSentMs = 0
-        requestIDLength = 0
-        requestLineLength = 0
     }
 
     /// After a response: wait for the next request on this connection (maybe already buffered).

@@ -56,7 +56,7 @@ extension Session {
                 }
                 guard case .bytes(let n) = r else { io.writable = false; break }
                 progress = true
-                bytesOut += UInt64(n)
+                record.bytesOut += UInt64(n)
                 let h = min(n, outLeft)
                 if h > 0 {
                     clientOut!.consume(h)
@@ -189,14 +189,14 @@ extension Session {
         }
         let switching = exchange.response == .switching
         if switching { tunnel.webSocket = upgradeIsWebSocket(base) }
-        if logged { upstreamUs = cl_monotonic_us() - upstreamStartUs }
-        status = resp.status
+        if logged { record.upstreamUs = cl_monotonic_us() - record.upstreamStartUs }
+        record.status = resp.status
         if let o = requestHeadOut {
             buffers.give(o)
             requestHeadOut = nil
         }
 
-        let need = headLength + HeadWriter.overhead + requestIDLength + responseExtraLength
+        let need = headLength + HeadWriter.overhead + record.requestIDLength + responseExtraLength
         var out: IOBuffer
         if let existing = clientOut, existing.writableCount >= need {
             out = existing
@@ -210,7 +210,7 @@ extension Session {
         HeadWriter.response(into: &out, base, resp, headers, dechunk: exchange.dechunk, close: exchange.closeAfter,
                             keepAlive10: req.keepAlive10 && !exchange.closeAfter, switching: switching,
                             extra: responseExtra, extraLength: responseExtraLength,
-                            requestID: requestID, requestIDLength: requestIDLength)
+                            requestID: record.requestID, requestIDLength: record.requestIDLength)
         clientOut = out
         u.inBuf!.consume(headLength)
         return true

@@ -13,8 +13,8 @@ extension Session {
         transport = .stream(stream)
         listenerIndex = connection.listenerIndex
         secure = connection.tls != nil
-        clientIP.update(from: connection.clientIP, count: connection.clientIPLength)
-        clientIPLength = connection.clientIPLength
+        record.clientIP.update(from: connection.clientIP, count: connection.clientIPLength)
+        record.clientIPLength = connection.clientIPLength
         io = Readiness()
         io.writable = true
         io.readable = true
@@ -39,7 +39,7 @@ extension Session {
         if phase == .tunnel {
             endTunnel(reason: "client reset stream")
         } else {
-            if status == 0 && (phase == .exchange || phase == .responding) { status = 499 }
+            if record.status == 0 && (phase == .exchange || phase == .responding) { record.status = 499 }
             abort(reason: "client reset stream")
         }
     }

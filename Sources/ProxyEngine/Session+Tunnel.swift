@@ -85,11 +85,11 @@ extension Session {
 
     private func finishTunnelLog(reason: StaticString?) {
         let moved = tunnel.takeMoved()
-        bytesIn += moved.fromClient
-        bytesOut += moved.toClient
+        record.bytesIn += moved.fromClient
+        record.bytesOut += moved.toClient
         if let reason {
-            log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
-                      client: clientIP, clientLength: clientIPLength)
+            log.error(reason, status: record.status, requestID: record.requestID, requestIDLength: record.requestIDLength,
+                      client: record.clientIP, clientLength: record.clientIPLength)
         }
         recordExchange()
     }

@@ -98,17 +98,8 @@ final class Session: Pollable {
     /// `.switching` while the 101 is on its way; the tunnel starts when it has been written).
     var tunnel = Tunnel()
 
-    // Accounting for the access log.
-    var status = 0
-    var bytesIn: UInt64 = 0
-    var bytesOut: UInt64 = 0
-    var startUs: UInt64 = 0
-    var upstreamStartUs: UInt64 = 0
-    var upstreamUs: UInt64 = 0
-    let requestID = UnsafeMutablePointer<UInt8>.allocate(capacity: 128)
-    var requestIDLength = 0
-    let clientIP = UnsafeMutablePointer<UInt8>.allocate(capacity: 64)
-    var clientIPLength = 0
+    /// What the logs and counters say of this exchange.
+    var record = AccessRecord()
     /// Header lines added to the response of this exchange (sticky routes).
     let responseExtra = UnsafeMutablePointer<UInt8>.allocate(capacity: Session.responseExtraCapacity)
     var responseExtraLength = 0
@@ -122,10 +113,6 @@ final class Session: Pollable {
     static let maxLingerBytes = 1 << 20
     /// Retry-After for a 503 the gateway answers itself; 0: none.
     var retryAfterSeconds = 0
-    /// "METHOD path" copied from the head (truncated), for the access log.
-    let requestLine = UnsafeMutablePointer<UInt8>.allocate(capacity: Session.requestLineCapacity)
-    var requestLineLength = 0
-    static let requestLineCapacity = 512
 
     init(worker: Worker) {
         self.worker = worker
@@ -143,16 +130,14 @@ final class Session: Pollable {
     }
 
     deinit {
-        requestID.deallocate()
-        clientIP.deallocate()
-        requestLine.deallocate()
+        record.deallocate()
         responseExtra.deallocate()
     }
 
     func open(fd: Int32, peer: UnsafePointer<sockaddr_storage>, listener: Int) {
         adoptSocket(fd)
         listenerIndex = listener
-        clientIPLength = SocketAddress.formatHost(peer, into: clientIP, capacity: 64)
+        record.clientIPLength = SocketAddress.formatHost(peer, into: record.clientIP, capacity: AccessRecord.clientIPCapacity)
         io = Readiness()
         requestsServed = 0
         deadline = 0
@@ -303,18 +288,18 @@ final class Session: Pollable {
         // Part of a `100 Continue` already went out: a new status line now would be garbled.
         if let c = clientOut, c.start > 0 { abort(reason: code); return }
         dropUpstream()
-        self.status = status
-        if requestIDLength == 0 { generateRequestID() }
-        if startUs == 0 { startUs = cl_monotonic_us() }
+        self.record.status = status
+        if record.requestIDLength == 0 { generateRequestID() }
+        if record.startUs == 0 { record.startUs = cl_monotonic_us() }
         if !reusable || !(exchange.requestAllSeen && requestBodyReady == 0) || worker.draining { exchange.closeAfterwards() }
         let body = exchange.answerOwn()
         var b = clientOut ?? buffers.take()
         b.clear()
         HeadWriter.error(into: &b, status: status, code: code, close: exchange.closeAfter, retryAfter: retryAfterSeconds,
-                         requestID: requestID, requestIDLength: requestIDLength, body: body)
+                         requestID: record.requestID, requestIDLength: record.requestIDLength, body: body)
         clientOut = b
-        log.error(code, status: status, requestID: requestID, requestIDLength: requestIDLength,
-                         client: clientIP, clientLength: clientIPLength)
+        log.error(code, status: status, requestID: record.requestID, requestIDLength: record.requestIDLength,
+                         client: record.clientIP, clientLength: record.clientIPLength)
         phase = .responding
     }
 
@@ -325,7 +310,7 @@ final class Session: Pollable {
             let r: IOResult
             do { r = try clientWrite(b.readPointer, b.count) } catch { abort(reason: "client write failed"); return false }
             guard case .bytes(let n) = r else { io.writable = false; return false }
-            bytesOut += UInt64(n)
+            record.bytesOut += UInt64(n)
             clientOut!.consume(n)
             if n < b.count { io.writable = false; return true }
             buffers.give(clientOut!)
@@ -382,9 +367,9 @@ final class Session: Pollable {
     func abort(reason: StaticString) {
         if phase == .tunnel { endTunnel(reason: reason); return }
         if phase == .exchange || phase == .responding {
-            if status == 0 { status = 499 }
-            log.error(reason, status: status, requestID: requestID, requestIDLength: requestIDLength,
-                             client: clientIP, clientLength: clientIPLength)
+            if record.status == 0 { record.status = 499 }
+            log.error(reason, status: record.status, requestID: record.requestID, requestIDLength: record.requestIDLength,
+                             client: record.clientIP, clientLength: record.clientIPLength)
             recordExchange()
         }
         dropUpstream()
@@ -458,15 +443,15 @@ final class Session: Pollable {
 
     /// One finished exchange (or tunnel): the metrics, the node's counters, the access log.
     func recordExchange() {
-        let micros = startUs == 0 ? 0 : cl_monotonic_us() &- startUs
-        worker.stats.request(route: routeIndex >= 0 ? routeIndex : worker.stats.routeCount - 1, status: status, micros: micros)
-        sticky.node?.recordTraffic(bytesIn: bytesIn, bytesOut: bytesOut)
+        let micros = record.startUs == 0 ? 0 : cl_monotonic_us() &- record.startUs
+        worker.stats.request(route: routeIndex >= 0 ? routeIndex : worker.stats.routeCount - 1, status: record.status, micros: micros)
+        sticky.node?.recordTraffic(bytesIn: record.bytesIn, bytesOut: record.bytesOut)
         log.access(self)
     }
 
     @inline(__always)
     func generateRequestID() {
-        worker.requestIDs.write(requestID)
-        requestIDLength = 32
+        worker.requestIDs.write(record.requestID)
+        record.requestIDLength = 32
     }
 }

@@ -14,7 +14,7 @@ extension Worker {
         let (slot, generation) = (s.slot, s.generation)
         // The socket and its TLS session move to the connection, which closes them from now on.
         let (fd, transport) = s.handOverSocket()
-        c.open(fd: fd, transport: transport, listener: s.listenerIndex, io: io, clientIP: s.clientIP, s.clientIPLength)
+        c.open(fd: fd, transport: transport, listener: s.listenerIndex, io: io, clientIP: s.record.clientIP, s.record.clientIPLength)
         c.slot = slot
         c.generation = generation
         replaceOwner(slot: slot, with: .h2(c))
