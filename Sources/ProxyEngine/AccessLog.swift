@@ -167,7 +167,7 @@ final class WorkerLog {
         access.append(s.record.requestLine, s.record.requestLineLength)  // sanitized when copied
         closeAccessLine(status: s.record.status, bytesIn: s.record.bytesIn, bytesOut: s.record.bytesOut,
                         totalUs: s.record.startUs == 0 ? 0 : cl_monotonic_us() - s.record.startUs, upstreamUs: s.record.upstreamUs,
-                        upstream: s.addressIndex >= 0 ? s.worker.upstreams[s.addressIndex].addressText : nil,
+                        upstream: s.leg.addressIndex >= 0 ? s.worker.upstreams[s.leg.addressIndex].addressText : nil,
                         requestID: s.record.requestID, requestIDLength: s.record.requestIDLength, h2: s.stream != nil)
     }
 

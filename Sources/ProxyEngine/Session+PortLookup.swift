@@ -29,7 +29,7 @@ extension Session {
             return false
         }
         u.session = self
-        connectStartMs = worker.now
+        leg.connectStartMs = worker.now
         var b = buffers.take()
         PortLookup.writeRequest(into: &b, settings, key: sticky.key, host: url.address.text)
         portLookup.start(u, request: b)
@@ -58,7 +58,7 @@ extension Session {
             respondError(502, "node address unusable", reusable: true)
             return
         }
-        addressIndex = index
+        leg.addressIndex = index
         sticky.containerPort = port
         acquireUpstream(fresh: false)
     }

@@ -144,8 +144,8 @@ extension Session {
         HeadWriter.request(into: &out, base, req, headers, clientIP: record.clientIP, clientIPLength: record.clientIPLength,
                            requestID: record.requestID, requestIDLength: record.requestIDLength, https: secure)
         if secure { appendHSTS() }
-        requestHeadOut = out
-        requestHeadSent = 0
+        leg.requestHeadOut = out
+        leg.requestHeadSent = 0
         if answerContinue {
             // We read the body ourselves, so we answer the expectation (as nginx does); the
             // upstream gets no Expect field.
@@ -153,7 +153,7 @@ extension Session {
             c.append("HTTP/1.1 100 Continue\r\n\r\n")
             clientOut = c
         }
-        attempts = 0
+        leg.attempts = 0
         if let node = lookupNode {
             let settings = worker.portLookups[sticky.pool] ?? EngineConfig.PortLookup()
             _ = startPortLookup(node: node, settings: settings)
@@ -210,20 +210,20 @@ extension Session {
 
     /// Takes an idle pooled connection (unless `fresh`) or starts a new connect.
     func acquireUpstream(fresh: Bool) {
-        connectStartMs = worker.now
+        leg.connectStartMs = worker.now
         if logged { record.upstreamStartUs = cl_monotonic_us() }
-        if !fresh, let ref = worker.upstreams[addressIndex].take() {
+        if !fresh, let ref = worker.upstreams[leg.addressIndex].take() {
             ref._withUnsafeGuaranteedRef { u in
                 u.reused = true
                 u.session = self
                 u.deadline = 0
             }
-            upstreamRef = ref
+            leg.connectionRef = ref
             return
         }
         let u = worker.makeUpstream()
         do {
-            try u.connect(to: addressIndex)
+            try u.connect(to: leg.addressIndex)
         } catch {
             worker.recycleUnused(u)
             log.error("upstream_connect", error.description)
@@ -244,7 +244,7 @@ extension Session {
             if requestBodyReady == 0 && !exchange.requestAllSeen, let b = inBuf, b.count > 0 {
                 guard validateRequestBody() else { return true }
             }
-            let headLeft = requestHeadOut.map { $0.end - requestHeadSent } ?? 0
+            let headLeft = leg.requestHeadOut.map { $0.end - leg.requestHeadSent } ?? 0
             if headLeft == 0 && requestBodyReady == 0 {
                 if exchange.requestAllSeen || !io.readable { break }
                 guard readClient() else { break }
@@ -256,7 +256,7 @@ extension Session {
             let r: IOResult
             do {
                 if headLeft > 0 {
-                    r = try Sys.writev2(u.fd, requestHeadOut!.base + requestHeadSent, headLeft,
+                    r = try Sys.writev2(u.fd, leg.requestHeadOut!.base + leg.requestHeadSent, headLeft,
                                         requestBodyReady > 0 ? UnsafeRawPointer(inBuf!.readPointer) : nil, requestBodyReady)
                 } else {
                     r = try Sys.write(u.fd, inBuf!.readPointer, requestBodyReady)
@@ -270,7 +270,7 @@ extension Session {
             guard case .bytes(let n) = r else { u.io.writable = false; break }
             progress = true
             let h = min(n, headLeft)
-            requestHeadSent += h
+            leg.requestHeadSent += h
             let k = n - h
             if k > 0 {
                 inBuf!.consume(k)
@@ -279,8 +279,8 @@ extension Session {
             }
             if n < total { u.io.writable = false; break }
         }
-        if requestSentMs == 0 && exchange.requestAllSeen && requestBodyReady == 0 && (requestHeadOut.map { requestHeadSent == $0.end } ?? true) {
-            requestSentMs = worker.now
+        if leg.requestSentMs == 0 && exchange.requestAllSeen && requestBodyReady == 0 && (leg.requestHeadOut.map { leg.requestHeadSent == $0.end } ?? true) {
+            leg.requestSentMs = worker.now
         }
         return progress
     }
@@ -309,12 +309,12 @@ extension Session {
             return
         }
         if exchange.responseStarted { worker.stats.upstreamError(kind); abort(reason: code); return }
-        if retryable && u.reused && attempts == 0 && req.method.isIdempotent && req.framing == .none
+        if retryable && u.reused && leg.attempts == 0 && req.method.isIdempotent && req.framing == .none
             && !respScanner.started && (u.inBuf?.isEmpty ?? true) {
-            attempts += 1
+            leg.attempts += 1
             dropUpstream()
-            requestHeadSent = 0
-            requestSentMs = 0
+            leg.requestHeadSent = 0
+            leg.requestSentMs = 0
             acquireUpstream(fresh: true)
             return
         }
@@ -324,21 +324,21 @@ extension Session {
 
     /// Clears the per-exchange state and returns its buffers.
     func resetExchange() {
-        if let b = requestHeadOut { buffers.give(b); requestHeadOut = nil }
+        if let b = leg.requestHeadOut { buffers.give(b); leg.requestHeadOut = nil }
         if let b = clientOut { buffers.give(b); clientOut = nil }
-        requestHeadSent = 0
+        leg.requestHeadSent = 0
         exchange = Exchange()
         requestBodyReady = 0
         routeIndex = -1
         tunnel.webSocket = false
-        addressIndex = -1
+        leg.addressIndex = -1
         responseExtraLength = 0
         retryAfterSeconds = 0
         sticky.reset()
         respScanner.reset()
         responseBodyReady = 0
         record.reset()
-        requestSentMs = 0
+        leg.requestSentMs = 0
     }
 
     /// After a response: wait for the next request on this connection (maybe already buffered).

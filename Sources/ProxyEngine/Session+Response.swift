@@ -10,7 +10,7 @@ extension Session {
 
     func stepExchange() -> Bool {
         if portLookup.isRunning { return stepPortLookup() }
-        guard let u = upstreamRef else { return false }
+        guard let u = leg.connectionRef else { return false }
         return u._withUnsafeGuaranteedRef { stepExchange($0) }
     }
 
@@ -167,7 +167,7 @@ extension Session {
             upstreamFailed(status: 502, "invalid upstream response", .invalidResponse, retryable: false)
             return false
         }
-        let headSent = requestHeadOut.map { requestHeadSent == $0.end } ?? true
+        let headSent = leg.requestHeadOut.map { leg.requestHeadSent == $0.end } ?? true
         // A switch we did not ask for, or one without its Upgrade field (RFC 9110 §15.2.2),
         // cannot be passed on; nor one that comes before the request body has gone out. An
         // HTTP/2 stream carries the body in DATA frames: chunk framing is removed as for 1.0.
@@ -191,9 +191,9 @@ extension Session {
         if switching { tunnel.webSocket = upgradeIsWebSocket(base) }
         if logged { record.upstreamUs = cl_monotonic_us() - record.upstreamStartUs }
         record.status = resp.status
-        if let o = requestHeadOut {
+        if let o = leg.requestHeadOut {
             buffers.give(o)
-            requestHeadOut = nil
+            leg.requestHeadOut = nil
         }
 
         let need = headLength + HeadWriter.overhead + record.requestIDLength + responseExtraLength

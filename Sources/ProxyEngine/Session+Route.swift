@@ -18,7 +18,7 @@ extension Session {
     func take(_ f: Forward, _ base: UnsafePointer<UInt8>) -> ForwardStep {
         switch f.destination {
         case .routeUpstreams:
-            addressIndex = worker.upstreams.pick(route: f.route)
+            leg.addressIndex = worker.upstreams.pick(route: f.route)
             return .ready
         case .node(let node):
             adoptKey(f, node: node, base)
@@ -27,7 +27,7 @@ extension Session {
                 respondError(502, "node address unusable", reusable: true)
                 return .answered
             }
-            addressIndex = index
+            leg.addressIndex = index
             return .ready
         case .container(let node, let hostPort):
             adoptKey(f, node: node, base)
@@ -36,7 +36,7 @@ extension Session {
                 respondError(502, "node address unusable", reusable: true)
                 return .answered
             }
-            addressIndex = index
+            leg.addressIndex = index
             sticky.containerPort = hostPort
             return .ready
         case .portLookup(let node):

@@ -46,24 +46,13 @@ final class Session: Pollable {
 
     // The current exchange.
     var req = RequestHead()
-    /// The upstream connection of the current exchange. Not owning: while linked, the worker's
-    /// slot table owns it (it is registered), and every path that closes it unlinks it first.
-    /// Unmanaged so the hot path can borrow it (`_withUnsafeGuaranteedRef`) instead of paying a
-    /// retain/release pair on every load.
-    var upstreamRef: Unmanaged<UpstreamConnection>?
+    /// The upstream side of the current exchange (Upstream/UpstreamLeg.swift).
+    var leg = UpstreamLeg()
+    /// The upstream connection of the current exchange (borrowed, see `UpstreamLeg`).
     var upstream: UpstreamConnection? {
-        @inline(__always) get { upstreamRef?.takeUnretainedValue() }
-        @inline(__always) set { upstreamRef = newValue.map { Unmanaged.passUnretained($0) } }
+        @inline(__always) get { leg.connectionRef?.takeUnretainedValue() }
+        @inline(__always) set { leg.connectionRef = newValue.map { Unmanaged.passUnretained($0) } }
     }
-    /// The upstream address chosen for this exchange (the access log names it, even on 502);
-    /// -1: none (yet).
-    var addressIndex = -1
-    var attempts = 0
-    var connectStartMs: UInt64 = 0
-    var requestSentMs: UInt64 = 0
-    /// The rewritten request head; kept until the response head arrives so it can be replayed.
-    var requestHeadOut: IOBuffer?
-    var requestHeadSent = 0
     /// The exchange's framing, request and response side (Exchange/Exchange.swift).
     var exchange = Exchange()
     /// Validated request body bytes at the front of `inBuf`, ready to forward.
@@ -211,19 +200,19 @@ final class Session: Pollable {
             if portLookup.isRunning {
                 // The whole port lookup gets the connect budget: it must be quick or fail.
                 timerKind = .lookup
-                worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
+                worker.arm(self, deadline: leg.connectStartMs + t.upstreamConnect)
             } else if clientBlocked {
                 timerKind = .send
                 worker.arm(self, deadline: lastProgressMs + t.send)
-            } else if let u = upstreamRef, !u._withUnsafeGuaranteedRef({ $0.connected }) {
+            } else if let u = leg.connectionRef, !u._withUnsafeGuaranteedRef({ $0.connected }) {
                 timerKind = .connect
-                worker.arm(self, deadline: connectStartMs + t.upstreamConnect)
+                worker.arm(self, deadline: leg.connectStartMs + t.upstreamConnect)
             } else if !exchange.responseStarted {
-                if exchange.requestAllSeen && requestBodyReady == 0 && requestHeadOut.map({ requestHeadSent == $0.end }) ?? true {
+                if exchange.requestAllSeen && requestBodyReady == 0 && leg.requestHeadOut.map({ leg.requestHeadSent == $0.end }) ?? true {
                     timerKind = .firstByte
-                    worker.arm(self, deadline: requestSentMs + t.upstreamFirstByte)
-                } else if upstreamRef?._withUnsafeGuaranteedRef({ $0.io.writable }) == false
-                            && (requestBodyReady > 0 || requestHeadOut != nil) {
+                    worker.arm(self, deadline: leg.requestSentMs + t.upstreamFirstByte)
+                } else if leg.connectionRef?._withUnsafeGuaranteedRef({ $0.io.writable }) == false
+                            && (requestBodyReady > 0 || leg.requestHeadOut != nil) {
                     timerKind = .send
                     worker.arm(self, deadline: lastProgressMs + t.send)
                 } else {
