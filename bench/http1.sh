@@ -13,7 +13,9 @@
 # Environment (defaults in brackets):
 #   WORKERS ["1 2"]  REPEAT [3]  CONNS [50]  THREADS [1]  DURATION [6s]
 #   LAT_DURATION [3s]  WARMUP [1s]  UPSTREAM_WORKERS [1]
-#   SYSTEMS ["direct relay nginx haproxy switchyard"]; add "sticky" for Switchyard routing
+#   SYSTEMS ["direct relay nginx haproxy switchyard"]; add "sticky" for Switchyard routing, and
+#   "switchyard-base" for a second build (SWITCHYARD_BASE_BIN, e.g. the parent of a change)
+#   measured in the same run
 #     /ws/<id>/ over 10,000 user ids through its registry, and "static-ws" for the same
 #     requests (same wrk Lua script) over a static route: the pair compares like with like
 #     (issue 3: sticky within 10% of static)
@@ -89,7 +91,7 @@ for sys in $SYSTEMS; do
     case $sys in
         direct) CONFIGS+=("direct:-") ;;
         relay) CONFIGS+=("relay:1") ;;
-        nginx | haproxy | switchyard | sticky | static-ws) for w in $WORKERS; do CONFIGS+=("$sys:$w"); done ;;
+        nginx | haproxy | switchyard | sticky | static-ws | switchyard-base) for w in $WORKERS; do CONFIGS+=("$sys:$w"); done ;;
         *) die "unknown system '$sys'" ;;
     esac
 done

@@ -346,11 +346,13 @@ start_system() {  # system workers [ready_timeout_s]
             SYS_PORT=$(free_port)
             write_haproxy_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
             bench_spawn "$SYS_DIR/haproxy.log" "${SYS_WRAP[@]}" haproxy -db -f "$SYS_DIR/haproxy.cfg" ;;
-        switchyard | sticky | static-ws)
-            [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_BIN not found (build it with: swift build -c release)"; return 1; }
+        switchyard | sticky | static-ws | switchyard-base)
+            local bin=$SWITCHYARD_BIN
+            [[ $sys == switchyard-base ]] && bin=$SWITCHYARD_BASE_BIN
+            [[ -x $bin ]] || { SYS_ERR="binary ${bin:-(SWITCHYARD_BASE_BIN unset)} not found (build it with: swift build -c release)"; return 1; }
             SYS_PORT=$(free_port)
             write_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w" "$([[ $sys == sticky ]] && echo sticky)"
-            bench_spawn "$SYS_DIR/switchyard.log" "${SYS_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
+            bench_spawn "$SYS_DIR/switchyard.log" "${SYS_WRAP[@]}" "$bin" serve --config "$SYS_DIR/switchyard.yaml" ;;
         *) die "unknown system $sys" ;;
     esac
     SYS_PID=$SPAWNED_PID
@@ -395,6 +397,14 @@ snapshot_switchyard() {
     export LD_LIBRARY_PATH="$(dirname "$src")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     SWITCHYARD_BIN="$dir/switchyard"
     log "switchyard: using a copy of $src (sha256 $SWITCHYARD_SHA, built $(date -r "$src" '+%F %T'))"
+    # `switchyard-base`: a second build (the one before a change), measured in the same run.
+    SWITCHYARD_BASE_SHA=none
+    if [[ -n ${SWITCHYARD_BASE_BIN:-} && -x $SWITCHYARD_BASE_BIN ]]; then
+        cp "$(readlink -f "$SWITCHYARD_BASE_BIN")" "$dir/switchyard-base" || die "cannot copy $SWITCHYARD_BASE_BIN"
+        SWITCHYARD_BASE_SHA=$(sha256sum "$dir/switchyard-base" | cut -c1-16)
+        log "switchyard-base: using a copy of $SWITCHYARD_BASE_BIN (sha256 $SWITCHYARD_BASE_SHA)"
+        SWITCHYARD_BASE_BIN="$dir/switchyard-base"
+    fi
 }
 
 stop_system() {

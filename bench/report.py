@@ -11,7 +11,7 @@ from pathlib import Path
 
 from reportlib import fmt, median, num, ratio, read_meta, read_tsv
 
-ORDER = ["direct", "relay", "nginx", "haproxy", "switchyard", "static-ws", "sticky"]
+ORDER = ["direct", "relay", "nginx", "haproxy", "switchyard-base", "switchyard", "static-ws", "sticky"]
 
 
 def med(rows, key):

@@ -32,7 +32,8 @@
 #   bench/tls.sh [W ...]            default W list: 1 2
 #
 # Environment (defaults in brackets):
-#   WORKERS ["1 2"]  REPEAT [3]  SYSTEMS ["nginx haproxy switchyard"]
+#   WORKERS ["1 2"]  REPEAT [3]  SYSTEMS ["nginx haproxy switchyard"]; "switchyard-base": a second
+#   build (SWITCHYARD_BASE_BIN, e.g. the parent of a change) in the same run
 #   TESTS ["keepalive full resume reuse h2"]
 #   CONNS [50]  DURATION [3s]  WARMUP [1s]          (wrk, keepalive test)
 #   HS_CONNS [20]  HS_DURATION [2]  HS_WARMUP [0.5]  HS_TLS [1.3]  (tlshs; HS_TLS=1.2: TLS 1.2 tickets)
@@ -170,10 +171,12 @@ start_tls_system() {  # system workers tag [timeout_s]
         haproxy)
             write_tls_haproxy_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
             bench_spawn "$SYS_DIR/haproxy.log" "${PROXY_WRAP[@]}" haproxy -db -f "$SYS_DIR/haproxy.cfg" ;;
-        switchyard)
-            [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_ORIG not found (build it with: swift build -c release --static-swift-stdlib)"; return 1; }
+        switchyard | switchyard-base)
+            local bin=$SWITCHYARD_BIN
+            [[ $sys == switchyard-base ]] && bin=$SWITCHYARD_BASE_BIN
+            [[ -x $bin ]] || { SYS_ERR="binary ${bin:-(SWITCHYARD_BASE_BIN unset)} not found (build it with: swift build -c release --static-swift-stdlib)"; return 1; }
             write_tls_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UPSTREAM_PORT" "$w"
-            bench_spawn "$SYS_DIR/switchyard.log" "${PROXY_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
+            bench_spawn "$SYS_DIR/switchyard.log" "${PROXY_WRAP[@]}" "$bin" serve --config "$SYS_DIR/switchyard.yaml" ;;
         *) die "unknown system $sys" ;;
     esac
     SYS_PID=$SPAWNED_PID
@@ -397,7 +400,7 @@ PROBES_TSV="$RESULTS/probes.tsv"
 printf 'system\tok\tproto\tcipher\tgroup\talpn\ttickets\tresumed\th2\tcpus\n' >"$PROBES_TSV"
 RUN_SYSTEMS=()
 for sys in $SYSTEMS; do
-    case $sys in nginx | haproxy | switchyard) ;; *) die "unknown system '$sys'" ;; esac
+    case $sys in nginx | haproxy | switchyard | switchyard-base) ;; *) die "unknown system '$sys'" ;; esac
     SYS_ERR=""
     if ! start_tls_system "$sys" 1 probe 10; then
         log "SKIP $sys: $SYS_ERR"
