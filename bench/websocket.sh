@@ -17,7 +17,8 @@
 #   bench/websocket.sh
 #
 # Environment (defaults in brackets):
-#   REPEAT [3]  SYSTEMS ["nginx haproxy switchyard"]; add "switchyard-nosplice" for Switchyard
+#   REPEAT [3]  SYSTEMS ["nginx haproxy switchyard"]; "switchyard-base": a second build
+#   (SWITCHYARD_BASE_BIN) in the same run; add "switchyard-nosplice" for Switchyard
 #     with tunnels.splice: false (tunnel bytes through pooled buffers)
 #   WORKERS [1]  TESTS ["idle echo bulk"]
 #   IDLE_CONNS [8000]  IDLE_CONCURRENCY [200] (handshakes in flight while opening)
@@ -183,11 +184,13 @@ start_ws_system() {  # system workers tag [timeout_s]
         haproxy)
             write_ws_haproxy_conf "$SYS_DIR" "$SYS_PORT" "$UP_PORT" "$w"
             bench_spawn "$SYS_DIR/haproxy.log" "${PROXY_WRAP[@]}" haproxy -db -f "$SYS_DIR/haproxy.cfg" ;;
-        switchyard | switchyard-nosplice)
-            [[ -x $SWITCHYARD_BIN ]] || { SYS_ERR="binary $SWITCHYARD_ORIG not found (build it with: swift build -c release)"; return 1; }
+        switchyard | switchyard-nosplice | switchyard-base)
+            local bin=$SWITCHYARD_BIN
+            [[ $sys == switchyard-base ]] && bin=$SWITCHYARD_BASE_BIN
+            [[ -x $bin ]] || { SYS_ERR="binary ${bin:-(SWITCHYARD_BASE_BIN unset)} not found (build it with: swift build -c release)"; return 1; }
             # Tunnels keep their defaults (no idle timeout; splice) but for switchyard-nosplice.
             write_switchyard_conf "$SYS_DIR" "$SYS_PORT" "$UP_PORT" "$w" "$([[ $sys == switchyard-nosplice ]] && echo nosplice)"
-            bench_spawn "$SYS_DIR/switchyard.log" "${PROXY_WRAP[@]}" "$SWITCHYARD_BIN" serve --config "$SYS_DIR/switchyard.yaml" ;;
+            bench_spawn "$SYS_DIR/switchyard.log" "${PROXY_WRAP[@]}" "$bin" serve --config "$SYS_DIR/switchyard.yaml" ;;
         *) die "unknown system $sys" ;;
     esac
     SYS_PID=$SPAWNED_PID
@@ -337,7 +340,7 @@ log "loadavg at start: $LOADAVG_START"
 
 RUN_SYSTEMS=()
 for sys in $SYSTEMS; do
-    case $sys in nginx | haproxy | switchyard | switchyard-nosplice) RUN_SYSTEMS+=("$sys") ;; *) die "unknown system '$sys'" ;; esac
+    case $sys in nginx | haproxy | switchyard | switchyard-nosplice | switchyard-base) RUN_SYSTEMS+=("$sys") ;; *) die "unknown system '$sys'" ;; esac
 done
 
 # Probe Switchyard once: skip it cleanly if missing or not answering upgrades.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reportlib import fmt, median as med, num, ratio, read_meta, read_tsv
 
-ORDER = ["nginx", "haproxy", "switchyard", "switchyard-nosplice"]
+ORDER = ["nginx", "haproxy", "switchyard-base", "switchyard", "switchyard-nosplice"]
 
 
 def spread(vals, digits=0):
