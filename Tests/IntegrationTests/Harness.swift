@@ -333,3 +333,13 @@ final class RSSSampler: @unchecked Sendable {
         }
     }
 }
+
+/// Polls `body` every 10 ms until it returns true or `seconds` pass; its last answer.
+func eventually(_ seconds: Double = 10, _ body: () throws -> Bool) rethrows -> Bool {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if try body() { return true }
+        usleep(10_000)
+    }
+    return try body()
+}

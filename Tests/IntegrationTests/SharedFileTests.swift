@@ -7,16 +7,6 @@ import Testing
 
 @Suite("Two gateways on one registry file", .serialized)
 struct SharedFileTests {
-    /// Polls `body` until it returns true or `seconds` pass.
-    private func eventually(_ seconds: Double = 5, _ body: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try body() { return true }
-            usleep(20_000)
-        }
-        return try body()
-    }
-
     @Test("A reassignment, a new placement and a new node made through one gateway route on the other")
     func changesFollow() throws {
         let scope = try Scope("shared-file")

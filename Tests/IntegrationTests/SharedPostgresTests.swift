@@ -54,16 +54,6 @@ struct SharedPostgresTests {
         return World(nodes: nodes, ports: ports, gateways: gateways)
     }
 
-    /// Polls `body` until it returns true or `seconds` pass.
-    private func eventually(_ seconds: Double = 10, _ body: () throws -> Bool) rethrows -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while Date() < deadline {
-            if try body() { return true }
-            usleep(10_000)
-        }
-        return try body()
-    }
-
     private func registryState(_ admin: AdminClient) throws -> AJSON {
         try admin.call("GET", "/readyz", auth: .none).json["registry"]
     }

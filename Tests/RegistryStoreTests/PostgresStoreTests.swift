@@ -117,17 +117,22 @@ struct PostgresStoreTests {
         #expect(inbox.changes.suffix(2) == [.deletePlacement(pool: "workspace", key: "u1"), .deleteNode(name: "n2")])
     }
 
+    /// Two stores on `server`'s database, the first having written static workspace nodes.
+    func twoStores(_ server: PostgresServer, nodes: [String], now: Int64) throws -> (PostgresStore, PostgresStore) {
+        let records = nodes.map {
+            NodeRecord(name: $0, pool: "workspace", address: "127.0.0.1:80", previewBaseURL: "http://127.0.0.1:80",
+                       lastHeartbeat: now, isStatic: true)
+        }
+        let a = try PostgresStore(url: server.url())
+        try a.applyNow(records.map { .upsertNode($0) })
+        return (a, try PostgresStore(url: server.url()))
+    }
+
     @Test("Two registries on one database: a new key placed on both at once ends as one placement; a reassign through one moves the user on the other")
     func registriesAgree() throws {
         let server = try PostgresServer()
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let nodes = ["n1", "n2"].map {
-            NodeRecord(name: $0, pool: "workspace", address: "127.0.0.1:80", previewBaseURL: "http://127.0.0.1:80",
-                       lastHeartbeat: now, isStatic: true)
-        }
-        let storeA = try PostgresStore(url: server.url())
-        try storeA.applyNow(nodes.map { .upsertNode($0) })
-        let storeB = try PostgresStore(url: server.url())
+        let (storeA, storeB) = try twoStores(server, nodes: ["n1", "n2"], now: now)
         defer { storeA.close(); storeB.close() }
         let pools = ["workspace": PoolSettings(policy: .roundRobin)]
         let a = try Registry(nodes: try storeA.loadAll().nodes, placements: [], pools: pools, store: storeA)
@@ -164,13 +169,7 @@ struct PostgresStoreTests {
     func concurrentDrainsMoveOnce() throws {
         let server = try PostgresServer()
         let now = Int64(Date().timeIntervalSince1970 * 1000)
-        let nodes = ["n1", "n2", "n3"].map {
-            NodeRecord(name: $0, pool: "workspace", address: "127.0.0.1:80", previewBaseURL: "http://127.0.0.1:80",
-                       lastHeartbeat: now, isStatic: true)
-        }
-        let storeA = try PostgresStore(url: server.url())
-        try storeA.applyNow(nodes.map { .upsertNode($0) })
-        let storeB = try PostgresStore(url: server.url())
+        let (storeA, storeB) = try twoStores(server, nodes: ["n1", "n2", "n3"], now: now)
         defer { storeA.close(); storeB.close() }
         // Round robin, so the two drains send the same users to different nodes.
         let pools = ["workspace": PoolSettings(policy: .roundRobin)]
