@@ -8,6 +8,7 @@ protocol StoreEngine: AnyObject {
     /// A refused statement aborts the whole transaction (PostgreSQL), not just itself (SQLite):
     /// a batch with a refused change is then retried with a savepoint around each change.
     static var refusalAbortsTransaction: Bool { get }
+    /// Opens a write transaction; when it throws, no transaction is left open.
     func beginTransaction() throws(StoreError)
     /// A read-only snapshot: reads inside it agree with each other.
     func beginReadTransaction() throws(StoreError)

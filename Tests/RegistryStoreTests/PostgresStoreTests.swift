@@ -216,6 +216,30 @@ struct PostgresStoreTests {
         }
     }
 
+    @Test("A writer stalled inside its transaction does not stall the others for long: they give up waiting for the write lock (a retryable failure, not a hang), and the server ends the stalled transaction")
+    func stalledWriterReleasesTheLock() throws {
+        let server = try PostgresServer()
+        let store = try PostgresStore(url: server.url())
+        defer { store.close() }
+        try store.applyNow([.upsertNode(storeNode("n1"))])
+        // Another instance's writer, stopped right after taking the lock the way writers do.
+        let stalled = try PGConnection(url: server.url(), password: nil)
+        try stalled.execute("BEGIN; SET LOCAL idle_in_transaction_session_timeout = '\(PostgresStatements.idleInTransactionSeconds)s'; "
+                            + "SELECT pg_advisory_xact_lock(\(PostgresSchema.writeLock))", operation: "stall")
+        let started = Date()
+        do {
+            try store.applyNow([.upsertNode(storeNode("n2"))])
+            Issue.record("a write went through while another transaction held the write lock")
+        } catch {
+            #expect("\(error)".contains("lock"), "\(error)")
+        }
+        print("stalledWriterReleasesTheLock: gave up after \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        // The server ends the idle transaction; the next try gets the lock.
+        #expect(eventually(30) { (try? store.applyNow([.upsertNode(storeNode("n2"))])) != nil })
+        #expect(try store.loadAll().nodes.map(\.name).contains("n2"))
+        #expect(throws: StoreError.self) { try stalled.execute("SELECT 1", operation: "after the timeout") }
+    }
+
     @Test("The server goes away and comes back: queued changes are written after it returns, admin writes fail meanwhile, the follower resyncs")
     func serverRestart() throws {
         let server = try PostgresServer()

@@ -21,18 +21,40 @@ final class PostgresStatements: StoreEngine {
 
     /// Begins a write transaction behind the write lock (see `PostgresSchema.writeLock`). A
     /// connection that broke (a restarted server) is connected again first.
+    ///
+    /// Every instance's writer waits for that one lock, so a writer that stalls inside its
+    /// transaction (its process stopped, its network cut) must not stall them all: the server
+    /// ends a write transaction left idle for `idleInTransactionSeconds` (releasing the lock), and
+    /// a writer waits at most `lockWaitSeconds` for the lock before its batch fails and is
+    /// retried (an admin write answers 503 meanwhile).
     func beginTransaction() throws(StoreError) {
         if !db.isUp { try db.reconnect() }
         lastSeq = 0
+        let begin = "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '\(Self.idleInTransactionSeconds)s'; "
+            + "SET LOCAL lock_timeout = '\(Self.lockWaitSeconds)s'; SELECT pg_advisory_xact_lock(\(PostgresSchema.writeLock))"
         do throws(StoreError) {
-            try db.execute("BEGIN; SELECT pg_advisory_xact_lock(\(PostgresSchema.writeLock))", operation: "begin")
+            try open(begin)
         } catch {
             // The socket may have died while idle: one reconnect, then the error stands.
             guard !db.isUp else { throw error }
             try db.reconnect()
-            try db.execute("BEGIN; SELECT pg_advisory_xact_lock(\(PostgresSchema.writeLock))", operation: "begin")
+            try open(begin)
         }
     }
+
+    /// Runs the BEGIN statements; when a later one fails (the lock wait timed out), the
+    /// transaction they opened is rolled back, so a failed begin leaves none behind.
+    private func open(_ begin: String) throws(StoreError) {
+        do throws(StoreError) {
+            try db.execute(begin, operation: "begin")
+        } catch {
+            if db.isUp { try? db.execute("ROLLBACK", operation: "rollback a failed begin") }
+            throw error
+        }
+    }
+
+    static let lockWaitSeconds = 5
+    static let idleInTransactionSeconds = 10
 
     /// Commits; the notification goes out with the commit (PostgreSQL delivers it only then).
     func commitTransaction() throws(StoreError) {
