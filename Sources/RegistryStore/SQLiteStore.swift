@@ -69,7 +69,8 @@ public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked S
 
     /// Queues `change` for the writer thread and returns at once (see the type's notes for
     /// what happens when the queue is full).
-    public func enqueue(_ change: StoreChange) { core.enqueue(change) }
+    @discardableResult
+    public func enqueue(_ change: StoreChange) -> Bool { core.enqueue(change) }
 
     /// Applies `changes` in one transaction after everything enqueued before the call, and
     /// throws with none of them applied if any fails. Waits for the writer's current batch.

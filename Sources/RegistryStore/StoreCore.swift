@@ -40,11 +40,16 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
 
     /// Queues `change` for the writer thread and returns at once (dropped and counted when the
     /// queue is full).
-    func enqueue(_ change: StoreChange) {
-        let wake = queueLock.withLock { queue.push(change).wasEmpty }
+    @discardableResult
+    func enqueue(_ change: StoreChange) -> Bool {
+        let (accepted, wake) = queueLock.withLock { () -> (Bool, Bool) in
+            let r = queue.push(change)
+            return (r.accepted, r.wasEmpty)
+        }
         // Only an empty queue can have a sleeping writer; signalling outside the lock lets it
         // run without first bumping into the mutex we hold.
         if wake { workAvailable.signal() }
+        return accepted
     }
 
     /// Returns once every change enqueued before the call is committed, refused or abandoned.

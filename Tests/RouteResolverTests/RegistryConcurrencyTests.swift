@@ -63,7 +63,7 @@ struct RegistryConcurrencyTests {
                 for round in 0..<200 {
                     try? registry.upsertNode(testNode("extra-\(round % 7)", weight: 1 + round))
                     try? registry.setEnabled(name: "n\(round % 4)", round % 2 == 0, now: testNow)
-                    try? registry.heartbeat(name: "n\(round % 4)", now: testNow)
+                    _ = try? registry.heartbeat(name: "n\(round % 4)", now: testNow)
                 }
             } else {
                 for _ in 0..<5 {

@@ -264,5 +264,16 @@ extension Registry.FeedResult {
         let alone = try makeRegistry([testNode("solo", heartbeatAgeMs: 0)], store: lone)
         for t in stride(from: Int64(1_000), through: 60_000, by: 1_000) { try alone.heartbeat(name: "solo", now: testNow + t) }
         #expect(lone.recorded.count == 4, "\(lone.recorded)")
+
+        // A heartbeat the store's queue refused (full) does not count as stored: the next one
+        // is written, however soon.
+        let full = RecordingStore()
+        let refusing = try makeRegistry([testNode("busy", heartbeatAgeMs: 60_000)], store: full)
+        full.refusing.withLock { $0 = true }
+        #expect(try !refusing.heartbeat(name: "busy", now: testNow))
+        #expect(refusing.node(named: "busy")?.lastHeartbeat == testNow, "memory takes it anyway")
+        full.refusing.withLock { $0 = false }
+        #expect(try refusing.heartbeat(name: "busy", now: testNow + 1_000))
+        #expect(full.recorded == [.heartbeat(name: "busy", at: testNow + 1_000)])
     }
 }

@@ -22,7 +22,13 @@ final class RecordingStore: RegistryStore {
     }
 
     func loadAll() throws -> (nodes: [NodeRecord], placements: [PlacementRecord]) { ([], []) }
-    func enqueue(_ change: StoreChange) { changes.withLock { $0.append(change) } }
+    /// Set by a test: the queue is full, every enqueue is refused.
+    let refusing = Mutex<Bool>(false)
+    func enqueue(_ change: StoreChange) -> Bool {
+        if refusing.withLock({ $0 }) { return false }
+        changes.withLock { $0.append(change) }
+        return true
+    }
     /// Moves a test lists here find their placement gone from `from` (another instance moved it).
     let movedElsewhere = Mutex<Set<String>>([])
     func applyNow(_ changes: [StoreChange]) throws -> [Bool] {

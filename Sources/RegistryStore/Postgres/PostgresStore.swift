@@ -60,7 +60,8 @@ public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked
         return (nodes, placements)
     }
 
-    public func enqueue(_ change: StoreChange) { core.enqueue(change) }
+    @discardableResult
+    public func enqueue(_ change: StoreChange) -> Bool { core.enqueue(change) }
 
     /// Applies `changes` in one transaction after everything enqueued before the call; throws
     /// with none applied if any fails (the server unreachable included).

@@ -110,8 +110,10 @@ public enum StoreFeedEvent: Sendable, Equatable {
 public protocol RegistryStore: AnyObject, Sendable {
     /// Everything stored, for start-up.
     func loadAll() throws -> (nodes: [NodeRecord], placements: [PlacementRecord])
-    /// Queues a change; returns at once.
-    func enqueue(_ change: StoreChange)
+    /// Queues a change; returns at once. False when the queue refused it (full, or the store
+    /// closed): the change is in memory only.
+    @discardableResult
+    func enqueue(_ change: StoreChange) -> Bool
     /// Applies several changes atomically (all or none), synchronously. For admin operations
     /// that must report failure (drain, reassign) rather than fire and forget. Returns, per
     /// change, whether it was written: false only for a `movePlacement` whose placement had

@@ -76,8 +76,9 @@ extension Registry {
             node.counters.lastHeartbeat.fetchMax(now)
             let interval = directory.settings(of: node.pool).heartbeatWriteIntervalMs
             guard now &- node.counters.storedHeartbeat.load(ordering: .relaxed) >= interval else { return false }
+            // A refused write (a full queue) leaves the mark, so the next heartbeat tries again.
+            guard store?.enqueue(.heartbeat(name: name, at: now)) ?? true else { return false }
             node.counters.storedHeartbeat.fetchMax(now)
-            store?.enqueue(.heartbeat(name: name, at: now))
             return true
         }
     }
