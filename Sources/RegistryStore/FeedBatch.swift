@@ -32,6 +32,32 @@ enum FeedBatch {
     }
 }
 
+/// A change-feed thread (`SQLiteFollower`, `PostgresFollower`); its store's core starts and
+/// stops it.
+protocol FeedFollower: AnyObject {
+    func start() throws(StoreError)
+    /// Stops the thread and waits for it; a batch being handed over finishes first.
+    func stop()
+}
+
+/// A follower's failures as its handler hears of them: each new one at once, the same one again
+/// at most once a minute (a database down for an hour is one line a minute, not ten a second).
+struct FeedFailures {
+    private var last = ""
+    private var lastMs: Int64 = 0
+
+    mutating func report(_ error: StoreError, to handler: (StoreFeedEvent) -> Void) {
+        let now = wallClockMs()
+        guard error.description != last || now - lastMs >= 60_000 else { return }
+        last = error.description
+        lastMs = now
+        handler(.failed(error.description))
+    }
+
+    /// A read succeeded: the next failure is news again.
+    mutating func cleared() { last = "" }
+}
+
 /// Where a follower reports how it is doing (the store's core; `StoreStatistics` shows it).
 protocol FeedSink: AnyObject, Sendable {
     /// A read of the log succeeded and saw it through `position`; `lagMs`: see `FeedBatch.lagMs`.

@@ -17,7 +17,7 @@ import RouteResolver
 /// its read). Changes are handed over in commit order, several commits
 /// per batch when they come quickly. A follower that fell behind the log's retention reloads
 /// everything (`.resync`).
-final class SQLiteFollower: @unchecked Sendable {
+final class SQLiteFollower: FeedFollower, @unchecked Sendable {
     // @unchecked: `stopping` is guarded by `lock`; everything else belongs to the thread.
     private let connection: SQLiteConnection
     private let dataVersion: SQLiteStatement
@@ -38,9 +38,7 @@ final class SQLiteFollower: @unchecked Sendable {
     private let wake = PThreadCondition()
     private var stopping = false
     private var thread: pthread_t?
-    /// The last failure reported, and when (a failing database is reported once a minute).
-    private var lastFailure = ""
-    private var lastFailureMs: Int64 = 0
+    private var failures = FeedFailures()
     /// How often `data_version` is checked; a check is one pragma on an idle connection.
     static let pollNanoseconds = 10_000_000
     /// Most log rows read per batch, so a burst is handed over in bounded pieces.
@@ -80,21 +78,12 @@ final class SQLiteFollower: @unchecked Sendable {
     }
 
     func start() throws(StoreError) {
-        var t = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let rc = pthread_create(&t, nil, { context in
-            let follower = Unmanaged<SQLiteFollower>.fromOpaque(context!).takeRetainedValue()
-            follower.run()
-            return nil
-        }, context)
-        guard rc == 0 else {
-            Unmanaged<SQLiteFollower>.fromOpaque(context).release()
-            throw .sqlite(code: SQLITE_ERROR, message: "pthread_create failed (\(rc))", operation: "start follower")
+        switch PThread.start({ self.run() }) {
+        case .success(let t): thread = t
+        case .failure(let e): throw .sqlite(code: SQLITE_ERROR, message: e.description, operation: "start follower")
         }
-        thread = t
     }
 
-    /// Stops the thread and waits for it; a batch being handed over finishes first.
     func stop() {
         lock.withLock { stopping = true }
         wake.signal()
@@ -117,16 +106,11 @@ final class SQLiteFollower: @unchecked Sendable {
                 while try readBatch() {}
                 // Only now: after a failed batch the same version must be read again.
                 lastVersion = version
-                lastFailure = ""
+                failures.cleared()
             } catch {
                 // A busy or failing database: the cursor has not moved, so the next poll retries.
                 sink.followerFailed()
-                let now = wallClockMs()
-                if error.description != lastFailure || now - lastFailureMs >= 60_000 {
-                    lastFailure = error.description
-                    lastFailureMs = now
-                    handler(.failed(error.description))
-                }
+                failures.report(error, to: handler)
             }
         }
     }

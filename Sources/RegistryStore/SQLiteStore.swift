@@ -20,7 +20,7 @@ import Glibc
 ///   kernel crash can lose the last transactions before the next checkpoint's fsync. The database
 ///   itself is never corrupted by either.
 public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked Sendable {
-    // @unchecked: every mutable field is guarded by `core`'s locks or by `lifecycle`.
+    // @unchecked: every mutable field is `core`'s, guarded by its locks.
 
     /// Where the embedded default keeps its database, relative to the working directory.
     public static let defaultPath = "var/switchyard.db"
@@ -29,13 +29,8 @@ public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked S
 
     public let path: String
     let core: StoreCore<StoreStatements>
-    private let lifecycle = PThreadMutex()
-    private var writer: pthread_t?
-    private var follower: SQLiteFollower?
     /// This instance's id in the change log (random per open).
     public let writerID: String
-    /// The change-log position of the last `loadAll` (under `lifecycle`).
-    private var loadedThrough: Int64?
 
     /// Opens (or creates) the database at `path`, creating its directory if needed, and brings
     /// the schema up to date.
@@ -48,9 +43,13 @@ public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked S
         let db = try SQLiteConnection(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
         try Self.configure(db)
         try Schema.migrate(db)
-        writerID = Self.randomWriterID()
+        writerID = StoreIdentity.randomWriterID()
         core = StoreCore(engine: try StoreStatements(db, writerID: writerID), queueLimit: queueLimit)
-        writer = try Self.startWriter(core)
+        do {
+            try core.startWriter()
+        } catch {
+            throw .sqlite(code: SQLITE_ERROR, message: error.description, operation: "start writer")
+        }
     }
 
     deinit { close() }
@@ -60,11 +59,9 @@ public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked S
     /// Every node and placement, from one consistent snapshot, after committing whatever was
     /// still queued. Placements come in primary-key order (pool, key).
     public func loadAll() throws(StoreError) -> (nodes: [NodeRecord], placements: [PlacementRecord]) {
-        let (nodes, placements, seq) = try core.readSnapshot { statements throws(StoreError) in
+        try core.loadAll { statements throws(StoreError) in
             (try statements.loadNodes(), try statements.loadPlacements(), try statements.lastChangeSeq())
         }
-        lifecycle.withLock { loadedThrough = seq }
-        return (nodes, placements)
     }
 
     /// Queues `change` for the writer thread and returns at once (see the type's notes for
@@ -84,29 +81,14 @@ public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked S
     /// Commits what is queued, stops the writer thread and closes the database. Idempotent; later
     /// `enqueue` calls are dropped and other calls throw `StoreError.closed`. If the database
     /// keeps failing, queued changes are abandoned after a few attempts rather than hanging.
-    public func close() {
-        lifecycle.withLock {
-            follower?.stop()
-            follower = nil
-            guard let thread = writer else { return }
-            writer = nil
-            core.stopWriter(thread)
-        }
-    }
+    public func close() { core.close() }
 
     /// Starts following other writers' commits to the same file (see `SQLiteFollower`), from
     /// the state the last `loadAll` read (or from now, without one). Once per store.
     public func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
-        try lifecycle.withLock { () throws(StoreError) in
-            guard writer != nil else { throw .closed }
-            guard follower == nil else { return }
-            var start = loadedThrough ?? -1
-            if start < 0 { start = try core.withDatabase { statements throws(StoreError) in try statements.lastChangeSeq() } }
-            let core = core
-            core.followerStarting()
-            let f = try SQLiteFollower(path: path, writerID: writerID, after: start, sink: core, handler: handler)
-            try f.start()
-            follower = f
+        let (path, writerID, core) = (path, writerID, core)
+        try core.follow(lastSeq: { statements throws(StoreError) in try statements.lastChangeSeq() }) { start throws(StoreError) in
+            try SQLiteFollower(path: path, writerID: writerID, after: start, sink: core, handler: handler)
         }
     }
 
@@ -150,17 +132,6 @@ extension SQLiteStore {
             PRAGMA cache_size=-32768;
             """, operation: "configure connection")
     }
-
-    /// Starts the writer thread; it holds `core` (not the store) until it returns.
-    private static func startWriter(_ core: StoreCore<StoreStatements>) throws(StoreError) -> pthread_t {
-        do {
-            return try core.startWriter()
-        } catch {
-            throw .sqlite(code: SQLITE_ERROR, message: error.description, operation: "start writer")
-        }
-    }
-
-    private static func randomWriterID() -> String { StoreIdentity.randomWriterID() }
 
     /// `mkdir -p` of the database's directory, so the default `var/` works on a fresh checkout.
     private static func createParentDirectory(of path: String) throws(StoreError) {

@@ -31,6 +31,13 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
     /// Under the database lock.
     private var lastPruneMs: Int64 = 0
 
+    /// The writer thread, the feed's follower, and the log position the last `loadAll` read:
+    /// started, recorded and stopped under this lock.
+    private let lifecycle = PThreadMutex()
+    private var writerThread: pthread_t?
+    private var follower: (any FeedFollower)?
+    private var loadedThrough: Int64?
+
     init(engine: Engine, queueLimit: Int) {
         self.engine = engine
         self.queue = WriteQueue(limit: queueLimit)
@@ -60,12 +67,44 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
         }
     }
 
-    /// Stops the writer thread after it has written what is queued, then closes the database.
-    func stopWriter(_ thread: pthread_t) {
-        queueLock.withLock { queue.closing = true }
-        workAvailable.signal()
-        pthread_join(thread, nil)
-        closeDatabase()
+    /// Stops the follower, then the writer thread after it has written what is queued, then
+    /// closes the database. Idempotent.
+    func close() {
+        lifecycle.withLock {
+            follower?.stop()
+            follower = nil
+            guard let thread = writerThread else { return }
+            writerThread = nil
+            queueLock.withLock { queue.closing = true }
+            workAvailable.signal()
+            pthread_join(thread, nil)
+            closeDatabase()
+        }
+    }
+
+    /// Everything a store holds, from one read snapshot (`body` returns it with the log position
+    /// it stands for, which `follow` starts from).
+    func loadAll(_ body: (Engine) throws(StoreError) -> ([NodeRecord], [PlacementRecord], Int64)) throws(StoreError)
+        -> (nodes: [NodeRecord], placements: [PlacementRecord]) {
+        let (nodes, placements, seq) = try readSnapshot(body)
+        lifecycle.withLock { loadedThrough = seq }
+        return (nodes, placements)
+    }
+
+    /// Starts the change feed once: `make` builds the follower from the position to read after
+    /// (the last `loadAll`'s, else the log's end now, from `lastSeq`).
+    func follow(lastSeq: (Engine) throws(StoreError) -> Int64,
+                make: (Int64) throws(StoreError) -> any FeedFollower) throws(StoreError) {
+        try lifecycle.withLock { () throws(StoreError) in
+            guard writerThread != nil else { throw .closed }
+            guard follower == nil else { return }
+            let start: Int64
+            if let loaded = loadedThrough { start = loaded } else { start = try withDatabase(lastSeq) }
+            followerStarting()
+            let f = try make(start)
+            try f.start()
+            follower = f
+        }
     }
 
     func hasNewerWrites(for row: StoreRow, than position: Int64) -> Bool {
@@ -88,7 +127,7 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
     }
 
     /// A follower starts: the feed counts as connected once its first read succeeds.
-    func followerStarting() {
+    private func followerStarting() {
         queueLock.withLock {
             queue.recordsCommittedRows = true
             queue.statistics.feedConnected = false
@@ -133,9 +172,9 @@ final class StoreCore<Engine: StoreEngine>: FeedSink, @unchecked Sendable {
 
     /// Starts the writer thread; it holds this core (not the store) until it returns. On failure
     /// the database is closed.
-    func startWriter() throws(PThreadError) -> pthread_t {
+    func startWriter() throws(PThreadError) {
         switch PThread.start({ self.runWriter() }) {
-        case .success(let t): return t
+        case .success(let t): lifecycle.withLock { writerThread = t }
         case .failure(let e):
             closeDatabase()
             throw e

@@ -26,12 +26,10 @@ struct BenchPlacement: ParsableCommand {
     /// The store under test. SQLite: the file is deleted first when `fresh`; PostgreSQL: the
     /// database must hold no placements (the bench never deletes someone's registry).
     func open(fresh: Bool) throws -> any RegistryStore {
-        if !PostgresURL.matches(database) {
-            if fresh { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) } }
-            return try StickySetup.openStore(database, password: try StickySetup.password(file: nil))
-        }
+        let postgres = PostgresURL.matches(database)
+        if fresh && !postgres { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: database + suffix) } }
         let store = try StickySetup.openStore(database, password: try StickySetup.password(file: nil))
-        if fresh, try !store.loadAll().placements.isEmpty {
+        if fresh && postgres, try !store.loadAll().placements.isEmpty {
             store.close()
             throw StickySetup.Failure(description: "\(PostgresURL.redacted(database)) already holds placements: give the bench an empty database")
         }
@@ -57,7 +55,7 @@ struct BenchPlacement: ParsableCommand {
         var store: (any RegistryStore)? = try open(fresh: true)
         var registry: Registry? = try Registry(nodes: [], placements: [], store: store)
         for n in nodeRecords { try registry!.upsertNode(n) }
-        var t0 = DispatchTime.now()
+        let t0 = DispatchTime.now()
         for i in 0..<placements { _ = resolve(registry!, key: i, now: now) }
         let placeSeconds = seconds(since: t0)
         store!.flush()

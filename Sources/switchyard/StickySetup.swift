@@ -56,14 +56,8 @@ enum StickySetup {
         if PostgresURL.matches(location) { return try PostgresStore(url: location, password: try password()) }
         let path = location.hasPrefix("sqlite:") ? String(location.dropFirst("sqlite:".count)) : location
         guard !path.isEmpty else { throw Failure(description: "\(location): no file named") }
-        if mustExist {
-            guard FileManager.default.fileExists(atPath: path) else { throw Failure(description: "\(path): no such file") }
-        } else {
-            let directory = (path as NSString).deletingLastPathComponent
-            if !directory.isEmpty {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-            }
-        }
+        // SQLiteStore creates the file and its directory; a source to read must exist already.
+        if mustExist, !FileManager.default.fileExists(atPath: path) { throw Failure(description: "\(path): no such file") }
         return try SQLiteStore(path: path)
     }
 

@@ -10,15 +10,6 @@ import PostgresTestServer
 /// instances follow each other through LISTEN/NOTIFY.
 @Suite("PostgresStore: shared registry on a real PostgreSQL")
 struct PostgresStoreTests {
-    final class Inbox: Sendable {
-        let events = Mutex<[StoreFeedEvent]>([])
-        var changes: [StoreChange] {
-            events.withLock { $0.flatMap { if case .changes(let c, _) = $0 { return c } else { return [] } } }
-        }
-        var resyncs: Int { events.withLock { $0.filter { if case .resync = $0 { true } else { false } }.count } }
-        func add(_ e: StoreFeedEvent) { events.withLock { $0.append(e) } }
-    }
-
     @Test("Nodes (labels included) and placements written by one instance load in another, field for field")
     func roundTrip() throws {
         let server = try PostgresServer()
@@ -98,7 +89,7 @@ struct PostgresStoreTests {
         let b = try PostgresStore(url: server.url())
         defer { a.close(); b.close() }
         _ = try b.loadAll()
-        let inbox = Inbox()
+        let inbox = FeedInbox()
         try b.follow { inbox.add($0) }
         try b.applyNow([.upsertNode(storeNode("own"))])
         try a.applyNow([.upsertNode(storeNode("n1")), .upsertNode(storeNode("n2"))])
@@ -248,7 +239,7 @@ struct PostgresStoreTests {
         defer { a.close(); b.close() }
         try a.applyNow([.upsertNode(storeNode("n1"))])
         _ = try b.loadAll()
-        let inbox = Inbox()
+        let inbox = FeedInbox()
         try b.follow { inbox.add($0) }
         server.stop()
         #expect(throws: StoreError.self) { try a.applyNow([.upsertNode(storeNode("n2"))]) }

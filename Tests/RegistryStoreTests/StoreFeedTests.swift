@@ -8,18 +8,6 @@ import Testing
 /// each following the other's commits.
 @Suite("SQLiteStore: change feed")
 struct StoreFeedTests {
-    /// Collects feed events; `wait` polls until a condition holds (the feed is asynchronous).
-    final class Inbox: Sendable {
-        let events = Mutex<[StoreFeedEvent]>([])
-        var changes: [StoreChange] {
-            events.withLock { $0.flatMap { if case .changes(let c, _) = $0 { return c } else { return [] } } }
-        }
-        func wait(_ condition: () -> Bool) -> Bool {
-            for _ in 0..<500 where !condition() { usleep(10_000) }
-            return condition()
-        }
-    }
-
     @Test("Another writer's commits arrive as the rows are now, in order; own upserts do not, own conditional writes do")
     func followsOtherWriter() throws {
         let dir = try StoreTestDirectory()
@@ -27,15 +15,15 @@ struct StoreFeedTests {
         let b = try SQLiteStore(path: dir.databasePath)
         defer { a.close(); b.close() }
         _ = try b.loadAll()
-        let inbox = Inbox()
-        try b.follow { event in inbox.events.withLock { $0.append(event) } }
+        let inbox = FeedInbox()
+        try b.follow { event in inbox.add(event) }
 
         try b.applyNow([.upsertNode(storeNode("own"))])
         try a.applyNow([.upsertNode(storeNode("n1")), .upsertNode(storeNode("n2"))])
         a.enqueue(.upsertPlacement(storePlacement(1, nodes: ["n1"])))
         a.enqueue(.upsertPlacement(PlacementRecord(pool: "workspace", key: "u1", node: "n2", hostPort: 20_002)))
         a.flush()
-        #expect(inbox.wait { inbox.changes.contains { if case .upsertPlacement(let p) = $0 { p.node == "n2" } else { false } } })
+        #expect(eventually { inbox.changes.contains { if case .upsertPlacement(let p) = $0 { p.node == "n2" } else { false } } })
         let changes = inbox.changes
         #expect(!changes.contains(.upsertNode(storeNode("own"))))
         #expect(changes.prefix(2) == [.upsertNode(storeNode("n1")), .upsertNode(storeNode("n2"))])
@@ -46,10 +34,10 @@ struct StoreFeedTests {
         // Own conditional writes are read back by their writer too (it may have lost a race).
         b.enqueue(.heartbeat(name: "n1", at: 1_700_000_000_500))
         b.flush()
-        #expect(inbox.wait { inbox.changes.contains { if case .upsertNode(let n) = $0 { n.name == "n1" && n.lastHeartbeat == 1_700_000_000_500 } else { false } } })
+        #expect(eventually { inbox.changes.contains { if case .upsertNode(let n) = $0 { n.name == "n1" && n.lastHeartbeat == 1_700_000_000_500 } else { false } } })
 
         try a.applyNow([.deletePlacement(pool: "workspace", key: "u1"), .deleteNode(name: "n2")])
-        #expect(inbox.wait { inbox.changes.contains(.deleteNode(name: "n2")) })
+        #expect(eventually { inbox.changes.contains(.deleteNode(name: "n2")) })
         #expect(inbox.changes.suffix(2) == [.deletePlacement(pool: "workspace", key: "u1"), .deleteNode(name: "n2")])
     }
 
@@ -62,10 +50,10 @@ struct StoreFeedTests {
         let b = try SQLiteStore(path: dir.databasePath)
         defer { b.close() }
         #expect(try b.loadAll().nodes.map(\.name) == ["early"])
-        let inbox = Inbox()
-        try b.follow { event in inbox.events.withLock { $0.append(event) } }
+        let inbox = FeedInbox()
+        try b.follow { event in inbox.add(event) }
         try a.applyNow([.upsertNode(storeNode("late"))])
-        #expect(inbox.wait { !inbox.changes.isEmpty })
+        #expect(eventually { !inbox.changes.isEmpty })
         #expect(inbox.changes == [.upsertNode(storeNode("late"))])
     }
 
@@ -109,7 +97,7 @@ struct StoreFeedTests {
         #expect(store.hasNewerWrites(for: node, than: before) && !store.hasNewerWrites(for: node, than: after))
         try store.follow { _ in }
         try store.applyNow([.upsertNode(storeNode("n2"))])
-        #expect(Inbox().wait { core.queueLock.withLock { core.queue.committedRows.isEmpty } }, "the follower read past both")
+        #expect(eventually { core.queueLock.withLock { core.queue.committedRows.isEmpty } }, "the follower read past both")
     }
 
     @Test("Two registries on one file: a reassign through one routes the user on the other")
@@ -131,12 +119,12 @@ struct StoreFeedTests {
         }
         let key = Array("alice".utf8)
         let first = try #require(key.withUnsafeBytes { a.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name)
-        #expect(Inbox().wait { b.placement(pool: "workspace", key: "alice")?.node == first })
+        #expect(eventually { b.placement(pool: "workspace", key: "alice")?.node == first })
         let other = first == "n1" ? "n2" : "n1"
         let moved = Mutex<[MovedPlacement]>([])
         b.observeMoves { m in moved.withLock { $0 += m } }
         try a.reassign(pool: "workspace", key: "alice", to: other, now: now)
-        #expect(Inbox().wait { moved.withLock { !$0.isEmpty } })
+        #expect(eventually { moved.withLock { !$0.isEmpty } })
         #expect(key.withUnsafeBytes { b.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name == other)
         #expect(moved.withLock { $0 } == [MovedPlacement(pool: "workspace", key: "alice", from: first, to: other)])
         #expect(b.node(named: other)?.placementCount == 1 && b.node(named: first)?.placementCount == 0)
@@ -174,9 +162,9 @@ struct StoreFeedTests {
         storeB.flush()
         let stored = try storeA.loadAll().placements.first { $0.key == "race" }?.node
         #expect(stored != nil)
-        #expect(Inbox().wait { a.placement(pool: "workspace", key: "race")?.node == stored && b.placement(pool: "workspace", key: "race")?.node == stored })
+        #expect(eventually { a.placement(pool: "workspace", key: "race")?.node == stored && b.placement(pool: "workspace", key: "race")?.node == stored })
         // B's "warm" reaches A through the feed on its own time: the counts converge, they need not be equal at once.
-        #expect(Inbox().wait { a.placementCount == 2 && b.placementCount == 2 }, "a: \(a.placementCount), b: \(b.placementCount)")
+        #expect(eventually { a.placementCount == 2 && b.placementCount == 2 }, "a: \(a.placementCount), b: \(b.placementCount)")
     }
 
     @Test("A stale port or heartbeat from one writer never undoes the other's reassignment or disable")
@@ -186,7 +174,7 @@ struct StoreFeedTests {
         let (storeA, a, storeB, b) = try twoRegistries(dir, now: now)
         defer { storeA.close(); storeB.close() }
         let first = try #require(Array("dana".utf8).withUnsafeBytes { a.resolve(pool: "workspace", key: $0, now: now) }.routedNode?.name)
-        #expect(Inbox().wait { b.placement(pool: "workspace", key: "dana")?.node == first })
+        #expect(eventually { b.placement(pool: "workspace", key: "dana")?.node == first })
         let other = first == "n1" ? "n2" : "n1"
         // B still sees dana on `first` when it records a container port: A moves her meanwhile.
         try a.reassign(pool: "workspace", key: "dana", to: other, now: now)
@@ -194,7 +182,7 @@ struct StoreFeedTests {
                                                     lastActive: now, updatedAt: now)))
         storeB.flush()
         #expect(try storeA.loadAll().placements.first { $0.key == "dana" }?.node == other)
-        #expect(Inbox().wait { b.placement(pool: "workspace", key: "dana")?.node == other })
+        #expect(eventually { b.placement(pool: "workspace", key: "dana")?.node == other })
         // A disables n1; a heartbeat B writes afterwards (past the 15 s write interval) keeps it
         // disabled.
         try a.setEnabled(name: "n1", false, now: now + 1)
@@ -203,6 +191,6 @@ struct StoreFeedTests {
         storeB.flush()
         let n1 = try #require(try storeA.loadAll().nodes.first { $0.name == "n1" })
         #expect(!n1.enabled && n1.lastHeartbeat == now + 20_000)
-        #expect(Inbox().wait { b.node(named: "n1")?.enabled == false })
+        #expect(eventually { b.node(named: "n1")?.enabled == false })
     }
 }

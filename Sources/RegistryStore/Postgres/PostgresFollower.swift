@@ -8,7 +8,7 @@ import RouteResolver
 ///
 /// A lost connection loses the notifications sent meanwhile: the follower connects again with
 /// backoff (100 ms doubling to 5 s), LISTENs again and reloads everything (`.resync`).
-final class PostgresFollower: @unchecked Sendable {
+final class PostgresFollower: FeedFollower, @unchecked Sendable {
     // @unchecked: `stopping` is guarded by `lock`; everything else belongs to the thread.
     private let db: PGConnection
     private let writerID: String
@@ -18,8 +18,7 @@ final class PostgresFollower: @unchecked Sendable {
     private let lock = PThreadMutex()
     private var stopping = false
     private var thread: pthread_t?
-    private var lastFailure = ""
-    private var lastFailureMs: Int64 = 0
+    private var failures = FeedFailures()
     /// How long one wait for a notification lasts before `stopping` is looked at again.
     static let waitMilliseconds: Int32 = 100
     /// The log is read at least this often even without a notification.
@@ -64,7 +63,7 @@ final class PostgresFollower: @unchecked Sendable {
                     try resync()
                     needsResync = false
                     backoffMs = 100
-                    lastFailure = ""
+                    failures.cleared()
                 }
                 let notified = try waitForNotification()
                 let now = wallClockMs()
@@ -74,7 +73,7 @@ final class PostgresFollower: @unchecked Sendable {
                 }
             } catch {
                 sink.followerFailed()
-                report(error)
+                failures.report(error, to: handler)
                 needsResync = true
                 // Sleep in short steps so `stop` is not held up by a long backoff.
                 var slept: Int64 = 0
@@ -84,15 +83,6 @@ final class PostgresFollower: @unchecked Sendable {
                 }
                 backoffMs = min(backoffMs * 2, 5_000)
             }
-        }
-    }
-
-    private func report(_ error: StoreError) {
-        let now = wallClockMs()
-        if error.description != lastFailure || now - lastFailureMs >= 60_000 {
-            lastFailure = error.description
-            lastFailureMs = now
-            handler(.failed(error.description))
         }
     }
 

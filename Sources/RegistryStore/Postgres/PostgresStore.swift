@@ -15,7 +15,7 @@ import RouteResolver
 ///   is unreachable the queue holds changes (bounded) and the writer retries with backoff,
 ///   connecting again; `applyNow` (admin writes) throws, so the admin API answers 503.
 public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked Sendable {
-    // @unchecked: every mutable field is guarded by `core`'s locks or by `lifecycle`.
+    // @unchecked: every mutable field is `core`'s, guarded by its locks.
     public static var latestSchemaVersion: Int { PostgresSchema.latestVersion }
 
     /// The URL without its password, for messages.
@@ -23,11 +23,7 @@ public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked
     private let url: String
     private let password: String?
     let core: StoreCore<PostgresStatements>
-    private let lifecycle = PThreadMutex()
-    private var writer: pthread_t?
-    private var follower: PostgresFollower?
     public let writerID: String
-    private var loadedThrough: Int64?
 
     /// Connects, brings the schema up to date and starts the writer thread. `password`: one given
     /// apart from the URL (a file, the environment); never part of a message.
@@ -40,7 +36,7 @@ public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked
         writerID = StoreIdentity.randomWriterID()
         core = StoreCore(engine: PostgresStatements(db, writerID: writerID), queueLimit: queueLimit)
         do {
-            writer = try core.startWriter()
+            try core.startWriter()
         } catch {
             throw .postgres(sqlstate: "", message: error.description, operation: "start writer")
         }
@@ -52,12 +48,10 @@ public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked
 
     /// Every node and placement from one snapshot, after committing whatever was still queued.
     public func loadAll() throws(StoreError) -> (nodes: [NodeRecord], placements: [PlacementRecord]) {
-        let (nodes, placements, seq) = try core.readSnapshot { engine throws(StoreError) in
+        try core.loadAll { engine throws(StoreError) in
             let reader = PostgresReader(db: engine.db)
             return (try reader.nodes(), try reader.placements(), try reader.lastSeq())
         }
-        lifecycle.withLock { loadedThrough = seq }
-        return (nodes, placements)
     }
 
     @discardableResult
@@ -70,30 +64,14 @@ public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked
 
     public func flush() { core.flush() }
 
-    public func close() {
-        lifecycle.withLock {
-            follower?.stop()
-            follower = nil
-            guard let thread = writer else { return }
-            writer = nil
-            core.stopWriter(thread)
-        }
-    }
+    public func close() { core.close() }
 
     /// Starts following every instance's commits (see `PostgresFollower`) from the state the
     /// last `loadAll` read (or from now). Once per store.
     public func follow(_ handler: @escaping @Sendable (StoreFeedEvent) -> Void) throws(StoreError) {
-        try lifecycle.withLock { () throws(StoreError) in
-            guard writer != nil else { throw .closed }
-            guard follower == nil else { return }
-            var start = loadedThrough ?? -1
-            if start < 0 { start = try core.withDatabase { engine throws(StoreError) in try PostgresReader(db: engine.db).lastSeq() } }
-            let core = core
-            core.followerStarting()
-            let f = try PostgresFollower(url: url, password: password, writerID: writerID, after: start,
-                                         sink: core, handler: handler)
-            try f.start()
-            follower = f
+        let (url, password, writerID, core) = (url, password, writerID, core)
+        try core.follow(lastSeq: { engine throws(StoreError) in try PostgresReader(db: engine.db).lastSeq() }) { start throws(StoreError) in
+            try PostgresFollower(url: url, password: password, writerID: writerID, after: start, sink: core, handler: handler)
         }
     }
 
