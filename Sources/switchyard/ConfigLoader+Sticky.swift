@@ -48,7 +48,7 @@ extension ConfigLoader {
                 throw ConfigError(key: "\(path).labels", reason: "labels only apply to policy: affinity")
             }
             if let ms = try p.duration("heartbeat_threshold") { settings.heartbeatThresholdMs = Int64(ms) }
-            settings.heartbeatWriteIntervalMs = settings.heartbeatThresholdMs / 4
+            settings.heartbeatWriteIntervalMs = PoolSettings.defaultHeartbeatWriteInterval(threshold: settings.heartbeatThresholdMs)
             if let ms = try p.duration("heartbeat_write_interval", allowZero: true) {
                 // Above half the threshold, the stored heartbeat another instance reads could
                 // age past the threshold between two writes while the node is alive.

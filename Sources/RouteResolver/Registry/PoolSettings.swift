@@ -59,7 +59,10 @@ public struct PoolSettings: Sendable, Equatable {
                 heartbeatWriteIntervalMs: Int64? = nil, onNodeDown: OnNodeDown = .fail(retryAfterSeconds: 30)) {
         self.policy = policy
         self.heartbeatThresholdMs = heartbeatThresholdMs
-        self.heartbeatWriteIntervalMs = heartbeatWriteIntervalMs ?? heartbeatThresholdMs / 4
+        self.heartbeatWriteIntervalMs = heartbeatWriteIntervalMs ?? Self.defaultHeartbeatWriteInterval(threshold: heartbeatThresholdMs)
         self.onNodeDown = onNodeDown
     }
+
+    /// A quarter of the threshold: a live node's stored heartbeat never ages past it.
+    public static func defaultHeartbeatWriteInterval(threshold: Int64) -> Int64 { threshold / 4 }
 }
