@@ -87,6 +87,10 @@ extension AdminAPI {
         case .suffix(let b): ruleJSON["host"] = "*" + String(decoding: b, as: UTF8.self)
         }
         answer["rule"] = ruleJSON
+        if let pods = router.podTargets[route] {
+            describePod(decision, pods, base, into: &answer)
+            return answer
+        }
         guard let keyed = router.keyedTargets[route] else {
             if case .upstreams(let list) = rule.target { answer["upstreams"] = list }
             answer["target"] = "static"
@@ -130,11 +134,59 @@ extension AdminAPI {
                 answer["upstream"] = SocketAddress(node.address)?.withPort(hostPort)?.text ?? "\(node.address) (unusable)"
             case .portLookup(let node):
                 answer["upstream"] = "container port unknown: asked from \(node.apiBaseURL) on the first request"
+            case .podLocal, .podCenter: break
             }
             answer["outcome"] = "forwarded"
         case .redirect: break
         }
         return answer
+    }
+
+    /// A pod route's decision: where the pod id came from, the pod's row, and whether this
+    /// center serves it or which peer does, and why.
+    private func describePod(_ decision: RouteDecision, _ target: PodTarget, _ base: UnsafePointer<UInt8>, into answer: inout [String: Any]) {
+        answer["target"] = "pods"
+        answer["key_source"] = target.baseDomain.map { "host label under \($0)" } ?? "first path segment"
+        answer["local_upstreams"] = target.upstreams
+        answer["self"] = router.cluster?.nodeID ?? NSNull()
+        let (keyStart, keyCount): (Int, Int)
+        switch decision {
+        case .forward(let f): (keyStart, keyCount) = (f.keyStart, f.keyCount)
+        case .reject(let r): (keyStart, keyCount) = (r.keyStart, r.keyCount)
+        case .redirect: (keyStart, keyCount) = (0, 0)
+        }
+        if keyCount > 0 {
+            let id = String(decoding: UnsafeBufferPointer(start: base + keyStart, count: keyCount), as: UTF8.self)
+            answer["pod_id"] = id
+            if let pod = registry?.pod(id: id) { answer["pod"] = describe(pod) }
+        }
+        switch decision {
+        case .reject(let r):
+            answer["outcome"] = Self.outcome(r)
+            if let owner = r.owner { answer["owner"] = owner }
+            switch r.status {
+            case 404: answer["why"] = "no pod with this id in the registry"
+            case 503: answer["why"] = "the owning center is not registered, disabled, or its heartbeat is stale"
+            case 508: answer["why"] = "the request was forwarded max_hops times already (or came back); the views disagree"
+            default: break
+            }
+        case .forward(let f):
+            switch f.destination {
+            case .podLocal(let owner):
+                answer["center"] = "this center"
+                answer["upstream"] = target.upstreams
+                answer["why"] = keyCount == 0 ? "no pod in the request (reserved path, bare domain, or not a pod id): the local server"
+                                              : "the pod's node_id is this center (\(owner?.name ?? router.cluster?.nodeID ?? "?"))"
+            case .podCenter(let center):
+                answer["center"] = center.name
+                answer["upstream"] = center.address
+                answer["node"] = describe(center)
+                answer["why"] = "the pod's node_id is \(center.name), a fresh center: forwarded to its internal address"
+            default: break
+            }
+            answer["outcome"] = "forwarded"
+        case .redirect: break
+        }
     }
 
     private static func outcome(_ r: Rejection) -> String {

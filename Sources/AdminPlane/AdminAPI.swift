@@ -9,6 +9,7 @@ import Synchronization
 /// |---|---|
 /// | `/healthz`, `/readyz`, `/metrics` | none (allowlist only) |
 /// | `/admin/...` | `X-Admin-Token` |
+/// | `/.cluster/...` (pods, centers) | `X-Admin-Token` |
 /// | `/internal/...` | `X-Node-Token` of the pool |
 /// | `/api/fun-ai/workspace/internal/gateway/node` | none (what the API server answered before) |
 final class AdminAPI: Sendable {
@@ -58,6 +59,9 @@ final class AdminAPI: Sendable {
             return try admin(r, Array(s.dropFirst()))
         case (_, "internal"):
             return try internalAPI(r, Array(s.dropFirst()))
+        case (_, ".cluster"):
+            try authorizeAdmin(r)
+            return try cluster(r, Array(s.dropFirst()))
         case ("GET", "api") where config.compatNodeEndpoint
             && s == ["api", "fun-ai", "workspace", "internal", "gateway", "node"]:
             return try compatNode(r)
@@ -124,6 +128,9 @@ final class AdminAPI: Sendable {
         case .sameNode(let node): return BadInput("node \(node) already holds it", field: targetField, status: 409)
         case .noCapacity(let node): return BadInput("no room on \(node)", status: 409)
         case .storeFailed(let why): return BadInput("registry unavailable, nothing changed: \(why)", status: 503)
+        case .unknownPod(let id): return BadInput("no pod \(id)", status: 404)
+        case .podExists(let id): return BadInput("pod \(id) exists with other fields (add ?replace=true to overwrite)", field: "pod_id", status: 409)
+        case .invalidPod(let why): return BadInput(why)
         }
     }
 

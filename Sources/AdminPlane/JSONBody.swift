@@ -49,7 +49,7 @@ struct JSONBody {
         self.path = path
     }
 
-    private var path = ""
+    private(set) var path = ""
 
     private func present(_ key: String) -> JSONValue? {
         guard let v = object[key] else { return nil }

@@ -5,6 +5,10 @@ public enum HeaderKind: UInt8, Sendable {
     case other
     case host, contentLength, transferEncoding, connection, keepAlive, proxyConnection, te, upgrade
     case expect, xForwardedFor, xForwardedProto, xForwardedHost, via, xRequestID, trailer, cookie
+    /// `X-Switchyard-Hop`: the centers a forwarded pod request passed; `X-Switchyard-Cluster`: the
+    /// cluster secret that proves a center sent it. Never forwarded as received (HeadWriter
+    /// writes its own), so a client cannot forge either.
+    case switchyardHop, switchyardCluster
 
     /// Classifies a field name (case-insensitive) by length first, so most names cost one compare.
     @inlinable @inline(__always)
@@ -27,10 +31,12 @@ public enum HeaderKind: UInt8, Sendable {
         case 15: return ByteClass.equalsLower(p, n, "x-forwarded-for") ? .xForwardedFor : .other
         case 16:
             if ByteClass.equalsLower(p, n, "x-forwarded-host") { return .xForwardedHost }
+            if ByteClass.equalsLower(p, n, "x-switchyard-hop") { return .switchyardHop }
             return ByteClass.equalsLower(p, n, "proxy-connection") ? .proxyConnection : .other
         case 17:
             if ByteClass.equalsLower(p, n, "transfer-encoding") { return .transferEncoding }
             return ByteClass.equalsLower(p, n, "x-forwarded-proto") ? .xForwardedProto : .other
+        case 20: return ByteClass.equalsLower(p, n, "x-switchyard-cluster") ? .switchyardCluster : .other
         default: return .other
         }
     }

@@ -22,7 +22,7 @@ public final class Engine {
         self.certificates = certificates
         stats = EngineStats(workers: config.workers, routeNames: config.routes.routes.map(\.name))
         router = Router(table: config.routes, registry: config.registry,
-                        redirectPorts: config.listeners.map { $0.redirectHTTPSPort ?? 0 })
+                        redirectPorts: config.listeners.map { $0.redirectHTTPSPort ?? 0 }, cluster: config.cluster)
     }
 
     /// Start-up (arguments, YAML, certificates, the admin listener) is done: its code pages and

@@ -29,6 +29,9 @@ public struct EngineConfig: Sendable {
         /// HTTP/2: offered by ALPN on a TLS listener, accepted with prior knowledge (h2c) on a
         /// plain one.
         public var http2 = true
+        /// A cluster listener: where other centers forward pod requests. Only here is a hop
+        /// header trusted, and only with the cluster secret.
+        public var cluster = false
         public init(name: String, address: SocketAddress, backlog: Int32 = 4096) {
             self.name = name
             self.address = address
@@ -136,6 +139,8 @@ public struct EngineConfig: Sendable {
     public var http2 = HTTP2()
     /// The registry keyed routes resolve against; opened by the caller (it owns the store).
     public var registry: Registry?
+    /// This center's identity for pod routes (set by the caller once the node id is known).
+    public var cluster: ClusterIdentity?
     public var routes: RouteTable
     /// Every distinct upstream address of every route; pools are kept per entry.
     public var upstreamAddresses: [SocketAddress]

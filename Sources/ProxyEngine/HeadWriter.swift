@@ -1,5 +1,6 @@
 import IOCore
 import HTTP1Codec
+import RouteResolver
 
 /// Writes the heads the gateway sends: the rewritten request to the upstream, the rewritten
 /// response to the client, and its own JSON error responses. Everything is appended into a pooled
@@ -12,7 +13,8 @@ enum HeadWriter {
     /// in Connection dropped, X-Forwarded-For/Proto/Host, Via and X-Request-Id set.
     static func request(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ req: RequestHead,
                         _ headers: HeaderTable, clientIP: UnsafePointer<UInt8>, clientIPLength: Int,
-                        requestID: UnsafePointer<UInt8>, requestIDLength: Int, https: Bool = false) {
+                        requestID: UnsafePointer<UInt8>, requestIDLength: Int, https: Bool = false,
+                        pod: PodLeg = .none, cluster: ClusterIdentity? = nil) {
         if req.version == 11 && req.pathStart == req.methodStart + req.methodLength + 1 && p[req.pathStart] == 0x2F {
             // Origin-form HTTP/1.1 (the path is the whole target): the request line is already
             // what we send (one SP after the method, one before the version, checked by the parser).
@@ -56,7 +58,27 @@ enum HeadWriter {
         appendValues(into: &b, p, headers, .via)
         b.append(req.version == 10 ? "1.0 switchyard\r\nX-Request-Id: " : "1.1 switchyard\r\nX-Request-Id: ")
         b.append(requestID, requestIDLength)
+        if pod != .none, let cluster { appendCluster(into: &b, p, headers, pod, cluster) }
         b.append("\r\n\r\n")
+    }
+
+    /// A pod request's `X-Switchyard-Hop`: a proven center's chain extended by this center (a
+    /// client's is never kept), so the pod server and the next center see every center it
+    /// passed; towards another center also `X-Switchyard-Cluster`, the secret that proves it.
+    private static func appendCluster(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable,
+                                      _ pod: PodLeg, _ cluster: ClusterIdentity) {
+        b.append("\r\nX-Switchyard-Hop: ")
+        let trusted: Bool
+        switch pod {
+        case .local(let t), .center(let t): trusted = t
+        case .none: trusted = false
+        }
+        if trusted { appendValues(into: &b, p, headers, .switchyardHop) }
+        b.append(cluster.nodeBytes)
+        if case .center = pod {
+            b.append("\r\nX-Switchyard-Cluster: ")
+            b.append(cluster.secret)
+        }
     }
 
     /// The request line rebuilt: origin-form target, HTTP/1.1.
@@ -145,14 +167,16 @@ enum HeadWriter {
     /// `body: false` (a HEAD request): the same head, Content-Length included, and no body
     /// (RFC 9110 §9.3.2).
     static func error(into b: inout IOBuffer, status: Int, code: StaticString, close: Bool, retryAfter: Int = 0,
-                      requestID: UnsafePointer<UInt8>, requestIDLength: Int, body: Bool = true) {
+                      owner: String? = nil, requestID: UnsafePointer<UInt8>, requestIDLength: Int, body: Bool = true) {
         b.append("HTTP/1.1 ")
         b.append(decimal: UInt64(status))
         b.append(byte: 0x20)
         b.append(reason(status))
         b.append("\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nContent-Length: ")
         // {"error":"<code>","request_id":"<id>"}\n
-        let bodyLength = 10 + code.utf8CodeUnitCount + 16 + requestIDLength + 3
+        var bodyLength = 10 + code.utf8CodeUnitCount + 16 + requestIDLength + 3
+        // ,"owner":"<name>" (node names are [A-Za-z0-9._-]: nothing to escape)
+        if let owner { bodyLength += 11 + min(owner.utf8.count, 64) }
         b.append(decimal: UInt64(bodyLength))
         if retryAfter > 0 {
             b.append("\r\nRetry-After: ")
@@ -161,13 +185,19 @@ enum HeadWriter {
         b.append("\r\nX-Request-Id: ")
         b.append(requestID, requestIDLength)
         b.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
-        if body { errorBody(into: &b, code: code, requestID: requestID, requestIDLength: requestIDLength) }
+        if body { errorBody(into: &b, code: code, owner: owner, requestID: requestID, requestIDLength: requestIDLength) }
     }
 
-    /// The gateway's own error body (HTTP/1.1 and HTTP/2): `{"error":"<code>","request_id":"<id>"}` and a newline.
-    static func errorBody(into b: inout IOBuffer, code: StaticString, requestID: UnsafePointer<UInt8>, requestIDLength: Int) {
+    /// The gateway's own error body (HTTP/1.1 and HTTP/2): `{"error":"<code>","request_id":"<id>"}` and a newline
+    /// (with `"owner"` for a pod's owning center).
+    static func errorBody(into b: inout IOBuffer, code: StaticString, owner: String? = nil, requestID: UnsafePointer<UInt8>,
+                          requestIDLength: Int) {
         b.append("{\"error\":\"")
         b.append(code)
+        if let owner {
+            b.append("\",\"owner\":\"")
+            b.append(Array(owner.utf8.prefix(64)))
+        }
         b.append("\",\"request_id\":\"")
         b.append(requestID, requestIDLength)
         b.append("\"}\n")
@@ -188,6 +218,7 @@ enum HeadWriter {
         case 503: return "Service Unavailable"
         case 504: return "Gateway Timeout"
         case 505: return "HTTP Version Not Supported"
+        case 508: return "Loop Detected"
         default: return "Error"
         }
     }

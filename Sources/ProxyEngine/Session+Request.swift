@@ -128,21 +128,24 @@ extension Session {
         case .reject(let r):
             routeIndex = r.route
             retryAfterSeconds = r.retryAfterSeconds
+            errorOwner = r.owner
             respondError(r.status, r.code, reusable: true)
             return
         }
 
         // The rewritten head: the original, the host once more (Host and X-Forwarded-Host), ", "
         // after each extended list value, and our own fields.
-        let need = (end - start) + max(req.hostLength, 0) + 2 * headers.count + HeadWriter.overhead
+        var need = (end - start) + max(req.hostLength, 0) + 2 * headers.count + HeadWriter.overhead
             + record.clientIPLength + record.requestIDLength
+        if sticky.pod != .none, let cluster = router.cluster { need += cluster.nodeBytes.count + cluster.secret.count + 48 }
         guard need <= BufferPool.largeSize else {
             respondError(431, HTTPError.headersTooLarge.code)
             return
         }
         var out = need <= BufferPool.standardSize ? buffers.take() : buffers.takeLarge()
         HeadWriter.request(into: &out, base, req, headers, clientIP: record.clientIP, clientIPLength: record.clientIPLength,
-                           requestID: record.requestID, requestIDLength: record.requestIDLength, https: secure)
+                           requestID: record.requestID, requestIDLength: record.requestIDLength, https: secure,
+                           pod: sticky.pod, cluster: router.cluster)
         if secure { appendHSTS() }
         leg.requestHeadOut = out
         leg.requestHeadSent = 0
@@ -228,7 +231,7 @@ extension Session {
             worker.recycleUnused(u)
             log.error("upstream_connect", error.description)
             worker.stats.upstreamError(.connect)
-            respondError(502, "upstream connect failed", reusable: true)
+            answerConnectFailure("upstream connect failed")
             return
         }
         u.session = self
@@ -319,7 +322,21 @@ extension Session {
             return
         }
         worker.stats.upstreamError(kind)
+        if kind == .connect { answerConnectFailure(code); return }
         respondError(status, code, reusable: true)
+    }
+
+    /// No connection to the upstream: 502, or for a pod's owning center 503 naming it, with
+    /// `Retry-After` (the center may be restarting; its heartbeat going stale turns this into
+    /// "pod owner down"). Never retried on another center: the pod's data is on its owner.
+    private func answerConnectFailure(_ code: StaticString) {
+        if case .center = sticky.pod {
+            retryAfterSeconds = 1
+            errorOwner = sticky.node?.name
+            respondError(503, "pod owner unreachable", reusable: true)
+            return
+        }
+        respondError(502, code, reusable: true)
     }
 
     /// Clears the per-exchange state and returns its buffers.
@@ -334,6 +351,7 @@ extension Session {
         leg.addressIndex = -1
         responseExtraLength = 0
         retryAfterSeconds = 0
+        errorOwner = nil
         sticky.reset()
         respScanner.reset()
         responseBodyReady = 0

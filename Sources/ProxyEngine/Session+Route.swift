@@ -42,7 +42,29 @@ extension Session {
         case .portLookup(let node):
             adoptKey(f, node: node, base)
             return .lookup(node)
+        case .podLocal(let owner):
+            leg.addressIndex = worker.upstreams.pick(route: f.route)
+            adoptPod(f, owner: owner, base)
+            sticky.pod = .local(trusted: f.trustedHops)
+            return .ready
+        case .podCenter(let center):
+            guard let index = worker.upstreams.centerIndex(for: center) else {
+                log.error("bad_node_address", "center \(center.name): address \(center.address)")
+                respondError(502, "center address unusable", reusable: true)
+                return .answered
+            }
+            leg.addressIndex = index
+            adoptPod(f, owner: center, base)
+            sticky.pod = .center(trusted: f.trustedHops)
+            return .ready
         }
+    }
+
+    /// A pod's id and owner, so a migration can find the pod's tunnels (closed with 1012) and
+    /// the owner's traffic is counted.
+    private func adoptPod(_ f: Forward, owner: RegistryNode?, _ base: UnsafePointer<UInt8>) {
+        guard f.keyCount > 0 else { return }
+        sticky.adopt(key: base + f.keyStart, count: f.keyCount, pool: Registry.podTunnelPool, node: owner)
     }
 
     /// Copies the key (the head's bytes may be reused while a port lookup runs), records its pool

@@ -102,6 +102,8 @@ final class Session: Pollable {
     static let maxLingerBytes = 1 << 20
     /// Retry-After for a 503 the gateway answers itself; 0: none.
     var retryAfterSeconds = 0
+    /// The owning center named in a pod's 503 or 508 body.
+    var errorOwner: String?
 
     init(worker: Worker) {
         self.worker = worker
@@ -285,7 +287,7 @@ final class Session: Pollable {
         var b = clientOut ?? buffers.take()
         b.clear()
         HeadWriter.error(into: &b, status: status, code: code, close: exchange.closeAfter, retryAfter: retryAfterSeconds,
-                         requestID: record.requestID, requestIDLength: record.requestIDLength, body: body)
+                         owner: errorOwner, requestID: record.requestID, requestIDLength: record.requestIDLength, body: body)
         clientOut = b
         log.error(code, status: status, requestID: record.requestID, requestIDLength: record.requestIDLength,
                          client: record.clientIP, clientLength: record.clientIPLength)

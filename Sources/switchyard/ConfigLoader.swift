@@ -33,7 +33,7 @@ enum ConfigLoader {
         }
         guard let root, root.mapping != nil else { throw ConfigError(key: "", reason: "the file must be a YAML mapping") }
         let m = try Mapping(root, path: "", allowed: ["workers", "listeners", "limits", "timeouts", "upstream_pool", "logging", "routes",
-                                                                "registry", "pools", "nodes", "tunnels", "admin", "http2"])
+                                                                "registry", "pools", "nodes", "tunnels", "admin", "http2", "cluster"])
 
         let workers = try parseWorkers(m.value("workers"))
         let listeners = try parseListeners(m.value("listeners"))
@@ -51,6 +51,7 @@ enum ConfigLoader {
         try parseNodes(m.value("nodes"), into: &config.engine)
         try parseAdmin(m.value("admin"), into: &config.admin, listeners: config.listeners)
         try parseHTTP2(m.value("http2"), into: &config.engine)
+        try parseCluster(m.value("cluster"), into: &config)
         for (i, r) in config.routes.routes.enumerated() {
             if case .keyed(let t) = r.target, !config.sticky.nodes.contains(where: { $0.pool == t.pool }),
                config.sticky.pools[t.pool] == nil {
@@ -127,7 +128,7 @@ enum ConfigLoader {
         var result: [EngineConfig.Listener] = []
         for (i, item) in seq.enumerated() {
             let path = "listeners[\(i)]"
-            let l = try Mapping(item, path: path, allowed: ["name", "address", "backlog", "tls", "redirect_https", "http2"])
+            let l = try Mapping(item, path: path, allowed: ["name", "address", "backlog", "tls", "redirect_https", "http2", "cluster"])
             guard let text = try l.string("address") else { throw ConfigError(key: "\(path).address", reason: "is required") }
             guard let address = SocketAddress(text) else {
                 throw ConfigError(key: "\(path).address", reason: "\"\(text)\" is not a numeric host:port (e.g. 127.0.0.1:8080 or [::1]:8080)")
@@ -139,6 +140,7 @@ enum ConfigLoader {
             var listener = EngineConfig.Listener(name: try l.string("name") ?? "listener\(i)", address: address, backlog: Int32(backlog))
             listener.tls = try parseTLS(l.value("tls"), path: "\(path).tls")
             listener.http2 = try l.bool("http2") ?? true
+            listener.cluster = try l.bool("cluster") ?? false
             if let port = try l.int("redirect_https", range: 1...65535) {
                 guard listener.tls == nil else {
                     throw ConfigError(key: "\(path).redirect_https", reason: "a TLS listener cannot redirect to HTTPS")
@@ -158,7 +160,7 @@ enum ConfigLoader {
         for (i, item) in seq.enumerated() {
             let path = "routes[\(i)]"
             let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams", "key", "pool", "target", "set_cookie",
-                                                             "tunnel_idle_timeout"])
+                                                             "tunnel_idle_timeout", "pods"])
             let name = try r.string("name") ?? "route\(i)"
             tunnelIdle.append(try r.optionalDuration("tunnel_idle_timeout") ?? 0)
             var host: HostPattern? = nil
@@ -177,31 +179,43 @@ enum ConfigLoader {
                 routes.append(Route(name: name, host: host, pathPrefix: prefix, target: .keyed(keyed)))
                 continue
             }
-            guard let list = r.value("upstreams")?.sequence, !list.isEmpty else {
-                throw ConfigError(key: "\(path).upstreams", reason: "must be a non-empty list of host:port")
-            }
-            var indices: [Int] = []
-            var texts: [String] = []
-            for (j, u) in list.enumerated() {
-                let key = "\(path).upstreams[\(j)]"
-                guard let text = u.scalar?.string else { throw ConfigError(key: key, reason: "must be a host:port string") }
-                let address = try resolve(text, key: key)
-                if let k = addresses.firstIndex(of: address) {
-                    indices.append(k)
-                } else {
-                    addresses.append(address)
-                    indices.append(addresses.count - 1)
-                }
-                texts.append(text)
-            }
+            let (indices, texts) = try parseUpstreams(r, path: path, addresses: &addresses)
             routeUpstreams.append(indices)
-            routes.append(Route(name: name, host: host, pathPrefix: prefix, target: .upstreams(texts)))
+            if let pods = r.value("pods") {
+                let target = try parsePodTarget(pods, path: "\(path).pods", upstreams: texts)
+                routes.append(Route(name: name, host: host, pathPrefix: prefix, target: .pods(target)))
+            } else {
+                routes.append(Route(name: name, host: host, pathPrefix: prefix, target: .upstreams(texts)))
+            }
         }
         return routes
     }
 
+    /// A route's `upstreams`: indices into the shared address list (each address once), and the
+    /// texts as written.
+    private static func parseUpstreams(_ r: Mapping, path: String, addresses: inout [SocketAddress]) throws(ConfigError) -> ([Int], [String]) {
+        guard let list = r.value("upstreams")?.sequence, !list.isEmpty else {
+            throw ConfigError(key: "\(path).upstreams", reason: "must be a non-empty list of host:port")
+        }
+        var indices: [Int] = []
+        var texts: [String] = []
+        for (j, u) in list.enumerated() {
+            let key = "\(path).upstreams[\(j)]"
+            guard let text = u.scalar?.string else { throw ConfigError(key: key, reason: "must be a host:port string") }
+            let address = try resolve(text, key: key)
+            if let k = addresses.firstIndex(of: address) {
+                indices.append(k)
+            } else {
+                addresses.append(address)
+                indices.append(addresses.count - 1)
+            }
+            texts.append(text)
+        }
+        return (indices, texts)
+    }
+
     /// A numeric address as is; a host name is resolved once, here, never on an event loop.
-    private static func resolve(_ text: String, key: String) throws(ConfigError) -> SocketAddress {
+    static func resolve(_ text: String, key: String) throws(ConfigError) -> SocketAddress {
         if let a = SocketAddress(text) { return a }
         guard let colon = text.lastIndex(of: ":"), !text.hasPrefix("[") else {
             throw ConfigError(key: key, reason: "\"\(text)\" is not host:port")

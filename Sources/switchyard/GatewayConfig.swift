@@ -8,6 +8,8 @@ import ProxyEngine
 struct GatewayConfig: Sendable {
     var engine: EngineConfig
     var admin = AdminConfig()
+    /// This gateway as a center node (nil: not part of a cluster).
+    var cluster: ClusterSettings?
 
     subscript<T>(dynamicMember path: WritableKeyPath<EngineConfig, T>) -> T {
         get { engine[keyPath: path] }

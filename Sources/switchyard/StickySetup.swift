@@ -12,7 +12,8 @@ enum StickySetup {
     }
 
     static func needed(_ config: EngineConfig) -> Bool {
-        !config.sticky.nodes.isEmpty || config.routes.routes.contains { if case .keyed = $0.target { true } else { false } }
+        !config.sticky.nodes.isEmpty || config.cluster != nil
+            || config.routes.routes.contains { if case .upstreams = $0.target { false } else { true } }
     }
 
     /// Follows other writers of the same file (a second gateway, `switchyard` admin tools run

@@ -36,6 +36,14 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         var config = try options.load()
+        var center: CenterNode?
+        if let settings = config.cluster {
+            do { center = try CenterNode(settings, listeners: config.listeners, pools: config.sticky.pools) } catch {
+                FileHandle.standardError.write(Data("switchyard: \(error)\n".utf8))
+                throw ExitCode(2)
+            }
+            config.engine.cluster = center?.identity
+        }
         let store: (any RegistryStore)?
         do {
             store = try StickySetup.open(&config.engine)
@@ -44,6 +52,14 @@ struct Serve: ParsableCommand {
             throw ExitCode(1)
         }
         defer { store?.close() }
+        if let center, let registry = config.registry {
+            do { try center.register(in: registry) } catch {
+                FileHandle.standardError.write(Data("switchyard: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            center.startHeartbeats(registry)
+            FileHandle.standardError.write(Data("switchyard: center \(center.id) (pool \(center.pool)), internal \(center.internalAddress)\n".utf8))
+        }
         let certificates: ListenerCertificates?
         do {
             certificates = config.listeners.contains { $0.tls != nil } ? try ListenerCertificates(config: config.engine) : nil
@@ -120,6 +136,9 @@ enum ConfigSummary {
             switch r.target {
             case .upstreams:
                 target = c.routeUpstreams[i].map { c.upstreamAddresses[$0].text }.joined(separator: ", ")
+            case .pods(let p):
+                let source = p.baseDomain.map { "host under \($0)" } ?? "first path segment"
+                target = "pods by \(source), local \(p.upstreams.joined(separator: ", "))"
             case .keyed(let k):
                 let source: String
                 switch k.source {

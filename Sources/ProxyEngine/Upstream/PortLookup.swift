@@ -12,6 +12,8 @@ struct StickyTarget: ~Copyable {
     private(set) var pool = ""
     private(set) var node: RegistryNode?
     var containerPort: UInt16 = 0
+    /// A pod route's exchange: the hop header (and the secret) the request head gets.
+    var pod: PodLeg = .none
 
     deinit { keyBytes.deallocate() }
 
@@ -20,7 +22,7 @@ struct StickyTarget: ~Copyable {
     var key: UnsafeBufferPointer<UInt8> { UnsafeBufferPointer(start: keyBytes, count: keyLength) }
     var keyString: String { String(decoding: key, as: UTF8.self) }
 
-    mutating func adopt(key: UnsafePointer<UInt8>, count: Int, pool: String, node: RegistryNode) {
+    mutating func adopt(key: UnsafePointer<UInt8>, count: Int, pool: String, node: RegistryNode?) {
         // Keys are validated to at most 64 bytes (RouteResolver's KeyRules); never trust that here.
         let n = min(count, Self.keyCapacity)
         keyBytes.update(from: key, count: n)
@@ -33,7 +35,16 @@ struct StickyTarget: ~Copyable {
         node = nil
         keyLength = 0
         containerPort = 0
+        pod = .none
     }
+}
+
+/// How a pod route's request goes on: to the local pod server or to the owning center, with a
+/// hop chain that extends a proven center's (`trusted`) or starts anew.
+enum PodLeg: Equatable {
+    case none
+    case local(trusted: Bool)
+    case center(trusted: Bool)
 }
 
 /// A `placement_port` target's question to the node's API, the way the node's nginx asks it

@@ -23,6 +23,8 @@ final class UpstreamPools {
         let port: UInt16
     }
     private var containerPools: [ContainerKey: (node: RegistryNode, pool: Int)] = [:]
+    /// Center node -> the pool of its internal address (pod forwarding).
+    private var centerPools: [ObjectIdentifier: (node: RegistryNode, pool: Int)] = [:]
     /// Idle connections kept per address, and for how long (ms).
     let idlePerAddress: Int
     let idleTimeout: UInt64
@@ -72,6 +74,17 @@ final class UpstreamPools {
         return index
     }
 
+    /// The pool of a center's internal address (`address`, host:port), created on first use.
+    func centerIndex(for center: RegistryNode) -> Int? {
+        let id = ObjectIdentifier(center)
+        if let entry = centerPools[id] { return entry.pool }
+        guard let address = SocketAddress(center.address) else { return nil }
+        let index = index(for: address)
+        if centerPools.count >= 4096 { centerPools.removeAll(keepingCapacity: true) }
+        centerPools[id] = (center, index)
+        return index
+    }
+
     /// The pool of a container: the node's host with a placement's host port.
     func containerIndex(node: RegistryNode, port: UInt16) -> Int? {
         let key = ContainerKey(node: ObjectIdentifier(node), port: port)
@@ -100,5 +113,6 @@ final class UpstreamPools {
         pools.removeAll()
         nodePools.removeAll()
         containerPools.removeAll()
+        centerPools.removeAll()
     }
 }

@@ -25,6 +25,13 @@ public struct Forward: Sendable {
         /// A `placement_port` target whose port is not known yet: ask the node API first, then
         /// go to the container.
         case portLookup(RegistryNode)
+        /// A pod route's local pod server (the route's upstreams, round robin): a pod this center
+        /// owns (`owner`, when registered), or a request that names no pod (a reserved path, the
+        /// bare base domain).
+        case podLocal(owner: RegistryNode?)
+        /// The owning center's internal address: the request goes on with the hop header and the
+        /// cluster secret.
+        case podCenter(RegistryNode)
     }
 
     /// The index of the matched route.
@@ -37,21 +44,26 @@ public struct Forward: Sendable {
     /// This request placed the key (a new user, or one moved off a stale node); in explain
     /// mode: it would.
     public let placed: Bool
+    /// A pod request's `X-Switchyard-Hop` came from a proven center (cluster listener, right
+    /// secret): the engine extends that chain; otherwise it starts a new one.
+    public let trustedHops: Bool
 
     @inlinable
-    public init(route: Int, destination: Destination, keyStart: Int, keyCount: Int, placed: Bool) {
+    public init(route: Int, destination: Destination, keyStart: Int, keyCount: Int, placed: Bool, trustedHops: Bool = false) {
         self.route = route
         self.destination = destination
         self.keyStart = keyStart
         self.keyCount = keyCount
         self.placed = placed
+        self.trustedHops = trustedHops
     }
 
-    /// The node a keyed destination names.
+    /// The node a keyed destination names (for pods: the owning center).
     public var node: RegistryNode? {
         switch destination {
         case .routeUpstreams: return nil
-        case .node(let n), .container(let n, _), .portLookup(let n): return n
+        case .node(let n), .container(let n, _), .portLookup(let n), .podCenter(let n): return n
+        case .podLocal(let owner): return owner
         }
     }
 }
@@ -82,19 +94,24 @@ public struct Rejection: Sendable, Equatable {
     /// The key, when one was found (a 503 for a known key), as offsets into the head buffer.
     public let keyStart: Int
     public let keyCount: Int
+    /// The center that owns the pod (a pod's 503 and 508), for the JSON body's `owner`.
+    public let owner: String?
 
     @inlinable
-    public init(status: Int, code: StaticString, route: Int, retryAfterSeconds: Int = 0, keyStart: Int = 0, keyCount: Int = 0) {
+    public init(status: Int, code: StaticString, route: Int, retryAfterSeconds: Int = 0, keyStart: Int = 0, keyCount: Int = 0,
+                owner: String? = nil) {
         self.status = status
         self.code = code
         self.route = route
         self.retryAfterSeconds = retryAfterSeconds
         self.keyStart = keyStart
         self.keyCount = keyCount
+        self.owner = owner
     }
 
     public static func == (a: Rejection, b: Rejection) -> Bool {
         a.status == b.status && a.route == b.route && a.retryAfterSeconds == b.retryAfterSeconds
             && a.keyStart == b.keyStart && a.keyCount == b.keyCount && a.code.description == b.code.description
+            && a.owner == b.owner
     }
 }

@@ -34,6 +34,44 @@ public enum RouteTarget: Sendable, Equatable {
     case upstreams([String])
     /// Sticky: the request's key (a user id) picks a node of a pool through its placement.
     case keyed(KeyedTarget)
+    /// Data pods: the request's pod id names the center that owns it; this center's pods (and
+    /// the reserved paths) go to the route's upstreams, the others to their owner.
+    case pods(PodTarget)
+}
+
+/// A pod route: where the pod id comes from, which paths are never pods, and the local pod
+/// server(s).
+public struct PodTarget: Sendable, Equatable {
+    public enum Source: Sendable, Equatable {
+        /// `{pod}.{base domain}`: the host's first label, when the rest is the base domain
+        /// (stored lowercase, without a leading dot).
+        case host(baseDomain: [UInt8])
+        /// `/{pod}/...`: the first path segment.
+        case path
+    }
+
+    /// The seed's paths that belong to the server itself, never to a pod: `/.account/`,
+    /// `/.internal/`, `/idp/`, `/.well-known/`, `/.cluster/`, `/api/`.
+    public static let defaultReserved = [".account", ".internal", "idp", ".well-known", ".cluster", "api"]
+
+    public let source: Source
+    /// First path segments that are never a pod id (with either source: `/.well-known/` on
+    /// `alice.pods.example` is the server's too).
+    public let reserved: [[UInt8]]
+    /// The local pod server(s), "host:port", used round robin.
+    public let upstreams: [String]
+
+    public init(source: Source, reserved: [String] = PodTarget.defaultReserved, upstreams: [String]) {
+        self.source = source
+        self.reserved = reserved.map { Array($0.utf8) }
+        self.upstreams = upstreams
+    }
+
+    /// The base domain as text (host source), for explain and the docs.
+    public var baseDomain: String? {
+        if case .host(let d) = source { return String(decoding: d, as: UTF8.self) }
+        return nil
+    }
 }
 
 /// A sticky route: where the key comes from, which pool places it, and what to set on responses.

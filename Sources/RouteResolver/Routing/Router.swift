@@ -11,7 +11,12 @@ public final class Router: Sendable {
     /// Per route: its sticky target, or nil for a static route. Read by index so the request
     /// path copies no target (whose arrays would be retained and released each time).
     public let keyedTargets: [KeyedTarget?]
-    @usableFromInline let isKeyed: [Bool]
+    /// Per route: its pod target, or nil.
+    public let podTargets: [PodTarget?]
+    /// Who this center is (pod routes need it; nil without a `cluster` section).
+    public let cluster: ClusterIdentity?
+    /// Per route: 0 static, 1 keyed, 2 pods.
+    @usableFromInline let routeKinds: [UInt8]
     /// Per listener: the HTTPS port every request is redirected to, or 0.
     @usableFromInline let redirectPorts: [UInt16]
 
@@ -23,15 +28,26 @@ public final class Router: Sendable {
         case explain
     }
 
-    public init(table: RouteTable, registry: Registry?, redirectPorts: [UInt16] = []) {
+    public init(table: RouteTable, registry: Registry?, redirectPorts: [UInt16] = [], cluster: ClusterIdentity? = nil) {
         self.table = table
         self.registry = registry
         self.redirectPorts = redirectPorts
+        self.cluster = cluster
         keyedTargets = table.routes.map { r in
             if case .keyed(let t) = r.target { return t }
             return nil
         }
-        isKeyed = keyedTargets.map { $0 != nil }
+        podTargets = table.routes.map { r in
+            if case .pods(let t) = r.target { return t }
+            return nil
+        }
+        routeKinds = table.routes.map { r in
+            switch r.target {
+            case .upstreams: return 0
+            case .keyed: return 1
+            case .pods: return 2
+            }
+        }
     }
 
     /// The decision for a request whose head `head` was parsed from `base` (with `headers`),
@@ -48,8 +64,10 @@ public final class Router: Sendable {
         guard let route = table.match(host: host, path: path) else {
             return .reject(Rejection(status: 404, code: "no route", route: -1))
         }
-        guard isKeyed[route] else {
-            return .forward(Forward(route: route, destination: .routeUpstreams, keyStart: 0, keyCount: 0, placed: false))
+        switch routeKinds[route] {
+        case 0: return .forward(Forward(route: route, destination: .routeUpstreams, keyStart: 0, keyCount: 0, placed: false))
+        case 2: return decidePod(route, head, headers: headers, base: base, listener: listener, now: now, mode: mode)
+        default: break
         }
         return decideKeyed(route, head, headers: headers, base: base, now: now, mode: mode)
     }
