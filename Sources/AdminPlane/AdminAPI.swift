@@ -124,6 +124,9 @@ final class AdminAPI: Sendable {
         case .sameNode(let node): return BadInput("node \(node) already holds it", field: targetField, status: 409)
         case .noCapacity(let node): return BadInput("no room on \(node)", status: 409)
         case .storeFailed(let why): return BadInput("registry unavailable, nothing changed: \(why)", status: 503)
+        case .unknownPod(let id): return BadInput("no pod \(id)", status: 404)
+        case .podExists(let id): return BadInput("pod \(id) exists with other fields (replace it explicitly)", field: "pod_id", status: 409)
+        case .invalidPod(let why): return BadInput(why)
         }
     }
 
