@@ -5,17 +5,14 @@ import RouteResolver
 /// conditional ones (writer `*`) are not; a run of entries for one row is read once, and the
 /// order of different rows is kept (a node before the placements on it).
 enum FeedBatch {
-    struct Row: Equatable {
-        let isNode: Bool
-        let pool: String
-        let name: String
-    }
-
-    static func rowsToRead(_ entries: [ChangeLogEntry], writerID: String) -> [Row] {
-        var rows: [Row] = []
-        var previous: Row?
+    static func rowsToRead(_ entries: [ChangeLogEntry], writerID: String) -> [StoreRow] {
+        var rows: [StoreRow] = []
+        var previous: StoreRow?
         for e in entries where e.writer != writerID {
-            let row = Row(isNode: e.kind == "node", pool: e.pool, name: e.name)
+            // The schema's CHECK admits only known kinds; a newer build's kind is refused at
+            // open (`schemaTooNew`), so an unknown one here cannot be read back and is passed over.
+            guard let kind = StoreRow.Kind(rawValue: e.kind) else { continue }
+            let row = StoreRow(kind: kind, pool: e.pool, name: e.name)
             if row == previous { continue }
             previous = row
             rows.append(row)

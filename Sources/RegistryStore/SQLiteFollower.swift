@@ -142,7 +142,8 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
                 let (nodes, placements, last) = try readEverything()
                 try connection.execute("COMMIT", operation: "commit follow")
                 cursor = last
-                handler(.resync(nodes: nodes, placements: placements, through: last))
+                // Pods are not stored before schema v3 (phase 2 of issue 14).
+                handler(.resync(StoreContents(nodes: nodes, placements: placements, pods: []), through: last))
                 sink.followerRead(through: last, lagMs: nil)
                 return false
             }
@@ -161,7 +162,7 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
             lag = FeedBatch.lagMs(entries, writerID: writerID, now: wallClockMs())
             var changes: [StoreChange] = []
             for row in FeedBatch.rowsToRead(entries, writerID: writerID) {
-                changes.append(try current(row.isNode ? "node" : "placement", pool: row.pool, name: row.name))
+                changes.append(try current(row.kind.rawValue, pool: row.pool, name: row.name))
             }
             // The rows above are as of this read, which saw every commit up to `through`.
             let through: Int64

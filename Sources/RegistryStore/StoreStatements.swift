@@ -144,6 +144,7 @@ final class StoreStatements: StoreEngine {
         case .insertPlacement(let p), .setHostPort(let p), .movePlacement(let p, _):
             log.bind(2, "placement"); log.bind(3, p.pool); log.bind(4, p.key)
         case .heartbeat(let name, _): log.bind(2, "node"); log.bind(3, ""); log.bind(4, name)
+        case .upsertPod, .deletePod: preconditionFailure("write(_:) refuses pod changes before schema v3")
         }
         log.bind(5, now)
         try log.run()
@@ -204,6 +205,9 @@ final class StoreStatements: StoreEngine {
             deletePlacement.bind(1, pool)
             deletePlacement.bind(2, key)
             try deletePlacement.run()
+        case .upsertPod, .deletePod:
+            // Phase 2 of issue 14 adds the pods table (schema v3).
+            throw .sqlite(code: SQLITE_ERROR, message: "pods need schema v3, not in this build yet", operation: "write pod")
         }
     }
 

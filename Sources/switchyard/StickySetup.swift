@@ -28,10 +28,10 @@ enum StickySetup {
                 if r.skipped > 0 {
                     FileHandle.standardError.write(Data("switchyard: registry feed: \(r.skipped) row(s) could not apply here\n".utf8))
                 }
-            case .resync(let nodes, let placements, let through):
-                let r = registry.resync(nodes: nodes, placements: placements, through: through)
+            case .resync(let contents, let through):
+                let r = registry.resync(contents, through: through)
                 FileHandle.standardError.write(Data(
-                    "switchyard: registry feed: fell behind the change log; reloaded \(nodes.count) node(s), \(placements.count) placement(s), \(r.moved.count) moved\n".utf8))
+                    "switchyard: registry feed: fell behind the change log; reloaded \(contents.nodes.count) node(s), \(contents.placements.count) placement(s), \(contents.pods.count) pod(s), \(r.moved.count) moved\n".utf8))
             case .failed(let why):
                 FileHandle.standardError.write(Data("switchyard: registry feed: \(why)\n".utf8))
             }

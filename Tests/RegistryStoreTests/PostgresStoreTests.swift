@@ -132,7 +132,7 @@ struct PostgresStoreTests {
             try store.follow { event in
                 switch event {
                 case .changes(let c, let through): registry.applyExternal(c, through: through)
-                case .resync(let n, let p, let through): _ = registry.resync(nodes: n, placements: p, through: through)
+                case .resync(let contents, let through): _ = registry.resync(contents, through: through)
                 case .failed: break
                 }
             }

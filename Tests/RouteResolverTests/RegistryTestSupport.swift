@@ -31,7 +31,11 @@ final class RecordingStore: RegistryStore {
     }
     /// Moves a test lists here find their placement gone from `from` (another instance moved it).
     let movedElsewhere = Mutex<Set<String>>([])
+    /// Set by a test: every `applyNow` fails (the database is unreachable).
+    let failing = Mutex<Bool>(false)
+    struct Unavailable: Error {}
     func applyNow(_ changes: [StoreChange]) throws -> [Bool] {
+        if failing.withLock({ $0 }) { throw Unavailable() }
         let gone = movedElsewhere.withLock { $0 }
         let written = changes.map { c -> Bool in
             if case .movePlacement(let p, _) = c { return !gone.contains(p.key) }

@@ -112,7 +112,7 @@ final class PostgresFollower: FeedFollower, @unchecked Sendable {
                 let (nodes, placements, last) = try everything(reader)
                 try db.execute("COMMIT", operation: "commit follow")
                 cursor = last
-                handler(.resync(nodes: nodes, placements: placements, through: last))
+                handler(.resync(StoreContents(nodes: nodes, placements: placements, pods: []), through: last))
                 sink.followerRead(through: last, lagMs: nil)
                 return false
             }
@@ -150,7 +150,7 @@ final class PostgresFollower: FeedFollower, @unchecked Sendable {
             throw error
         }
         cursor = snapshot.last
-        handler(.resync(nodes: snapshot.nodes, placements: snapshot.placements, through: snapshot.last))
+        handler(.resync(StoreContents(nodes: snapshot.nodes, placements: snapshot.placements, pods: []), through: snapshot.last))
         sink.followerRead(through: snapshot.last, lagMs: nil)
     }
 
@@ -158,8 +158,8 @@ final class PostgresFollower: FeedFollower, @unchecked Sendable {
         (try reader.nodes(), try reader.placements(), try reader.lastSeq())
     }
 
-    private func current(_ reader: PostgresReader, _ row: FeedBatch.Row) throws(StoreError) -> StoreChange {
-        if row.isNode {
+    private func current(_ reader: PostgresReader, _ row: StoreRow) throws(StoreError) -> StoreChange {
+        if row.kind == .node {
             guard let n = try reader.node(named: row.name) else { return .deleteNode(name: row.name) }
             return .upsertNode(n)
         }

@@ -83,6 +83,8 @@ final class PostgresStatements: StoreEngine {
     // MARK: Changes
 
     func apply(_ change: StoreChange, at now: Int64) throws(StoreError) -> Int64 {
+        if case .upsertPod = change { throw .postgres(sqlstate: "", message: "pods need schema v3, not in this build yet", operation: "write pod") }
+        if case .deletePod = change { throw .postgres(sqlstate: "", message: "pods need schema v3, not in this build yet", operation: "write pod") }
         let (sql, parameters, kind) = Self.logged(change, at: now, writerID: writerID)
         let rows = try db.query(sql, parameters, operation: "apply \(kind) change")
         let seq = rows.count > 0 ? rows.int64(0, 0) : 0
@@ -92,6 +94,10 @@ final class PostgresStatements: StoreEngine {
 
     /// The batch pipelined (see `PGConnection.pipeline`): one round trip per few hundred changes.
     func applyAll(_ changes: [StoreChange], at now: Int64) throws(StoreError) -> [Int64] {
+        for change in changes {
+            if case .upsertPod = change { throw .postgres(sqlstate: "", message: "pods need schema v3, not in this build yet", operation: "write pod") }
+            if case .deletePod = change { throw .postgres(sqlstate: "", message: "pods need schema v3, not in this build yet", operation: "write pod") }
+        }
         let statements = changes.map { change in
             let (sql, parameters, _) = Self.logged(change, at: now, writerID: writerID)
             return (sql: sql, parameters: parameters)
@@ -179,6 +185,8 @@ final class PostgresStatements: StoreEngine {
                 WHERE pool = $1 AND key = $2 AND node = $7 RETURNING 1
                 """, [p.pool, p.key, p.node, String(p.hostPort), String(p.lastActive), String(p.updatedAt), from],
                 "placement", p.pool, p.key)
+        case .upsertPod, .deletePod:
+            preconditionFailure("apply refuses pod changes before schema v3")
         }
     }
 

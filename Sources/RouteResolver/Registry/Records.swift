@@ -90,6 +90,9 @@ public enum StoreChange: Sendable, Equatable {
     /// `from`: two instances draining one node at once move each user once (the later drain
     /// finds the placement gone from `from` and leaves it).
     case movePlacement(PlacementRecord, from: String)
+    /// A data pod's row, written whole (the registry's record is authoritative, like a node's).
+    case upsertPod(PodRecord)
+    case deletePod(id: String)
 }
 
 /// What a store's change feed reports.
@@ -100,9 +103,23 @@ public enum StoreFeedEvent: Sendable, Equatable {
     /// The follower fell behind what the store keeps of its history: some changes were missed,
     /// so here is everything the store held when its log stood at `through`
     /// (`Registry.resync` makes memory match it).
-    case resync(nodes: [NodeRecord], placements: [PlacementRecord], through: Int64)
+    case resync(StoreContents, through: Int64)
     /// Reading the feed failed (the database is busy or unreachable); it retries by itself.
     case failed(String)
+}
+
+/// Everything a store holds, as one read saw it (a feed's full reload).
+public struct StoreContents: Sendable, Equatable {
+    public var nodes: [NodeRecord]
+    public var placements: [PlacementRecord]
+    public var pods: [PodRecord]
+
+    /// No defaults: a reload that forgot a kind would make `Registry.resync` drop all of it.
+    public init(nodes: [NodeRecord], placements: [PlacementRecord], pods: [PodRecord]) {
+        self.nodes = nodes
+        self.placements = placements
+        self.pods = pods
+    }
 }
 
 /// Where the registry is persisted. `enqueue` never blocks the caller (the event loops call it);
@@ -168,10 +185,17 @@ public struct StoreHealth: Sendable, Equatable {
     }
 }
 
-/// Which stored row a change is about: a node by name, or a placement by pool and key.
+/// Which stored row a change is about: a node by name, a placement by pool and key, or a pod
+/// by id. `kind`'s raw values are the change log's `kind` column.
 public struct StoreRow: Hashable, Sendable {
-    public let isNode: Bool
+    public enum Kind: String, Hashable, Sendable {
+        case node, placement, pod
+    }
+
+    public let kind: Kind
+    /// The placement's pool; "" for nodes and pods.
     public let pool: String
+    /// The node's name, the placement's key or the pod's id.
     public let name: String
 
     public init(_ change: StoreChange) {
@@ -181,18 +205,20 @@ public struct StoreRow: Hashable, Sendable {
         case .upsertPlacement(let p), .insertPlacement(let p), .setHostPort(let p), .movePlacement(let p, _):
             self.init(pool: p.pool, key: p.key)
         case .deletePlacement(let pool, let key): self.init(pool: pool, key: key)
+        case .upsertPod(let p): self.init(pod: p.id)
+        case .deletePod(let id): self.init(pod: id)
         }
     }
 
-    public init(node name: String) {
-        isNode = true
-        pool = ""
+    public init(kind: Kind, pool: String, name: String) {
+        self.kind = kind
+        self.pool = kind == .placement ? pool : ""
         self.name = name
     }
 
-    public init(pool: String, key: String) {
-        isNode = false
-        self.pool = pool
-        name = key
-    }
+    public init(node name: String) { self.init(kind: .node, pool: "", name: name) }
+
+    public init(pool: String, key: String) { self.init(kind: .placement, pool: pool, name: key) }
+
+    public init(pod id: String) { self.init(kind: .pod, pool: "", name: id) }
 }

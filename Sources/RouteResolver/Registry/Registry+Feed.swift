@@ -58,6 +58,16 @@ extension Registry {
                 }
             case .deletePlacement(let pool, let key):
                 if deletePlacementInMemory(pool: pool, key: key, change, position) { result.applied += 1 } else { result.deferred += 1 }
+            case .upsertPod(let record):
+                guard (try? PodRecord.validate(record)) != nil else { result.skipped += 1; continue }
+                switch setPodInMemory(record, unlessNewerThan: position) {
+                case .skipped: result.skipped += 1
+                case .deferred: result.deferred += 1
+                case .applied(nil): result.applied += 1
+                case .applied(let move?): result.applied += 1; result.moved.append(move)
+                }
+            case .deletePod(let id):
+                if removePodInMemory(id, unlessNewerThan: position) { result.applied += 1 } else { result.deferred += 1 }
             }
         }
         announce(result.moved)
@@ -168,11 +178,12 @@ extension Registry {
     }
 
     /// Makes memory match everything the store holds (a follower that fell behind the store's
-    /// history): nodes not stored are removed, stored ones applied; placements not stored are
-    /// dropped, stored ones applied — except rows this instance wrote after the read at
-    /// `position`. Moves are announced as for any change.
+    /// history): nodes not stored are removed, stored ones applied; placements and pods not
+    /// stored are dropped, stored ones applied — except rows this instance wrote after the read
+    /// at `position`. Moves (of placements and of pods' owners) are announced as for any change.
     @discardableResult
-    public func resync(nodes: [NodeRecord], placements: [PlacementRecord], through position: Int64 = .max) -> FeedResult {
+    public func resync(_ contents: StoreContents, through position: Int64 = .max) -> FeedResult {
+        let (nodes, placements) = (contents.nodes, contents.placements)
         let stored = Set(nodes.map(\.name))
         let gone = control.withLock { directory in directory.nodes.compactMap { $0?.name }.filter { !stored.contains($0) } }
         var result = applyExternal(gone.map { .deleteNode(name: $0) } + nodes.map { .upsertNode($0) }, through: position)
@@ -198,6 +209,11 @@ extension Registry {
         result.applied += applied.applied + dropped
         result.skipped += applied.skipped
         result.moved += applied.moved
+        let pods = resyncPods(contents.pods, through: position)
+        result.applied += pods.applied
+        result.skipped += pods.skipped
+        result.deferred += pods.deferred
+        result.moved += pods.moved
         return result
     }
 }

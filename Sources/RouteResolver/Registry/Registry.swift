@@ -23,20 +23,25 @@ public final class Registry: Sendable {
     let control: Mutex<NodeDirectory>
     let store: (any RegistryStore)?
     let total = Atomic<Int>(0)
+    /// How many pods the shards hold together.
+    let podTotal = Atomic<Int>(0)
     let moveObservers = Mutex<[@Sendable ([MovedPlacement]) -> Void]>([])
     /// Placements given to `init` that were not loaded: their node is unknown or serves another
     /// pool, or their key is malformed. They are placed anew on their next request (and the
     /// store's row is then overwritten).
     public let skippedAtLoad: Int
+    /// Pods given to `init` that break the record rules (`PodRecord.validate`): not loaded.
+    public let podsSkippedAtLoad: Int
 
     /// The store's state (nil without a store), for `/readyz` and `/metrics`.
     public var storeHealth: StoreHealth? { store?.health }
 
-    /// Loads nodes and placements (from the store at start-up, plus static nodes from config).
-    /// Pools named in `pools` get those settings; other pools get the defaults. Throws if a node
-    /// record is invalid; nothing is queued on the store for what is loaded.
-    public init(nodes: [NodeRecord], placements: [PlacementRecord], pools: [String: PoolSettings] = [:],
-                store: (any RegistryStore)? = nil) throws(RegistryError) {
+    /// Loads nodes, placements and pods (from the store at start-up, plus static nodes from
+    /// config). Pools named in `pools` get those settings; other pools get the defaults. Throws if
+    /// a node record is invalid; nothing is queued on the store for what is loaded. A pod's owner
+    /// need not be among `nodes` (see `PodRecord.nodeID`).
+    public init(nodes: [NodeRecord], placements: [PlacementRecord], pods: [PodRecord] = [],
+                pools: [String: PoolSettings] = [:], store: (any RegistryStore)? = nil) throws(RegistryError) {
         var directory = NodeDirectory(settings: pools)
         for record in nodes { _ = try directory.upsert(record) }
         let snapshot = directory.snapshot()
@@ -69,11 +74,14 @@ public final class Registry: Sendable {
             }
             if let added { loaded += added } else { skipped += 1 }
         }
-        shards = maps.map { RegistryShard(ShardState(nodes: snapshot, map: $0)) }
+        let (podTables, podsLoaded, podsSkipped) = Self.podTables(pods, shardCount: Self.shardCount)
+        shards = zip(maps, podTables).map { RegistryShard(ShardState(nodes: snapshot, map: $0, pods: $1)) }
         control = Mutex(directory)
         self.store = store
         total.store(loaded, ordering: .relaxed)
+        podTotal.store(podsLoaded, ordering: .relaxed)
         skippedAtLoad = skipped
+        podsSkippedAtLoad = podsSkipped
     }
 
     /// The node for (pool, key). An existing placement answers at once — even on a disabled
@@ -162,6 +170,9 @@ public final class Registry: Sendable {
 struct ShardState {
     var nodes: NodeSnapshot
     var map: PlacementMap
+    /// The pods whose id hashes here: a pod lookup takes the same one lock as a placement's and
+    /// finds its owner in `nodes` beside it.
+    var pods: PodTable
 }
 
 /// One shard. The padding keeps each shard's lock word on its own cache line: shards are

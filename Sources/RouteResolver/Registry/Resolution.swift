@@ -92,4 +92,10 @@ public enum RegistryError: Error, Sendable, Equatable {
     case missingField(String)
     /// The store refused the change; memory was not changed either.
     case storeFailed(String)
+    /// No pod with this id.
+    case unknownPod(String)
+    /// A pod with this id exists with other fields (creating it again needs `replace`).
+    case podExists(String)
+    /// A pod record the registry refuses, with the reason.
+    case invalidPod(String)
 }
