@@ -117,7 +117,9 @@ extension AdminAPI {
     /// pod's open WebSockets are closed with 1012 so their clients reconnect to the new owner.
     private func migrate(_ r: AdminRequest, _ registry: Registry, _ identity: ClusterIdentity, _ id: String) throws(BadInput) -> AdminResponse {
         let body = try JSONBody(r.body, allowed: ["target_node", "targetNode", "node_id"])
-        let given = try body.string("target_node", maxLength: 64) ?? body.string("targetNode", maxLength: 64) ?? body.string("node_id", maxLength: 64)
+        var given = try body.string("target_node", maxLength: 64)
+        if given == nil { given = try body.string("targetNode", maxLength: 64) }
+        if given == nil { given = try body.string("node_id", maxLength: 64) }
         guard let target = given, isName(target) else { throw BadInput("the target center's node id is required", field: "target_node") }
         let change: (before: PodRecord, after: PodRecord)
         do { change = try registry.migratePod(id: id, to: target, centerPool: identity.centerPool, now: Self.nowMs()) } catch {

@@ -85,7 +85,7 @@ struct CenterNode {
         while let a = p {
             defer { p = a.pointee.ifa_next }
             guard let sa = a.pointee.ifa_addr, sa.pointee.sa_family == sa_family_t(AF_INET),
-                  a.pointee.ifa_flags & UInt32(IFF_LOOPBACK.rawValue) == 0, a.pointee.ifa_flags & UInt32(IFF_UP.rawValue) != 0 else { continue }
+                  a.pointee.ifa_flags & UInt32(IFF_LOOPBACK) == 0, a.pointee.ifa_flags & UInt32(IFF_UP) != 0 else { continue }
             var buf = [CChar](repeating: 0, count: 64)
             let ok = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin -> Bool in
                 var addr = sin.pointee.sin_addr
