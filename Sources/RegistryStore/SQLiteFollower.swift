@@ -25,6 +25,8 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
     private let selectFirstSeq: SQLiteStatement
     private let selectNode: SQLiteStatement
     private let selectPlacement: SQLiteStatement
+    private let selectPod: SQLiteStatement
+    private let selectAllPods: SQLiteStatement
     private let selectLabels: SQLiteStatement
     private let writerID: String
     private let selectAllNodes: SQLiteStatement
@@ -61,6 +63,9 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
             SELECT pool, key, node, host_port, last_active, created_at, updated_at FROM placements
             WHERE pool = ?1 AND key = ?2
             """, operation: "read placement")
+        selectPod = try connection.prepare("SELECT \(StoreStatements.podColumns) FROM pods WHERE pod_id = ?1",
+                                           operation: "read pod")
+        selectAllPods = try connection.prepare("SELECT \(StoreStatements.podColumns) FROM pods", operation: "reload pods")
         selectLabels = try connection.prepare("SELECT key, value FROM json_each(?1)", operation: "decode labels")
         selectAllNodes = try connection.prepare("""
             SELECT name, pool, address, preview_base_url, api_base_url, enabled, weight, capacity,
@@ -139,11 +144,10 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
                 first = try selectFirstSeq.step() ? selectFirstSeq.int64(0) : 0
             }
             if first > cursor + 1 {
-                let (nodes, placements, last) = try readEverything()
+                let (contents, last) = try readEverything()
                 try connection.execute("COMMIT", operation: "commit follow")
                 cursor = last
-                // Pods are not stored before schema v3 (phase 2 of issue 14).
-                handler(.resync(StoreContents(nodes: nodes, placements: placements, pods: []), through: last))
+                handler(.resync(contents, through: last))
                 sink.followerRead(through: last, lagMs: nil)
                 return false
             }
@@ -162,7 +166,7 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
             lag = FeedBatch.lagMs(entries, writerID: writerID, now: wallClockMs())
             var changes: [StoreChange] = []
             for row in FeedBatch.rowsToRead(entries, writerID: writerID) {
-                changes.append(try current(row.kind.rawValue, pool: row.pool, name: row.name))
+                changes.append(try current(row))
             }
             // The rows above are as of this read, which saw every commit up to `through`.
             let through: Int64
@@ -183,9 +187,9 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
         return Int64(rows) == Self.batchLimit
     }
 
-    /// Every node and placement, and the log position they stand for (inside the caller's read
-    /// transaction).
-    private func readEverything() throws(StoreError) -> (nodes: [NodeRecord], placements: [PlacementRecord], last: Int64) {
+    /// Every node, placement and pod, and the log position they stand for (inside the caller's
+    /// read transaction).
+    private func readEverything() throws(StoreError) -> (contents: StoreContents, last: Int64) {
         var nodes: [NodeRecord] = []
         do {
             defer { selectAllNodes.reset() }
@@ -196,26 +200,40 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
             defer { selectAllPlacements.reset() }
             while try selectAllPlacements.step() { placements.append(StoreStatements.placement(selectAllPlacements)) }
         }
+        var pods: [PodRecord] = []
+        do {
+            defer { selectAllPods.reset() }
+            while try selectAllPods.step() { pods.append(StoreStatements.pod(selectAllPods)) }
+        }
         defer { selectLastSeq.reset() }
         let last = try selectLastSeq.step() ? selectLastSeq.int64(0) : cursor
-        return (nodes, placements, last)
+        return (StoreContents(nodes: nodes, placements: placements, pods: pods), last)
     }
 
     /// The row named by a log entry as it is now.
-    private func current(_ kind: String, pool: String, name: String) throws(StoreError) -> StoreChange {
-        if kind == "node" {
+    private func current(_ row: StoreRow) throws(StoreError) -> StoreChange {
+        let (pool, name) = (row.pool, row.name)
+        switch row.kind {
+        case .node:
             let s = selectNode
             defer { s.reset() }
             s.bind(1, name)
             guard try s.step() else { return .deleteNode(name: name) }
             return .upsertNode(try StoreStatements.node(s, labels: decodeLabels))
+        case .placement:
+            let s = selectPlacement
+            defer { s.reset() }
+            s.bind(1, pool)
+            s.bind(2, name)
+            guard try s.step() else { return .deletePlacement(pool: pool, key: name) }
+            return .upsertPlacement(StoreStatements.placement(s))
+        case .pod:
+            let s = selectPod
+            defer { s.reset() }
+            s.bind(1, name)
+            guard try s.step() else { return .deletePod(id: name) }
+            return .upsertPod(StoreStatements.pod(s))
         }
-        let s = selectPlacement
-        defer { s.reset() }
-        s.bind(1, pool)
-        s.bind(2, name)
-        guard try s.step() else { return .deletePlacement(pool: pool, key: name) }
-        return .upsertPlacement(StoreStatements.placement(s))
     }
 
     private func decodeLabels(_ json: String) throws(StoreError) -> [String: String] {

@@ -33,6 +33,11 @@ final class SQLiteStatement {
         note(sqlite3_bind_int64(handle, index, value))
     }
 
+    /// nil binds SQL NULL.
+    func bind(_ index: Int32, _ value: String?) {
+        if let value { bind(index, value) } else { note(sqlite3_bind_null(handle, index)) }
+    }
+
     func bind(_ index: Int32, _ value: Bool) {
         note(sqlite3_bind_int64(handle, index, value ? 1 : 0))
     }
@@ -65,6 +70,15 @@ final class SQLiteStatement {
 
     func int64(_ column: Int32) -> Int64 {
         sqlite3_column_int64(handle, column)
+    }
+
+    func isNull(_ column: Int32) -> Bool {
+        sqlite3_column_type(handle, column) == SQLITE_NULL
+    }
+
+    /// nil for SQL NULL.
+    func optionalText(_ column: Int32) -> String? {
+        isNull(column) ? nil : text(column)
     }
 
     func text(_ column: Int32) -> String {

@@ -64,6 +64,13 @@ public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked S
         }
     }
 
+    /// Every pod, by id, after committing whatever was still queued. Its own read, after
+    /// `loadAll`'s: a pod changed between the two is read here as it is now and then comes again
+    /// through the feed (which starts at `loadAll`'s position), which changes nothing.
+    public func loadPods() throws(StoreError) -> [PodRecord] {
+        try core.readSnapshot { statements throws(StoreError) in try statements.loadPods() }
+    }
+
     /// Queues `change` for the writer thread and returns at once (see the type's notes for
     /// what happens when the queue is full).
     @discardableResult

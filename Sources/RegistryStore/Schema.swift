@@ -67,6 +67,49 @@ enum Schema {
             ) STRICT;
             CREATE INDEX change_log_by_time ON change_log (at);
             """),
+        SchemaMigration(version: 3, name: "pods", sql: """
+            -- Data pods (issue 14), one row each: which center node owns it and how its last
+            -- migration went. No foreign key to nodes: `node_id` names a center by node name, and
+            -- pods are imported before their center first registers (and outlive a center's row
+            -- being deleted and created again); routing treats an unknown owner as down.
+            CREATE TABLE pods (
+                pod_id                TEXT NOT NULL PRIMARY KEY,
+                base_url              TEXT NOT NULL DEFAULT '',
+                account_id            TEXT NOT NULL DEFAULT '',
+                node_id               TEXT NOT NULL,
+                -- NULL: never migrated (a CHECK passes NULL).
+                migration_status      TEXT CHECK (migration_status IN ('syncing', 'done')),
+                migration_target_node TEXT,
+                migration_progress    INTEGER NOT NULL DEFAULT 0 CHECK (migration_progress BETWEEN 0 AND 100),
+                created_at            INTEGER NOT NULL,
+                updated_at            INTEGER NOT NULL
+            ) STRICT, WITHOUT ROWID;
+            -- Pods per center (the admin plane's counts, a center's pod list).
+            CREATE INDEX pods_by_node ON pods (node_id);
+
+            -- The change log must admit kind 'pod', and SQLite cannot alter a CHECK: the table is
+            -- rebuilt (SQLite's documented 12-step way, inside this migration's transaction).
+            -- Rows keep their seq, and AUTOINCREMENT's high-water mark (sqlite_sequence), which
+            -- may be above every kept row after pruning, is carried over, so no number is ever
+            -- handed out twice: followers' cursors stay valid across the upgrade.
+            CREATE TABLE change_log_v3 (
+                seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+                writer TEXT NOT NULL,
+                kind   TEXT NOT NULL CHECK (kind IN ('node', 'placement', 'pod')),
+                pool   TEXT NOT NULL DEFAULT '',
+                name   TEXT NOT NULL,
+                at     INTEGER NOT NULL
+            ) STRICT;
+            INSERT INTO change_log_v3 (seq, writer, kind, pool, name, at)
+                SELECT seq, writer, kind, pool, name, at FROM change_log ORDER BY seq;
+            DELETE FROM sqlite_sequence WHERE name = 'change_log_v3';
+            INSERT INTO sqlite_sequence (name, seq)
+                SELECT 'change_log_v3', seq FROM sqlite_sequence WHERE name = 'change_log';
+            DROP TABLE change_log;
+            -- RENAME also renames the table's sqlite_sequence row.
+            ALTER TABLE change_log_v3 RENAME TO change_log;
+            CREATE INDEX change_log_by_time ON change_log (at);
+            """),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

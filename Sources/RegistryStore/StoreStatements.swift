@@ -18,6 +18,9 @@ final class StoreStatements: StoreEngine {
     private let updateHostPort: SQLiteStatement
     private let movePlacement: SQLiteStatement
     private let raiseHeartbeat: SQLiteStatement
+    private let upsertPod: SQLiteStatement
+    private let deletePod: SQLiteStatement
+    private let selectPods: SQLiteStatement
     private let selectNodes: SQLiteStatement
     private let selectLabels: SQLiteStatement
     private let selectPlacements: SQLiteStatement
@@ -81,6 +84,17 @@ final class StoreStatements: StoreEngine {
             """, operation: "move placement")
         raiseHeartbeat = try db.prepare("UPDATE nodes SET last_heartbeat = MAX(last_heartbeat, ?2) WHERE name = ?1",
                                         operation: "raise heartbeat")
+        upsertPod = try db.prepare("""
+            INSERT INTO pods (\(Self.podColumns)) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+            ON CONFLICT (pod_id) DO UPDATE SET
+                base_url = excluded.base_url, account_id = excluded.account_id, node_id = excluded.node_id,
+                migration_status = excluded.migration_status,
+                migration_target_node = excluded.migration_target_node,
+                migration_progress = excluded.migration_progress,
+                created_at = excluded.created_at, updated_at = excluded.updated_at
+            """, operation: "upsert pod")
+        deletePod = try db.prepare("DELETE FROM pods WHERE pod_id = ?1", operation: "delete pod")
+        selectPods = try db.prepare("SELECT \(Self.podColumns) FROM pods ORDER BY pod_id", operation: "load pods")
         selectNodes = try db.prepare("""
             SELECT name, pool, address, preview_base_url, api_base_url, enabled, weight, capacity,
                    labels, last_heartbeat, is_static, created_at, updated_at
@@ -144,7 +158,8 @@ final class StoreStatements: StoreEngine {
         case .insertPlacement(let p), .setHostPort(let p), .movePlacement(let p, _):
             log.bind(2, "placement"); log.bind(3, p.pool); log.bind(4, p.key)
         case .heartbeat(let name, _): log.bind(2, "node"); log.bind(3, ""); log.bind(4, name)
-        case .upsertPod, .deletePod: preconditionFailure("write(_:) refuses pod changes before schema v3")
+        case .upsertPod(let pod): log.bind(2, "pod"); log.bind(3, ""); log.bind(4, pod.id)
+        case .deletePod(let id): log.bind(2, "pod"); log.bind(3, ""); log.bind(4, id)
         }
         log.bind(5, now)
         try log.run()
@@ -205,9 +220,21 @@ final class StoreStatements: StoreEngine {
             deletePlacement.bind(1, pool)
             deletePlacement.bind(2, key)
             try deletePlacement.run()
-        case .upsertPod, .deletePod:
-            // Phase 2 of issue 14 adds the pods table (schema v3).
-            throw .sqlite(code: SQLITE_ERROR, message: "pods need schema v3, not in this build yet", operation: "write pod")
+        case .upsertPod(let pod):
+            let s = upsertPod
+            s.bind(1, pod.id)
+            s.bind(2, pod.baseURL)
+            s.bind(3, pod.accountID)
+            s.bind(4, pod.nodeID)
+            s.bind(5, pod.migrationStatus?.rawValue)
+            s.bind(6, pod.migrationTargetNode)
+            s.bind(7, Int64(pod.migrationProgress))
+            s.bind(8, pod.createdAt)
+            s.bind(9, pod.updatedAt)
+            try s.run()
+        case .deletePod(let id):
+            deletePod.bind(1, id)
+            try deletePod.run()
         }
     }
 
@@ -249,6 +276,31 @@ final class StoreStatements: StoreEngine {
         PlacementRecord(
             pool: s.text(0), key: s.text(1), node: s.text(2), hostPort: UInt16(s.int64(3)),
             lastActive: s.int64(4), createdAt: s.int64(5), updatedAt: s.int64(6))
+    }
+
+    /// The `pods` columns in table order, as every pod read selects them.
+    static let podColumns = """
+        pod_id, base_url, account_id, node_id, migration_status, migration_target_node, migration_progress, \
+        created_at, updated_at
+        """
+
+    /// A `pods` row (columns in `podColumns` order) as a record. The CHECKs keep the status to
+    /// the known values and the progress to 0...100.
+    static func pod(_ s: SQLiteStatement) -> PodRecord {
+        PodRecord(
+            id: s.text(0), baseURL: s.text(1), accountID: s.text(2), nodeID: s.text(3),
+            migrationStatus: s.optionalText(4).flatMap(PodMigrationStatus.init(rawValue:)),
+            migrationTargetNode: s.optionalText(5), migrationProgress: Int(s.int64(6)),
+            createdAt: s.int64(7), updatedAt: s.int64(8))
+    }
+
+    /// Every pod, by id.
+    func loadPods() throws(StoreError) -> [PodRecord] {
+        let s = selectPods
+        defer { s.reset() }
+        var pods: [PodRecord] = []
+        while try s.step() { pods.append(Self.pod(s)) }
+        return pods
     }
 
     func loadPlacements() throws(StoreError) -> [PlacementRecord] {

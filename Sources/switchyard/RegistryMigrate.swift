@@ -12,17 +12,17 @@ struct RegistryCommand: ParsableCommand {
 }
 
 /// `switchyard registry migrate --from sqlite:var/switchyard.db --to postgres://...`: copies every
-/// node and placement, so an operator moves from the embedded default to the shared engine
+/// node, placement and pod, so an operator moves from the embedded default to the shared engine
 /// without re-placing a single user.
 ///
 /// Idempotent: a row the destination already holds is left alone when it says the same, and
 /// kept (counted as differing) when it does not, unless `--overwrite`; running it again copies
-/// nothing. Nodes go first (placements refer to them), all through the store's own batched
+/// nothing (a pod is "the same" when it differs only by its times). Nodes go first (placements refer to them), all through the store's own batched
 /// writer, and the destination is read back to check the counts.
 struct RegistryMigrate: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
-        abstract: "Copy nodes and placements from one registry database to another (idempotent).",
+        abstract: "Copy nodes, placements and pods from one registry database to another (idempotent).",
         discussion: """
             A location is a PostgreSQL URL (postgres://user@host:port/db?sslmode=...) or a SQLite
             file (sqlite:PATH, or a bare path). The password of a PostgreSQL side comes from
@@ -35,7 +35,7 @@ struct RegistryMigrate: ParsableCommand {
     @Option(help: "The registry to copy into (its schema is created or brought up to date).") var to: String
     @Option(name: .customLong("password-file"), help: "A file holding the PostgreSQL password (one line).")
     var passwordFile: String?
-    @Flag(help: "Where the destination holds a different row for a node or key, replace it with the source's.")
+    @Flag(help: "Where the destination holds a different row for a node, key or pod, replace it with the source's.")
     var overwrite = false
 
     func run() throws {
@@ -59,9 +59,11 @@ struct RegistryMigrate: ParsableCommand {
         let source = try StickySetup.openStore(from, password: password, mustExist: true)
         defer { source.close() }
         let (nodes, placements) = try source.loadAll()
+        let pods = try source.loadPods()
         let destination = try StickySetup.openStore(to, password: password)
         defer { destination.close() }
         let (haveNodes, havePlacements) = try destination.loadAll()
+        let havePods = try destination.loadPods()
 
         var nodeCounts = Counts(), placementCounts = Counts()
         let stored = Dictionary(haveNodes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
@@ -88,6 +90,18 @@ struct RegistryMigrate: ParsableCommand {
             placementCounts.differing += 1
             if overwrite { placementCounts.replaced += 1; changes.append(.upsertPlacement(p)) }
         }
+        var podCounts = Counts()
+        let storedPods = Dictionary(havePods.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        for p in pods {
+            guard let current = storedPods[p.id] else {
+                podCounts.new += 1
+                changes.append(.upsertPod(p))
+                continue
+            }
+            if current.sameFields(as: p) { podCounts.same += 1; continue }
+            podCounts.differing += 1
+            if overwrite { podCounts.replaced += 1; changes.append(.upsertPod(p)) }
+        }
         for c in changes { destination.enqueue(c) }
         destination.flush()
         let s = destination.statistics
@@ -102,6 +116,11 @@ struct RegistryMigrate: ParsableCommand {
         guard missing == 0, Set(afterNodes.map(\.name)).isSuperset(of: nodes.map(\.name)) else {
             throw StickySetup.Failure(description: "after the copy \(missing) placement(s) are missing from the destination")
         }
+        let afterPods = try destination.loadPods()
+        let missingPods = Set(pods.map(\.id)).subtracting(afterPods.map(\.id)).count
+        guard missingPods == 0 else {
+            throw StickySetup.Failure(description: "after the copy \(missingPods) pod(s) are missing from the destination")
+        }
         func line(_ what: String, _ total: Int, _ c: Counts) -> String {
             var s = "\(total) \(what): \(c.new) copied, \(c.same) already there"
             if c.differing > 0 {
@@ -113,7 +132,8 @@ struct RegistryMigrate: ParsableCommand {
             registry migrate: \(PostgresURL.redacted(from)) -> \(PostgresURL.redacted(to))
               \(line("node(s)", nodes.count, nodeCounts))
               \(line("placement(s)", placements.count, placementCounts))
-              destination now holds \(afterNodes.count) node(s), \(afterPlacements.count) placement(s)
+              \(line("pod(s)", pods.count, podCounts))
+              destination now holds \(afterNodes.count) node(s), \(afterPlacements.count) placement(s), \(afterPods.count) pod(s)
             """
     }
 

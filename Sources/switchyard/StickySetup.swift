@@ -69,7 +69,8 @@ enum StickySetup {
         let store = try openStore(path, password: try password(file: config.sticky.databasePasswordFile))
         do {
             let (nodes, placements) = try store.loadAll()
-            let registry = try Registry(nodes: nodes, placements: placements, pools: config.sticky.pools, store: store)
+            let pods = try store.loadPods()
+            let registry = try Registry(nodes: nodes, placements: placements, pods: pods, pools: config.sticky.pools, store: store)
             let now = Int64(Date().timeIntervalSince1970 * 1000)
             for var node in config.sticky.nodes {
                 let stored = nodes.first { $0.name == node.name }
@@ -79,7 +80,10 @@ enum StickySetup {
             }
             config.registry = registry
             FileHandle.standardError.write(Data(
-                "switchyard: registry \(PostgresURL.redacted(path)): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s)\n".utf8))
+                "switchyard: registry \(PostgresURL.redacted(path)): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s), \(registry.podCount) pod(s)\n".utf8))
+            if registry.podsSkippedAtLoad > 0 {
+                FileHandle.standardError.write(Data("switchyard: registry: \(registry.podsSkippedAtLoad) stored pod(s) break the record rules and were not loaded\n".utf8))
+            }
             return store
         } catch {
             store.close()

@@ -109,10 +109,10 @@ final class PostgresFollower: FeedFollower, @unchecked Sendable {
         do throws(StoreError) {
             if try reader.firstSeq() > cursor + 1 {
                 // Rows this follower never read were pruned: only a full reload catches up.
-                let (nodes, placements, last) = try everything(reader)
+                let (contents, last) = try everything(reader)
                 try db.execute("COMMIT", operation: "commit follow")
                 cursor = last
-                handler(.resync(StoreContents(nodes: nodes, placements: placements, pods: []), through: last))
+                handler(.resync(contents, through: last))
                 sink.followerRead(through: last, lagMs: nil)
                 return false
             }
@@ -141,7 +141,7 @@ final class PostgresFollower: FeedFollower, @unchecked Sendable {
     private func resync() throws(StoreError) {
         let reader = PostgresReader(db: db)
         try db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", operation: "begin resync")
-        let snapshot: (nodes: [NodeRecord], placements: [PlacementRecord], last: Int64)
+        let snapshot: (contents: StoreContents, last: Int64)
         do throws(StoreError) {
             snapshot = try everything(reader)
             try db.execute("COMMIT", operation: "commit resync")
@@ -150,20 +150,26 @@ final class PostgresFollower: FeedFollower, @unchecked Sendable {
             throw error
         }
         cursor = snapshot.last
-        handler(.resync(StoreContents(nodes: snapshot.nodes, placements: snapshot.placements, pods: []), through: snapshot.last))
+        handler(.resync(snapshot.contents, through: snapshot.last))
         sink.followerRead(through: snapshot.last, lagMs: nil)
     }
 
-    private func everything(_ reader: PostgresReader) throws(StoreError) -> ([NodeRecord], [PlacementRecord], Int64) {
-        (try reader.nodes(), try reader.placements(), try reader.lastSeq())
+    private func everything(_ reader: PostgresReader) throws(StoreError) -> (StoreContents, Int64) {
+        (StoreContents(nodes: try reader.nodes(), placements: try reader.placements(), pods: try reader.pods()),
+         try reader.lastSeq())
     }
 
     private func current(_ reader: PostgresReader, _ row: StoreRow) throws(StoreError) -> StoreChange {
-        if row.kind == .node {
+        switch row.kind {
+        case .node:
             guard let n = try reader.node(named: row.name) else { return .deleteNode(name: row.name) }
             return .upsertNode(n)
+        case .placement:
+            guard let p = try reader.placement(pool: row.pool, key: row.name) else { return .deletePlacement(pool: row.pool, key: row.name) }
+            return .upsertPlacement(p)
+        case .pod:
+            guard let p = try reader.pod(id: row.name) else { return .deletePod(id: row.name) }
+            return .upsertPod(p)
         }
-        guard let p = try reader.placement(pool: row.pool, key: row.name) else { return .deletePlacement(pool: row.pool, key: row.name) }
-        return .upsertPlacement(p)
     }
 }

@@ -54,6 +54,31 @@ enum PostgresSchema {
             );
             CREATE INDEX change_log_by_time ON switchyard.change_log (at);
             """),
+        SchemaMigration(version: 3, name: "pods", sql: """
+            -- Data pods (issue 14). No foreign key to nodes: `node_id` names a center by node
+            -- name, and pods are imported before their center first registers (and outlive a
+            -- center's row being deleted and created again); routing treats an unknown owner as down.
+            CREATE TABLE switchyard.pods (
+                pod_id                TEXT NOT NULL PRIMARY KEY,
+                base_url              TEXT NOT NULL DEFAULT '',
+                account_id            TEXT NOT NULL DEFAULT '',
+                node_id               TEXT NOT NULL,
+                -- NULL: never migrated (a CHECK passes NULL).
+                migration_status      TEXT CHECK (migration_status IN ('syncing', 'done')),
+                migration_target_node TEXT,
+                migration_progress    INTEGER NOT NULL DEFAULT 0 CHECK (migration_progress BETWEEN 0 AND 100),
+                created_at            BIGINT NOT NULL,
+                updated_at            BIGINT NOT NULL
+            );
+            CREATE INDEX pods_by_node ON switchyard.pods (node_id);
+            -- The change log admits kind 'pod'. v2's column CHECK got PostgreSQL's generated name
+            -- <table>_<column>_check; dropped by that name without IF EXISTS, so a database whose
+            -- constraint is not the one v2 made fails this step (and keeps v2) instead of ending
+            -- with two checks. Re-adding it scans the log, which holds minutes of changes.
+            ALTER TABLE switchyard.change_log DROP CONSTRAINT change_log_kind_check;
+            ALTER TABLE switchyard.change_log ADD CONSTRAINT change_log_kind_check
+                CHECK (kind IN ('node', 'placement', 'pod'));
+            """),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

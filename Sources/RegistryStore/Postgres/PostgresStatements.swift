@@ -83,8 +83,6 @@ final class PostgresStatements: StoreEngine {
     // MARK: Changes
 
     func apply(_ change: StoreChange, at now: Int64) throws(StoreError) -> Int64 {
-        if case .upsertPod = change { throw .postgres(sqlstate: "", message: "pods need schema v3, not in this build yet", operation: "write pod") }
-        if case .deletePod = change { throw .postgres(sqlstate: "", message: "pods need schema v3, not in this build yet", operation: "write pod") }
         let (sql, parameters, kind) = Self.logged(change, at: now, writerID: writerID)
         let rows = try db.query(sql, parameters, operation: "apply \(kind) change")
         let seq = rows.count > 0 ? rows.int64(0, 0) : 0
@@ -94,10 +92,6 @@ final class PostgresStatements: StoreEngine {
 
     /// The batch pipelined (see `PGConnection.pipeline`): one round trip per few hundred changes.
     func applyAll(_ changes: [StoreChange], at now: Int64) throws(StoreError) -> [Int64] {
-        for change in changes {
-            if case .upsertPod = change { throw .postgres(sqlstate: "", message: "pods need schema v3, not in this build yet", operation: "write pod") }
-            if case .deletePod = change { throw .postgres(sqlstate: "", message: "pods need schema v3, not in this build yet", operation: "write pod") }
-        }
         let statements = changes.map { change in
             let (sql, parameters, _) = Self.logged(change, at: now, writerID: writerID)
             return (sql: sql, parameters: parameters)
@@ -132,6 +126,7 @@ final class PostgresStatements: StoreEngine {
 
     private static let nodeColumns = "name, pool, address, preview_base_url, api_base_url, enabled, weight, capacity, labels, last_heartbeat, is_static, created_at, updated_at"
     private static let placementColumns = "pool, key, node, host_port, last_active, created_at, updated_at"
+    static let podColumns = StoreStatements.podColumns
 
     /// The write of `change` (parameters `$1...`) and the log row it names.
     private static func statement(for change: StoreChange) -> (String, [String?], String, String, String) {
@@ -185,8 +180,20 @@ final class PostgresStatements: StoreEngine {
                 WHERE pool = $1 AND key = $2 AND node = $7 RETURNING 1
                 """, [p.pool, p.key, p.node, String(p.hostPort), String(p.lastActive), String(p.updatedAt), from],
                 "placement", p.pool, p.key)
-        case .upsertPod, .deletePod:
-            preconditionFailure("apply refuses pod changes before schema v3")
+        case .upsertPod(let p):
+            return ("""
+                INSERT INTO switchyard.pods (\(podColumns)) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                ON CONFLICT (pod_id) DO UPDATE SET
+                    base_url = excluded.base_url, account_id = excluded.account_id, node_id = excluded.node_id,
+                    migration_status = excluded.migration_status,
+                    migration_target_node = excluded.migration_target_node,
+                    migration_progress = excluded.migration_progress,
+                    created_at = excluded.created_at, updated_at = excluded.updated_at
+                RETURNING 1
+                """, [p.id, p.baseURL, p.accountID, p.nodeID, p.migrationStatus?.rawValue, p.migrationTargetNode,
+                      String(p.migrationProgress), String(p.createdAt), String(p.updatedAt)], "pod", "", p.id)
+        case .deletePod(let id):
+            return ("DELETE FROM switchyard.pods WHERE pod_id = $1 RETURNING 1", [id], "pod", "", id)
         }
     }
 
@@ -214,6 +221,8 @@ struct PostgresReader {
         FROM switchyard.nodes
         """
     static let placementSelect = "SELECT pool, key, node, host_port, last_active, created_at, updated_at FROM switchyard.placements"
+
+    static let podSelect = "SELECT \(PostgresStatements.podColumns) FROM switchyard.pods"
 
     /// The highest change-log number this snapshot sees. Writers commit in number order (the
     /// write lock) and the newest row is never pruned, so it is the position of the snapshot.
@@ -251,6 +260,18 @@ struct PostgresReader {
 
     /// Rows per FETCH while loading placements.
     static let loadBatch = 20_000
+
+    /// Every pod, by id (inside the caller's transaction). Pods number in the thousands, not
+    /// millions like placements, so one result holds them.
+    func pods() throws(StoreError) -> [PodRecord] {
+        let rows = try db.query(Self.podSelect + " ORDER BY pod_id", operation: "load pods")
+        return (0..<rows.count).map { Self.pod(rows, $0) }
+    }
+
+    func pod(id: String) throws(StoreError) -> PodRecord? {
+        let rows = try db.query(Self.podSelect + " WHERE pod_id = $1", [id], operation: "read pod")
+        return rows.count > 0 ? Self.pod(rows, 0) : nil
+    }
 
     func node(named name: String) throws(StoreError) -> NodeRecord? {
         let rows = try db.query(Self.nodeSelect + " WHERE name = $1", [name], operation: "read node")
@@ -297,6 +318,15 @@ struct PostgresReader {
             apiBaseURL: r.text(i, 4), enabled: r.bool(i, 5), weight: Int(r.int64(i, 6)),
             capacity: Int(r.int64(i, 7)), labels: labels, lastHeartbeat: r.int64(i, 8),
             isStatic: r.bool(i, 9), createdAt: r.int64(i, 10), updatedAt: r.int64(i, 11))
+    }
+
+    /// A `pods` row (columns in `podColumns` order); the CHECKs keep status and progress valid.
+    static func pod(_ r: PGRows, _ i: Int) -> PodRecord {
+        PodRecord(
+            id: r.text(i, 0), baseURL: r.text(i, 1), accountID: r.text(i, 2), nodeID: r.text(i, 3),
+            migrationStatus: r.isNull(i, 4) ? nil : PodMigrationStatus(rawValue: r.text(i, 4)),
+            migrationTargetNode: r.isNull(i, 5) ? nil : r.text(i, 5), migrationProgress: Int(r.int64(i, 6)),
+            createdAt: r.int64(i, 7), updatedAt: r.int64(i, 8))
     }
 
     static func placement(_ r: PGRows, _ i: Int) -> PlacementRecord {

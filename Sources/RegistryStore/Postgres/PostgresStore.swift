@@ -54,6 +54,12 @@ public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked
         }
     }
 
+    /// Every pod, by id, after committing whatever was still queued; read after `loadAll` (see
+    /// `RegistryStore.loadPods`).
+    public func loadPods() throws(StoreError) -> [PodRecord] {
+        try core.readSnapshot { engine throws(StoreError) in try PostgresReader(db: engine.db).pods() }
+    }
+
     @discardableResult
     public func enqueue(_ change: StoreChange) -> Bool { core.enqueue(change) }
 

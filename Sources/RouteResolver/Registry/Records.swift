@@ -127,6 +127,10 @@ public struct StoreContents: Sendable, Equatable {
 public protocol RegistryStore: AnyObject, Sendable {
     /// Everything stored, for start-up.
     func loadAll() throws -> (nodes: [NodeRecord], placements: [PlacementRecord])
+    /// Every pod, for start-up. Call it after `loadAll`: the feed starts from `loadAll`'s read,
+    /// so a pod changed in between comes again through the feed (harmless), while one read
+    /// before `loadAll` could miss a change.
+    func loadPods() throws -> [PodRecord]
     /// Queues a change; returns at once. False when the queue refused it (full, or the store
     /// closed): the change is in memory only.
     @discardableResult
