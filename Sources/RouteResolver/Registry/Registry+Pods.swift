@@ -260,18 +260,30 @@ extension Registry {
     /// The owner `name` as `resolvePod` answers it. The usual case — a member of the center
     /// pool — is a binary search of the pool's sorted nodes; the rest is the failure path.
     static func podOwner(_ name: String, in snapshot: NodeSnapshot, centerPool: String, now: Int64) -> PodResolution {
-        let entry = snapshot.poolID(centerPool).map { snapshot.pools[$0] }
-        let settings = entry?.settings ?? PoolSettings()
-        if let node = entry?.member(named: name) {
-            if node.enabled && node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs) { return .owner(node) }
-            return .ownerDown(name: name, node: node, retryAfterSeconds: settings.podRetryAfterSeconds)
+        guard let poolID = snapshot.poolID(centerPool) else {
+            return .ownerDown(name: name, node: registered(name, in: snapshot), retryAfterSeconds: defaultPodRetryAfterSeconds)
         }
-        var elsewhere: RegistryNode?
-        for case let node? in snapshot.nodes where node.name == name {
-            elsewhere = node
-            break
+        let entry = snapshot.pools[poolID]
+        let retry = entry.settings.podRetryAfterSeconds
+        guard let node = entry.member(named: name) else {
+            return .ownerDown(name: name, node: registered(name, in: snapshot), retryAfterSeconds: retry)
         }
-        return .ownerDown(name: name, node: elsewhere, retryAfterSeconds: settings.podRetryAfterSeconds)
+        if node.enabled && node.isFresh(now: now, thresholdMs: entry.settings.heartbeatThresholdMs) { return .owner(node) }
+        return .ownerDown(name: name, node: node, retryAfterSeconds: retry)
+    }
+
+    /// A pool the registry has never heard of has the default settings (`fail` after 30 s).
+    static let defaultPodRetryAfterSeconds = PoolSettings().podRetryAfterSeconds
+
+    /// The node named `name` in any pool (an index loop: no iterator, nothing allocated).
+    private static func registered(_ name: String, in snapshot: NodeSnapshot) -> RegistryNode? {
+        let nodes = snapshot.nodes
+        var i = 0
+        while i < nodes.count {
+            if let node = nodes[i], node.name == name { return node }
+            i += 1
+        }
+        return nil
     }
 
     /// Runs `body` with the id's bytes and digest; nil for an id that breaks the key rules.
