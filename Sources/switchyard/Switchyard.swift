@@ -152,7 +152,10 @@ enum ConfigSummary {
             }
             lines.append("route \(r.name): host \(host) path \(String(decoding: r.pathPrefix, as: UTF8.self)) -> \(target)")
         }
-        if StickySetup.needed(c.engine) { lines.append("registry: \(PostgresURL.redacted(c.sticky.database))") }
+        if let cl = c.cluster {
+            lines.append("cluster: node \(cl.nodeID)\(cl.nodeID == "auto" ? " (\(cl.nodeIDFile))" : ""), pool \(cl.pool), internal \(cl.internalAddress ?? "the cluster listener's"), max_hops \(cl.maxHops)")
+        }
+        if StickySetup.needed(c.engine) || c.cluster != nil { lines.append("registry: \(PostgresURL.redacted(c.sticky.database))") }
         for n in c.sticky.nodes {
             lines.append("node \(n.name): pool \(n.pool) \(n.previewBaseURL) weight \(n.weight)\(n.capacity > 0 ? " capacity \(n.capacity)" : "")\(n.isStatic ? " (no heartbeats)" : "")\(n.enabled ? "" : " disabled")")
         }
