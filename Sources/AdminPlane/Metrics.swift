@@ -59,6 +59,10 @@ extension AdminAPI {
         line("switchyard_placements", [], "\(registry.placementCount)")
         family("switchyard_node_placements", "gauge", "Placements per node.")
         for n in nodes { line("switchyard_node_placements", [("pool", n.pool), ("node", n.name)], "\(n.placementCount)") }
+        if router.cluster != nil {
+            family("switchyard_pods", "gauge", "Data pods in the registry, per owning center.")
+            for (owner, count) in registry.podCounts().sorted(by: { $0.key < $1.key }) { line("switchyard_pods", [("node", owner)], "\(count)") }
+        }
         family("switchyard_node_healthy", "gauge", "1 when the node is enabled with a fresh heartbeat (or static).")
         for n in nodes {
             let threshold = (pools[n.pool] ?? PoolSettings()).heartbeatThresholdMs
