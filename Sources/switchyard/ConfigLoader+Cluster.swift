@@ -78,6 +78,14 @@ extension ConfigLoader {
         if s.internalAddress == nil, !config.listeners.contains(where: \.cluster) {
             throw ConfigError(key: "cluster.internal_address", reason: "is required without a listener with cluster: true")
         }
+        if config.admin.nodeTokens[s.pool] != nil {
+            // Centers register themselves; a token would let its holder register a "center" and
+            // be sent pod requests with the cluster secret.
+            throw ConfigError(key: "pools.\(s.pool).node_token", reason: "the centers' pool takes no node token (centers register themselves)")
+        }
+        if config.sticky.nodes.contains(where: { $0.pool == s.pool }) {
+            throw ConfigError(key: "nodes", reason: "centers are not declared as nodes: each registers itself (pool \(s.pool))")
+        }
         let threshold = config.sticky.pools[s.pool]?.heartbeatThresholdMs ?? PoolSettings().heartbeatThresholdMs
         if s.heartbeatInterval > 0, Int64(s.heartbeatInterval) > threshold / 2 {
             throw ConfigError(key: "cluster.heartbeat_interval", reason: "must be at most half of pools.\(s.pool).heartbeat_threshold")

@@ -73,6 +73,8 @@ struct ClusterConfigTests {
         #expect(error(Self.base + "\ncluster: {secret_file: s, public_address: pods.example}")?.key == "cluster.public_address")
         #expect(error(Self.base + "\ncluster: {secret_file: s, heartbeat_interval: 40s}")?.key == "cluster.heartbeat_interval")
         #expect(error(Self.base + "\ncluster: {secret_file: s, typo: 1}")?.key == "cluster.typo")
+        #expect(error(Self.base + "\ncluster: {secret_file: s}\npools:\n  center: {node_token: abcdefghijklmnop0123}")?.key
+                == "pools.center.node_token")
         #expect(error(Self.base.replacingOccurrences(of: "{key: path}", with: "{key: host}") + "\ncluster: {secret_file: s}")?.key
                 == "routes[0].pods.base_domain")
         #expect(error(Self.base.replacingOccurrences(of: "{key: path}", with: "{key: cookie}") + "\ncluster: {secret_file: s}")?.key
