@@ -35,7 +35,7 @@ final class SQLiteStatement {
 
     /// nil binds SQL NULL.
     func bind(_ index: Int32, _ value: String?) {
-        if let value { bind(index, value) } else { note(sqlite3_bind_null(handle, index)) }
+        if let value { self.bind(index, value) } else { note(sqlite3_bind_null(handle, index)) }
     }
 
     func bind(_ index: Int32, _ value: Bool) {
