@@ -1,3 +1,4 @@
+import Foundation
 @testable import HTTP1Codec
 @testable import IOCore
 @testable import ProxyEngine
@@ -32,10 +33,10 @@ struct ClusterHeadTests {
     }
 
     func values(_ head: String, _ name: String) -> [String] {
-        head.split(separator: "\r\n").compactMap { line in
-            let parts = line.split(separator: ":", maxSplits: 1)
-            guard parts.count == 2, parts[0].lowercased() == name.lowercased() else { return nil }
-            return parts[1].trimmingCharacters(in: .whitespaces)
+        head.split(separator: "\r\n").compactMap { line -> String? in
+            let text = String(line)
+            guard let colon = text.firstIndex(of: ":"), text[..<colon].lowercased() == name.lowercased() else { return nil }
+            return String(text[text.index(after: colon)...]).trimmingCharacters(in: .whitespaces)
         }
     }
 
