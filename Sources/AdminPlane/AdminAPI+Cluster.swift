@@ -82,8 +82,10 @@ extension AdminAPI {
         let replace = r.query["replace"] == "true"
         let result: (created: Int, replaced: Int, unchanged: Int)
         do { result = try registry.createPods(records, replace: replace, now: now) } catch { throw refusal(error) }
-        audit.record(who: who(r), client: r.peer, action: "pod.create", target: records.count == 1 ? records[0].id : "\(records.count) pods",
-                     before: nil, after: ["created": result.created, "replaced": result.replaced, "unchanged": result.unchanged])
+        if result.created + result.replaced > 0 {
+            audit.record(who: who(r), client: r.peer, action: "pod.create", target: records.count == 1 ? records[0].id : "\(records.count) pods",
+                         before: nil, after: ["created": result.created, "replaced": result.replaced, "unchanged": result.unchanged])
+        }
         let body: [String: Any] = ["created": result.created, "replaced": result.replaced, "unchanged": result.unchanged]
         return .json(result.created + result.replaced > 0 ? 201 : 200, body)
     }
