@@ -100,12 +100,7 @@ extension AdminAPI {
         answer["target"] = keyed.kind == .node ? "node" : "placement_port"
         answer["pool"] = keyed.pool
         answer["key_source"] = Self.label(keyed.source)
-        let (keyStart, keyCount): (Int, Int)
-        switch decision {
-        case .forward(let f): (keyStart, keyCount) = (f.keyStart, f.keyCount)
-        case .reject(let r): (keyStart, keyCount) = (r.keyStart, r.keyCount)
-        case .redirect: (keyStart, keyCount) = (0, 0)
-        }
+        let (keyStart, keyCount) = Self.keyRange(decision)
         if keyCount > 0 {
             let key = String(decoding: UnsafeBufferPointer(start: base + keyStart, count: keyCount), as: UTF8.self)
             answer["key"] = key
@@ -149,12 +144,7 @@ extension AdminAPI {
         answer["key_source"] = target.baseDomain.map { "host label under \($0)" } ?? "first path segment"
         answer["local_upstreams"] = target.upstreams
         answer["self"] = router.cluster?.nodeID ?? NSNull()
-        let (keyStart, keyCount): (Int, Int)
-        switch decision {
-        case .forward(let f): (keyStart, keyCount) = (f.keyStart, f.keyCount)
-        case .reject(let r): (keyStart, keyCount) = (r.keyStart, r.keyCount)
-        case .redirect: (keyStart, keyCount) = (0, 0)
-        }
+        let (keyStart, keyCount) = Self.keyRange(decision)
         if keyCount > 0 {
             let id = String(decoding: UnsafeBufferPointer(start: base + keyStart, count: keyCount), as: UTF8.self)
             answer["pod_id"] = id
@@ -186,6 +176,15 @@ extension AdminAPI {
             }
             answer["outcome"] = "forwarded"
         case .redirect: break
+        }
+    }
+
+    /// Where the decision's key (or pod id) is in the head: (0, 0) for none.
+    private static func keyRange(_ decision: RouteDecision) -> (start: Int, count: Int) {
+        switch decision {
+        case .forward(let f): return (f.keyStart, f.keyCount)
+        case .reject(let r): return (r.keyStart, r.keyCount)
+        case .redirect: return (0, 0)
         }
     }
 
