@@ -437,7 +437,9 @@ bench_meta() {
     echo "haproxy=$(haproxy -v | head -1 | awk '{print $3}')"
     echo "switchyard_bin=$SWITCHYARD_ORIG"
     echo "switchyard_sha256=$SWITCHYARD_SHA"
-    echo "switchyard_commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none)"
+    # The commit of the tree the binary was built in (a clone elsewhere: its commit, not this one's).
+    echo "switchyard_commit=$(git -C "$(dirname "$SWITCHYARD_ORIG")" describe --always --dirty 2>/dev/null ||
+        git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none)"
 }
 
 # REPEAT repetitions of `fn rep item` over the items, round-robin, the order rotated every

@@ -40,8 +40,8 @@ public enum RouteTarget: Sendable, Equatable {
 }
 
 /// A pod route: where the pod id comes from, which paths are never pods, and the local pod
-/// server(s).
-public struct PodTarget: Sendable, Equatable {
+/// server(s). A class, so the request path holds it by one reference.
+public final class PodTarget: Sendable, Equatable {
     public enum Source: Sendable, Equatable {
         /// `{pod}.{base domain}`: the host's first label, when the rest is the base domain
         /// (stored lowercase, without a leading dot).
@@ -65,6 +65,10 @@ public struct PodTarget: Sendable, Equatable {
         self.source = source
         self.reserved = reserved.map { Array($0.utf8) }
         self.upstreams = upstreams
+    }
+
+    public static func == (a: PodTarget, b: PodTarget) -> Bool {
+        a.source == b.source && a.reserved == b.reserved && a.upstreams == b.upstreams
     }
 
     /// The base domain as text (host source), for explain and the docs.

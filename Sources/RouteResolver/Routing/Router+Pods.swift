@@ -1,8 +1,9 @@
 import HTTP1Codec
 
 /// Who this gateway is among the centers that share the registry, and what it trusts: the
-/// pod routes' half of routing.
-public struct ClusterIdentity: Sendable {
+/// pod routes' half of routing. A class: the request path reads it through one reference
+/// (a struct of arrays would be retained field by field at every copy).
+public final class ClusterIdentity: Sendable {
     /// This center's node name (the pods' `node_id` for the pods it owns).
     public let nodeID: String
     /// The pool the centers register in ("center").
@@ -50,8 +51,9 @@ public enum PodKeyLookup: Equatable, Sendable {
 extension Router {
     @usableFromInline func decidePod(_ route: Int, _ head: borrowing RequestHead, headers: HeaderTable, base: UnsafePointer<UInt8>,
                                      listener: Int, now: Int64, mode: Mode) -> RouteDecision {
-        let target = podTargets[route]!
-        guard let cluster else { return .reject(Rejection(status: 503, code: "no cluster identity", route: route)) }
+        guard let target = podTargets[route], let cluster else {
+            return .reject(Rejection(status: 503, code: "no cluster identity", route: route))
+        }
         let hops = Self.hopChain(cluster, listener: listener, headers: headers, base: base)
         guard case .found(let start, let count) = Self.findPod(target, head, base: base) else {
             return .forward(Forward(route: route, destination: .podLocal(owner: nil), keyStart: 0, keyCount: 0, placed: false,
