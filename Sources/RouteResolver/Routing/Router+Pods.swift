@@ -3,7 +3,8 @@ import HTTP1Codec
 /// Who this gateway is among the centers that share the registry, and what it trusts: the
 /// pod routes' half of routing. A class: the request path reads it through one reference
 /// (a struct of arrays would be retained field by field at every copy).
-public final class ClusterIdentity: Sendable {
+public final class ClusterIdentity: @unchecked Sendable {
+    // @unchecked: immutable after init; `secretBytes` is owned here and only read.
     /// This center's node name (the pods' `node_id` for the pods it owns).
     public let nodeID: String
     /// The pool the centers register in ("center").
@@ -18,6 +19,11 @@ public final class ClusterIdentity: Sendable {
     public let clusterListeners: [Bool]
     /// `nodeID`'s bytes, as the hop header names it.
     public let nodeBytes: [UInt8]
+    /// The secret and the node id in raw memory: compared on every forwarded request without
+    /// array bounds checks or closures.
+    @usableFromInline let secretBytes: UnsafeMutablePointer<UInt8>
+    @usableFromInline let nodeRaw: UnsafeMutablePointer<UInt8>
+    @usableFromInline let isClusterListener: UnsafeMutablePointer<Bool>
 
     public init(nodeID: String, centerPool: String, secret: [UInt8], maxHops: Int, clusterListeners: [Bool]) {
         self.nodeID = nodeID
@@ -26,7 +32,54 @@ public final class ClusterIdentity: Sendable {
         self.maxHops = maxHops
         self.clusterListeners = clusterListeners
         nodeBytes = Array(nodeID.utf8)
+        secretBytes = .allocate(capacity: max(secret.count, 1))
+        secretBytes.initialize(from: secret, count: secret.count)
+        nodeRaw = .allocate(capacity: max(nodeBytes.count, 1))
+        nodeRaw.initialize(from: nodeBytes, count: nodeBytes.count)
+        isClusterListener = .allocate(capacity: max(clusterListeners.count, 1))
+        isClusterListener.initialize(from: clusterListeners, count: clusterListeners.count)
     }
+
+    deinit {
+        secretBytes.deallocate()
+        nodeRaw.deallocate()
+        isClusterListener.deallocate()
+    }
+
+    /// `p[0..<secret.count]` is the secret, in time that depends only on the length (eight
+    /// bytes a step: no early exit an attacker could time).
+    @inline(__always)
+    func isSecret(_ p: UnsafePointer<UInt8>, count n: Int) -> Bool {
+        guard n == secret.count, n > 0 else { return false }
+        let a = UnsafeRawPointer(secretBytes), b = UnsafeRawPointer(p)
+        var diff: UInt64 = 0
+        var i = 0
+        while n &- i >= 8 {
+            diff |= a.loadUnaligned(fromByteOffset: i, as: UInt64.self) ^ b.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            i &+= 8
+        }
+        while i < n {
+            diff |= UInt64(a.load(fromByteOffset: i, as: UInt8.self) ^ b.load(fromByteOffset: i, as: UInt8.self))
+            i &+= 1
+        }
+        return diff == 0
+    }
+
+    /// `p[0..<n]` is this center's id.
+    @inline(__always)
+    func isSelf(_ p: UnsafePointer<UInt8>, count n: Int) -> Bool {
+        n == nodeBytes.count && memcmpBytes(nodeRaw, p, n)
+    }
+}
+
+@inline(__always)
+func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+    var i = 0
+    while i < n {
+        if a[i] != b[i] { return false }
+        i &+= 1
+    }
+    return true
 }
 
 /// The hop header of a request as routing judged it.
@@ -68,7 +121,7 @@ extension Router {
         case .unknownPod:
             return .reject(Rejection(status: 404, code: "unknown pod", route: route, keyStart: start, keyCount: count))
         case .owner(let node):
-            if node.nameBytes == cluster.nodeBytes {
+            if node.nameBytes.withUnsafeBufferPointer({ cluster.isSelf($0.baseAddress!, count: $0.count) }) {
                 return .forward(Forward(route: route, destination: .podLocal(owner: node), keyStart: start, keyCount: count,
                                         placed: false, trustedHops: hops.trusted))
             }
@@ -132,34 +185,36 @@ extension Router {
     /// (compared in constant time); counts the centers a trusted chain names.
     public static func hopChain(_ cluster: ClusterIdentity, listener: Int, headers: HeaderTable, base: UnsafePointer<UInt8>) -> HopChain {
         var chain = HopChain()
-        guard listener >= 0, listener < cluster.clusterListeners.count, cluster.clusterListeners[listener],
+        guard listener >= 0, listener < cluster.clusterListeners.count, cluster.isClusterListener[listener],
               headers.hasOne(.switchyardCluster) else { return chain }
-        let f = headers[headers.lastIndex(.switchyardCluster)]
-        guard Int(f.valueLength) == cluster.secret.count else { return chain }
-        var diff: UInt8 = 0
-        cluster.secret.withUnsafeBufferPointer { s in
-            for i in 0..<s.count { diff |= s[i] ^ base[Int(f.valueStart) + i] }
-        }
-        guard diff == 0, !cluster.secret.isEmpty else { return chain }
+        let f = headers.fields[headers.lastIndex(.switchyardCluster)]
+        guard cluster.isSecret(base + Int(f.valueStart), count: Int(f.valueLength)) else { return chain }
         chain.trusted = true
         guard headers.has(.switchyardHop) else { return chain }
-        for i in 0..<headers.count where headers[i].kind == .switchyardHop {
-            let h = headers[i]
-            var p = Int(h.valueStart)
-            let end = p + Int(h.valueLength)
-            while p < end {
-                while p < end, base[p] == 0x20 || base[p] == 0x09 || base[p] == 0x2C { p += 1 }
-                let s = p
-                while p < end, base[p] != 0x2C, base[p] != 0x20, base[p] != 0x09 { p += 1 }
-                if p > s {
-                    chain.count += 1
-                    if p - s == cluster.nodeBytes.count, bytesEqual(cluster.nodeBytes, base + s) {
-                        chain.containsSelf = true
-                    }
-                }
+        if headers.hasOne(.switchyardHop) {
+            countHops(headers.fields[headers.lastIndex(.switchyardHop)], cluster, base, &chain)
+        } else {
+            for i in 0..<headers.count where headers.fields[i].kind == .switchyardHop {
+                countHops(headers.fields[i], cluster, base, &chain)
             }
         }
         return chain
+    }
+
+    /// Counts the centers one hop field names (a comma-separated list), noting this one.
+    @inline(__always)
+    private static func countHops(_ h: HeaderField, _ cluster: ClusterIdentity, _ base: UnsafePointer<UInt8>, _ chain: inout HopChain) {
+        var p = Int(h.valueStart)
+        let end = p + Int(h.valueLength)
+        while p < end {
+            while p < end, base[p] == 0x20 || base[p] == 0x09 || base[p] == 0x2C { p &+= 1 }
+            let s = p
+            while p < end, base[p] != 0x2C, base[p] != 0x20, base[p] != 0x09 { p &+= 1 }
+            if p > s {
+                chain.count &+= 1
+                if cluster.isSelf(base + s, count: p - s) { chain.containsSelf = true }
+            }
+        }
     }
 }
 
