@@ -162,10 +162,10 @@ extension PodsCommand {
             let reply = try api.call("GET", [".cluster", "nodes"])
             if api.json { return api.printJSON(reply) }
             let a = try api.decode(Answer.self, reply)
-            var table = TextTable(["NODE", "TYPE", "INTERNAL", "STATUS", "PODS", "HEARTBEAT"])
+            var table = TextTable(["NODE", "TYPE", "INTERNAL", "STATUS", "PODS", "HEARTBEAT", "ASKED"])
             for n in a.nodes {
-                table.add([n.nodeID + (n.isSelf ? " *" : ""), n.type, n.internalAddress, n.status, String(n.pods),
-                           Format.timestamp(ms: n.lastHeartbeat)])
+                table.add([n.nodeID, n.type, n.internalAddress, n.status, String(n.pods), Format.timestamp(ms: n.lastHeartbeat),
+                           n.isSelf ? "yes" : "-"])
             }
             print(table.render())
         }

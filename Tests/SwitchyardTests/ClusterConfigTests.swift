@@ -48,6 +48,12 @@ struct ClusterConfigTests {
         #expect(c.routeUpstreams == [[0]])
     }
 
+    @Test func theCenterExampleIsValid() throws {
+        let path = #filePath.replacingOccurrences(of: "Tests/SwitchyardTests/ClusterConfigTests.swift", with: "config/center.yaml")
+        let c = try ConfigLoader.load(path: path)
+        #expect(c.cluster?.nodeID == "auto" && c.listeners.map(\.cluster) == [false, true])
+    }
+
     @Test func hostKeysAndReservedPaths() throws {
         let c = try ConfigLoader.parse("""
         listeners:
