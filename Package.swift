@@ -5,7 +5,7 @@ import PackageDescription
 // ProxyEngine, RegistryStore -> RouteResolver -> HTTP1Codec; C targets at the bottom.
 // ProxyEngine is built without Foundation (see STYLE.md, point 9).
 /// Release settings of every module on a request's path (IOCore, HTTP1Codec, RouteResolver,
-/// ProxyEngine):
+/// EdgeTunnel, ProxyEngine):
 /// - cross-module optimization: function bodies are available to callers in other modules, so
 ///   a call across a module boundary inlines as it did when the code lived in one module;
 /// - no dynamic exclusivity checks: they cost ~50% more instructions per request
@@ -54,6 +54,9 @@ let package = Package(
         // The admin listener: registry API, heartbeats, explain, metrics. Off the hot path, so
         // Foundation is fine here.
         .target(name: "AdminPlane", dependencies: ["IOCore", "HTTP1Codec", "RouteResolver"]),
+        // Issue 15's edge tunnels; for now the ClientHello peek (SNI and ALPN before OpenSSL).
+        // Pure: bytes in, a decision out. On every TLS connection's path, hence hotPath.
+        .target(name: "EdgeTunnel", swiftSettings: hotPath),
         .executableTarget(
             name: "switchyard",
             dependencies: [
@@ -67,6 +70,7 @@ let package = Package(
         // A real PostgreSQL server per test (initdb, pg_ctl), for the store's and the end-to-end tests.
         .target(name: "PostgresTestServer", path: "Tests/PostgresTestServer"),
         .testTarget(name: "RegistryStoreTests", dependencies: ["RegistryStore", "RouteResolver", "CSQLite", "CLibpq", "PostgresTestServer"]),
+        .testTarget(name: "EdgeTunnelTests", dependencies: ["EdgeTunnel"]),
         .testTarget(name: "TLSTerminatorTests", dependencies: ["TLSTerminator", "COpenSSL"]),
         .testTarget(name: "SwitchyardTests", dependencies: ["switchyard"]),
         // End-to-end: the built binary with curl, a Python upstream (peers/) and slowhttptest.

@@ -24,6 +24,9 @@ ALLOWED = {
     "RouteResolver": {"HTTP1Codec"},                      # pure logic: no sockets, no database
     "RegistryStore": {"RouteResolver", "CSQLite", "CLibpq"},
     "TLSTerminator": {"COpenSSL", "IOCore"},                # TLS bytes pass through Sys
+    # The ClientHello peek and (later) the reverse tunnels; DESIGN.md puts it above ProxyEngine's
+    # layers, so it may use IOCore and the codecs. Foundation stays out: it is on the TLS path.
+    "EdgeTunnel": {"IOCore", "HTTP1Codec", "RouteResolver"},
     "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"},
     "AdminPlane": {"Foundation", "IOCore", "HTTP1Codec", "RouteResolver"},   # never ProxyEngine
     "switchyard": None,                                   # the executable wires everything
