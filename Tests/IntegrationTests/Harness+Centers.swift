@@ -220,30 +220,21 @@ extension Scope {
 /// A blocking WebSocket client on a raw socket (RFC 6455, client frames masked): enough to open a
 /// pod's terminal through a gateway, exchange text messages and see how it was closed.
 final class WSConnection {
-    private let fd: Int32
+    /// The socket (connect, send, deadline-bounded reads); frames are parsed here.
+    private let raw: RawConnection
     private var buffer: [UInt8] = []
-    private(set) var peerClosed = false
+    var peerClosed: Bool { raw.peerClosed }
     /// The upgrade's answer.
     private(set) var status = 0
     private(set) var responseHead = ""
 
     init(port: Int, path: String, timeout: Double = 10) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw HarnessError("socket: errno \(errno)") }
-        var addr = Ports.loopback(port: port)
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard rc == 0 else {
-            let e = errno
-            Glibc.close(fd)
-            throw HarnessError("connect 127.0.0.1:\(port): errno \(e)")
-        }
+        raw = try RawConnection(port: port)
         let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n\r\n"
         let deadline = Date().addingTimeInterval(timeout)
-        var ok = Self.sendAll(fd, Array(request.utf8))
+        var ok = raw.send(request)
         while ok {
             if let end = find([13, 10, 13, 10], in: buffer) {
                 responseHead = String(decoding: buffer[0..<end], as: UTF8.self)
@@ -258,39 +249,11 @@ final class WSConnection {
         }
     }
 
-    deinit { Glibc.close(fd) }
-
-    private static func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                return false
-            }
-            offset += n
-        }
-        return true
-    }
-
     /// Reads what arrives before `deadline`; false on timeout, EOF or reset.
     private func fill(until deadline: Date) -> Bool {
-        if peerClosed { return false }
-        let remaining = deadline.timeIntervalSinceNow
-        if remaining <= 0 { return false }
-        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let rc = poll(&pfd, 1, Int32(max(1, remaining * 1000)))
-        if rc < 0 { return errno == EINTR }
-        if rc == 0 { return false }
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-        if n > 0 {
-            buffer.append(contentsOf: chunk[0..<n])
-            return true
-        }
-        if n < 0 && (errno == EINTR || errno == EAGAIN) { return true }
-        peerClosed = true
-        return false
+        let ok = raw.fill(until: deadline)
+        buffer += raw.takeBuffered()
+        return ok
     }
 
     /// Sends one masked frame.
@@ -309,7 +272,7 @@ final class WSConnection {
         let mask = (0..<4).map { _ in UInt8.random(in: 0...255) }
         frame += mask
         for (i, b) in payload.enumerated() { frame.append(b ^ mask[i % 4]) }
-        return Self.sendAll(fd, frame)
+        return raw.send(frame)
     }
 
     @discardableResult

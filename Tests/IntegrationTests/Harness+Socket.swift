@@ -92,9 +92,16 @@ final class RawConnection {
     @discardableResult
     func send(_ text: String) -> Bool { send(Array(text.utf8)) }
 
+    /// The bytes read and not consumed yet, handed over (for protocols parsed elsewhere, such as
+    /// WSConnection's frames).
+    func takeBuffered() -> [UInt8] {
+        defer { buffer = [] }
+        return buffer
+    }
+
     /// Reads whatever arrives within `timeout` seconds into the buffer.
     /// Returns false on timeout; sets `peerClosed` on EOF or reset.
-    private func fill(until deadline: Date) -> Bool {
+    func fill(until deadline: Date) -> Bool {
         if peerClosed { return false }
         // A gateway that floods (e.g. repeats an answer forever) must fail the
         // test, not exhaust the test process's memory.
