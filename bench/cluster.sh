@@ -235,16 +235,7 @@ EOF
 LOADAVG_START=$(cat /proc/loadavg)
 {
     bench_meta
-    echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
-    echo "workers=$WORKERS"
-    echo "repeat=$REPEAT"
-    echo "conns=$CONNS"
-    echo "threads=$THREADS"
-    echo "duration=$DURATION"
-    echo "lat_duration=$LAT_DURATION"
-    echo "warmup=$WARMUP"
-    echo "upstream_workers=$UPSTREAM_WORKERS"
-    echo "body_bytes=${#UPSTREAM_BODY}"
+    wrk_meta
     echo "systems=$SYSTEMS"
 } >"$RESULTS/meta.txt"
 log "loadavg at start: $LOADAVG_START"

@@ -442,6 +442,20 @@ bench_meta() {
         git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none)"
 }
 
+# The wrk settings of a throughput/latency script (http1.sh, cluster.sh), for meta.txt.
+wrk_meta() {
+    echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"
+    echo "workers=$WORKERS"
+    echo "repeat=$REPEAT"
+    echo "conns=$CONNS"
+    echo "threads=$THREADS"
+    echo "duration=$DURATION"
+    echo "lat_duration=$LAT_DURATION"
+    echo "warmup=$WARMUP"
+    echo "upstream_workers=$UPSTREAM_WORKERS"
+    echo "body_bytes=${#UPSTREAM_BODY}"
+}
+
 # REPEAT repetitions of `fn rep item` over the items, round-robin, the order rotated every
 # repetition so that no item always runs first or right after the same neighbour.
 bench_rounds() {  # fn item...
