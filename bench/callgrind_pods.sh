@@ -10,6 +10,10 @@
 #   chainB  B, GET /alice/x through B (B forwards to A's cluster listener)
 #   chainA  A, GET /alice/x through B (A serves the forwarded request)
 #
+# Unlike bench/callgrind.sh the figures carry time-driven work: a center's registry follower
+# polls the shared SQLite file every 10 ms and its heartbeat thread runs, and callgrind counts
+# their instructions too, so repeated runs of one binary differ by up to ~±200 Ir/request.
+#
 #   SWITCHYARD_BIN=.build/release/switchyard bench/callgrind_pods.sh
 # Environment: N [10000]  WARM [1000]  SCEN ["static direct chainB chainA"]
 set -uo pipefail
@@ -22,48 +26,23 @@ bench_init cgpods
 NREQ=$BENCH_TMP/nreq; compile_c "$BENCH_DIR/nreq.c" "$NREQ"
 start_upstream 1
 stripped=$BENCH_TMP/sy.nodebug; objcopy --strip-debug "$BIN" "$stripped"; BIN=$stripped
-TOKEN=bench-admin-token-0123456789
+ADMIN_TOKEN=bench-admin-token-0123456789
+WORKERS=1
 echo "cluster-secret-for-callgrind-0123" > $BENCH_TMP/secret
-conf() { # dir id public internal admin podport db
-mkdir -p $1; cat > $1/c.yaml <<Y
-workers: 1
-listeners:
-  - name: public
-    address: 127.0.0.1:$3
-  - name: internal
-    address: 127.0.0.1:$4
-    cluster: true
-registry:
-  database: $7
-cluster: {node_id: $2, internal_address: "127.0.0.1:$4", secret_file: $BENCH_TMP/secret}
-pools:
-  center: {heartbeat_threshold: 60s}
-routes:
-  - name: static
-    path_prefix: /static
-    upstreams: ["127.0.0.1:$6"]
-  - name: pods
-    path_prefix: /
-    pods: {key: path}
-    upstreams: ["127.0.0.1:$6"]
-admin: {address: "127.0.0.1:$5", token: $TOKEN}
-logging: {access: "off", error: stderr}
-Y
-}
 run() { # scenario count -> prints Ir
   local sc=$1 n=$2 d=$BENCH_TMP/$1-$2; mkdir -p $d
   local pa=$(free_port) ia=$(free_port) aa=$(free_port) pb=$(free_port) ib=$(free_port) ab=$(free_port)
-  conf $d/a center-a $pa $ia $aa $UPSTREAM_PORT $d/reg.db
-  conf $d/b center-b $pb $ib $ab 9 $d/reg.db
+  write_center_conf $d/a center-a $pa $ia $aa $UPSTREAM_PORT $d/reg.db $BENCH_TMP/secret /static
+  write_center_conf $d/b center-b $pb $ib $ab 9 $d/reg.db $BENCH_TMP/secret /static
   local wa=() wb=()
   case $sc in direct|static) wa=(valgrind --tool=callgrind --callgrind-out-file=$d/cg.out --dump-instr=no);;
     chainB) wb=(valgrind --tool=callgrind --callgrind-out-file=$d/cg.out --dump-instr=no);;
     chainA) wa=(valgrind --tool=callgrind --callgrind-out-file=$d/cg.out --dump-instr=no);; esac
-  bench_spawn $d/a.log "${wa[@]}" $BIN serve --config $d/a/c.yaml; local A=$SPAWNED_PID
+  bench_spawn $d/a.log "${wa[@]}" $BIN serve --config $d/a/switchyard.yaml; local A=$SPAWNED_PID
   wait_listen $aa $A 120 || { echo "A fail"; return 1; }
-  bench_spawn $d/b.log "${wb[@]}" $BIN serve --config $d/b/c.yaml; local B=$SPAWNED_PID
+  bench_spawn $d/b.log "${wb[@]}" $BIN serve --config $d/b/switchyard.yaml; local B=$SPAWNED_PID
   wait_listen $ab $B 120 || { echo "B fail"; return 1; }
-  curl -s -XPOST -H "X-Admin-Token: $TOKEN" --data '{"pod_id":"alice","node_id":"center-a"}' http://127.0.0.1:$aa/.cluster/pods >/dev/null
+  curl -s -XPOST -H "X-Admin-Token: $ADMIN_TOKEN" --data '{"pod_id":"alice","node_id":"center-a"}' http://127.0.0.1:$aa/.cluster/pods >/dev/null
   sleep 2
   local port=$pa path=/alice/x
   case $sc in static) path=/static/x;; chainB|chainA) port=$pb;; esac

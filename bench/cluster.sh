@@ -267,45 +267,6 @@ distinct_ports() {  # n
     done
 }
 
-# A center's config (the issue 14 format): a public and a cluster listener, the shared registry
-# file and secret, one pod route to its local pod server.
-write_center_conf() {  # dir node_id public internal admin pod_server_port registry_db secret_file
-    local d=$1
-    mkdir -p "$d"
-    cat >"$d/switchyard.yaml" <<EOF
-workers: $WORKERS
-listeners:
-  - name: public
-    address: 127.0.0.1:$3
-  - name: internal
-    address: 127.0.0.1:$4
-    cluster: true
-registry:
-  database: $7
-cluster:
-  node_id: $2
-  internal_address: 127.0.0.1:$4
-  public_address: http://127.0.0.1:$3
-  secret_file: $8
-  max_hops: 1
-pools:
-  center:
-    heartbeat_threshold: 30s
-routes:
-  - name: pods
-    path_prefix: /
-    pods:
-      key: path
-    upstreams: ["127.0.0.1:$6"]
-admin:
-  address: 127.0.0.1:$5
-  token: $ADMIN_TOKEN
-logging:
-  access: off
-  error: stderr
-EOF
-}
-
 # The processes of the running row: PROC_PIDS[0] the entry proxy, [1] the second proxy (chains),
 # IDLE_PID a center that is up but not in the path; ENTRY_PORT takes wrk, HOP_PORT is the
 # second proxy's port, ROW_ERR says why a start failed.

@@ -442,6 +442,51 @@ bench_meta() {
         git -C "$ROOT" describe --always --dirty 2>/dev/null || echo none)"
 }
 
+# A center's config (the issue 14 format): a public and a cluster listener, the shared registry
+# file and secret, one pod route to its local pod server.
+# With a 9th argument, a static route under that path prefix to the same pod server comes first
+# (bench/callgrind_pods.sh compares the two on one center). Uses WORKERS and ADMIN_TOKEN.
+write_center_conf() {  # dir node_id public internal admin pod_server_port registry_db secret_file [static_prefix]
+    local d=$1 static=""
+    [[ -n ${9:-} ]] && static="  - name: static
+    path_prefix: $9
+    upstreams: [\"127.0.0.1:$6\"]
+"
+    mkdir -p "$d"
+    cat >"$d/switchyard.yaml" <<EOF
+workers: $WORKERS
+listeners:
+  - name: public
+    address: 127.0.0.1:$3
+  - name: internal
+    address: 127.0.0.1:$4
+    cluster: true
+registry:
+  database: $7
+cluster:
+  node_id: $2
+  internal_address: 127.0.0.1:$4
+  public_address: http://127.0.0.1:$3
+  secret_file: $8
+  max_hops: 1
+pools:
+  center:
+    heartbeat_threshold: 30s
+routes:
+$static  - name: pods
+    path_prefix: /
+    pods:
+      key: path
+    upstreams: ["127.0.0.1:$6"]
+admin:
+  address: 127.0.0.1:$5
+  token: $ADMIN_TOKEN
+logging:
+  access: off
+  error: stderr
+EOF
+}
+
 # The wrk settings of a throughput/latency script (http1.sh, cluster.sh), for meta.txt.
 wrk_meta() {
     echo "wrk=$(wrk -v 2>&1 | head -1 | awk '{print $2}')"

@@ -163,10 +163,9 @@ extension AdminAPI {
          "migration_progress": p.migrationProgress, "created_at": p.createdAt, "updated_at": p.updatedAt]
     }
 
+    /// Pod ids follow the placement key rules (the router's `KeyExtractor.isValidKey`).
     static func isPodID(_ s: String) -> Bool {
-        let u = s.utf8
-        return !u.isEmpty && u.count <= 64 && u.allSatisfy {
-            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F || $0 == 0x2D
-        }
+        var copy = s
+        return copy.withUTF8 { KeyExtractor.isValidKey(UnsafeRawBufferPointer($0)) }
     }
 }

@@ -68,12 +68,7 @@ enum HeadWriter {
     private static func appendCluster(into b: inout IOBuffer, _ p: UnsafePointer<UInt8>, _ headers: HeaderTable,
                                       _ pod: PodLeg, _ cluster: ClusterIdentity) {
         b.append("\r\nX-Switchyard-Hop: ")
-        let trusted: Bool
-        switch pod {
-        case .local(let t), .center(let t): trusted = t
-        case .none: trusted = false
-        }
-        if trusted { appendValues(into: &b, p, headers, .switchyardHop) }
+        if pod.trustedHops { appendValues(into: &b, p, headers, .switchyardHop) }
         b.append(cluster.nodeBytes)
         if case .center = pod {
             b.append("\r\nX-Switchyard-Cluster: ")

@@ -45,6 +45,14 @@ enum PodLeg: Equatable {
     case none
     case local(trusted: Bool)
     case center(trusted: Bool)
+
+    /// The request's hop chain came from a proven center (and is extended, not replaced).
+    var trustedHops: Bool {
+        switch self {
+        case .local(let t), .center(let t): return t
+        case .none: return false
+        }
+    }
 }
 
 /// A `placement_port` target's question to the node's API, the way the node's nginx asks it

@@ -65,23 +65,24 @@ final class UpstreamPools {
     /// The pool of a registry node's preview address (created on first use). Nil when the
     /// node's URL is not one the gateway can connect to.
     func index(for node: RegistryNode) -> Int? {
-        let id = ObjectIdentifier(node)
-        if let entry = nodePools[id] { return entry.pool }
-        guard let url = UpstreamURL(node.previewBaseURL) else { return nil }
-        let index = index(for: url.address)
-        if nodePools.count >= 4096 { nodePools.removeAll(keepingCapacity: true) }
-        nodePools[id] = (node, index)
-        return index
+        cachedIndex(&nodePools, node) { UpstreamURL($0.previewBaseURL)?.address }
     }
 
     /// The pool of a center's internal address (`address`, host:port), created on first use.
     func centerIndex(for center: RegistryNode) -> Int? {
-        let id = ObjectIdentifier(center)
-        if let entry = centerPools[id] { return entry.pool }
-        guard let address = SocketAddress(center.address) else { return nil }
-        let index = index(for: address)
-        if centerPools.count >= 4096 { centerPools.removeAll(keepingCapacity: true) }
-        centerPools[id] = (center, index)
+        cachedIndex(&centerPools, center) { SocketAddress($0.address) }
+    }
+
+    /// The pool of the address `address(node)` names, remembered per node object (nil when the
+    /// node's field is not an address the gateway can connect to).
+    private func cachedIndex(_ cache: inout [ObjectIdentifier: (node: RegistryNode, pool: Int)], _ node: RegistryNode,
+                             _ address: (RegistryNode) -> SocketAddress?) -> Int? {
+        let id = ObjectIdentifier(node)
+        if let entry = cache[id] { return entry.pool }
+        guard let a = address(node) else { return nil }
+        let index = index(for: a)
+        if cache.count >= 4096 { cache.removeAll(keepingCapacity: true) }
+        cache[id] = (node, index)
         return index
     }
 

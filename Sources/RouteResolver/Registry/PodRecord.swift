@@ -49,9 +49,8 @@ public struct PodRecord: Sendable, Equatable {
 
     /// Refuses a record the registry cannot route by, with a short reason.
     public static func validate(_ r: PodRecord) throws(RegistryError) {
-        let idValid = r.id.utf8.count <= KeyExtractor.maxKeyLength && !r.id.isEmpty
-            && r.id.utf8.allSatisfy { KeyDigest.isKeyByte($0) }
-        guard idValid else { throw .invalidPod("pod id must be 1-64 characters of [A-Za-z0-9_-]: \(r.id)") }
+        var id = r.id
+        guard id.withUTF8({ KeyExtractor.isValidKey(UnsafeRawBufferPointer($0)) }) else { throw .invalidPod("pod id must be 1-64 characters of [A-Za-z0-9_-]: \(r.id)") }
         guard isNodeName(r.nodeID) else {
             throw .invalidPod("\(r.id): node_id must be 1-64 characters of [A-Za-z0-9._-]: \(r.nodeID)")
         }

@@ -23,7 +23,6 @@ public final class ClusterIdentity: @unchecked Sendable {
     /// array bounds checks or closures.
     @usableFromInline let secretBytes: UnsafeMutablePointer<UInt8>
     @usableFromInline let nodeRaw: UnsafeMutablePointer<UInt8>
-    @usableFromInline let isClusterListener: UnsafeMutablePointer<Bool>
 
     public init(nodeID: String, centerPool: String, secret: [UInt8], maxHops: Int, clusterListeners: [Bool]) {
         self.nodeID = nodeID
@@ -36,14 +35,11 @@ public final class ClusterIdentity: @unchecked Sendable {
         secretBytes.initialize(from: secret, count: secret.count)
         nodeRaw = .allocate(capacity: max(nodeBytes.count, 1))
         nodeRaw.initialize(from: nodeBytes, count: nodeBytes.count)
-        isClusterListener = .allocate(capacity: max(clusterListeners.count, 1))
-        isClusterListener.initialize(from: clusterListeners, count: clusterListeners.count)
     }
 
     deinit {
         secretBytes.deallocate()
         nodeRaw.deallocate()
-        isClusterListener.deallocate()
     }
 
     /// `p[0..<secret.count]` is the secret, in time that depends only on the length (eight
@@ -68,12 +64,13 @@ public final class ClusterIdentity: @unchecked Sendable {
     /// `p[0..<n]` is this center's id.
     @inline(__always)
     func isSelf(_ p: UnsafePointer<UInt8>, count n: Int) -> Bool {
-        n == nodeBytes.count && memcmpBytes(nodeRaw, p, n)
+        n == nodeBytes.count && bytesEqual(nodeRaw, p, n)
     }
 }
 
+/// `a[0..<n]` equals `b[0..<n]`.
 @inline(__always)
-func memcmpBytes(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
+func bytesEqual(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ n: Int) -> Bool {
     var i = 0
     while i < n {
         if a[i] != b[i] { return false }
@@ -159,9 +156,9 @@ extension Router {
             while end < limit, base[end] != 0x2F, base[end] != 0x3F { end += 1 }
             let count = end - start
             for reserved in target.reserved where reserved.count == count {
-                if bytesEqual(reserved, base + start) { return .none }
+                if reserved.withUnsafeBufferPointer({ bytesEqual($0.baseAddress!, base + start, count) }) { return .none }
             }
-            return isPodID(base + start, count) ? .found(start: start, count: count) : .none
+            return KeyExtractor.isValidKey(UnsafeRawBufferPointer(start: base + start, count: count)) ? .found(start: start, count: count) : .none
         case .host(let domain):
             guard head.hostStart >= 0 else { return .none }
             let n = head.hostNameLength
@@ -170,22 +167,15 @@ extension Router {
             let labelCount = n - domain.count - 1
             let host = UnsafeRawBufferPointer(start: base + head.hostStart, count: n)
             guard host[labelCount] == 0x2E, equalsLowercased(host, labelCount + 1, domain) else { return .none }
-            return isPodID(base + head.hostStart, labelCount) ? .found(start: head.hostStart, count: labelCount) : .none
+            return KeyExtractor.isValidKey(UnsafeRawBufferPointer(start: base + head.hostStart, count: labelCount)) ? .found(start: head.hostStart, count: labelCount) : .none
         }
-    }
-
-    @inline(__always)
-    static func isPodID(_ p: UnsafePointer<UInt8>, _ n: Int) -> Bool {
-        guard n >= 1, n <= KeyExtractor.maxKeyLength else { return false }
-        for i in 0..<n where !KeyExtractor.isKeyByte(p[i]) { return false }
-        return true
     }
 
     /// Judges a request's hop header: trusted only on a cluster listener with the right secret
     /// (compared in constant time); counts the centers a trusted chain names.
     public static func hopChain(_ cluster: ClusterIdentity, listener: Int, headers: HeaderTable, base: UnsafePointer<UInt8>) -> HopChain {
         var chain = HopChain()
-        guard listener >= 0, listener < cluster.clusterListeners.count, cluster.isClusterListener[listener],
+        guard listener >= 0, listener < cluster.clusterListeners.count, cluster.clusterListeners[listener],
               headers.hasOne(.switchyardCluster) else { return chain }
         let f = headers.fields[headers.lastIndex(.switchyardCluster)]
         guard cluster.isSecret(base + Int(f.valueStart), count: Int(f.valueLength)) else { return chain }
@@ -215,14 +205,5 @@ extension Router {
                 if cluster.isSelf(base + s, count: p - s) { chain.containsSelf = true }
             }
         }
-    }
-}
-
-/// `a` equals the `a.count` bytes at `p`.
-@inline(__always)
-func bytesEqual(_ a: [UInt8], _ p: UnsafePointer<UInt8>) -> Bool {
-    a.withUnsafeBufferPointer { b in
-        for i in 0..<b.count where b[i] != p[i] { return false }
-        return true
     }
 }
