@@ -131,6 +131,9 @@ final class AdminAPI: Sendable {
         case .unknownPod(let id): return BadInput("no pod \(id)", status: 404)
         case .podExists(let id): return BadInput("pod \(id) exists with other fields (add ?replace=true to overwrite)", field: "pod_id", status: 409)
         case .invalidPod(let why): return BadInput(why)
+        case .invalidEdge(let why): return BadInput(why)
+        case .unknownEdge(let id): return BadInput("no edge \(id)", status: 404)
+        case .hostnameTaken(let host, let edge): return BadInput("hostname \(host) is served by edge \(edge)", field: "hostnames", status: 409)
         }
     }
 

@@ -25,6 +25,9 @@ public final class Registry: Sendable {
     let total = Atomic<Int>(0)
     /// How many pods the shards hold together.
     let podTotal = Atomic<Int>(0)
+    /// Edge nodes by id and hostname (Registry+Edges.swift): read once per passthrough connection
+    /// or edge request, changed rarely.
+    let edgeDirectory: Mutex<EdgeDirectory>
     let moveObservers = Mutex<[@Sendable ([MovedPlacement]) -> Void]>([])
     /// Placements given to `init` that were not loaded: their node is unknown or serves another
     /// pool, or their key is malformed. They are placed anew on their next request (and the
@@ -40,7 +43,7 @@ public final class Registry: Sendable {
     /// config). Pools named in `pools` get those settings; other pools get the defaults. Throws if
     /// a node record is invalid; nothing is queued on the store for what is loaded. A pod's owner
     /// need not be among `nodes` (see `PodRecord.nodeID`).
-    public init(nodes: [NodeRecord], placements: [PlacementRecord], pods: [PodRecord] = [],
+    public init(nodes: [NodeRecord], placements: [PlacementRecord], pods: [PodRecord] = [], edges: [EdgeRecord] = [],
                 pools: [String: PoolSettings] = [:], store: (any RegistryStore)? = nil) throws(RegistryError) {
         var directory = NodeDirectory(settings: pools)
         for record in nodes { _ = try directory.upsert(record) }
@@ -77,6 +80,7 @@ public final class Registry: Sendable {
         let (podTables, podsLoaded, podsSkipped) = Self.podTables(pods, shardCount: Self.shardCount)
         shards = zip(maps, podTables).map { RegistryShard(ShardState(nodes: snapshot, map: $0, pods: $1)) }
         control = Mutex(directory)
+        edgeDirectory = Mutex(EdgeDirectory(edges.filter { (try? EdgeRecord.validate($0)) != nil }))
         self.store = store
         total.store(loaded, ordering: .relaxed)
         podTotal.store(podsLoaded, ordering: .relaxed)

@@ -98,4 +98,10 @@ public enum RegistryError: Error, Sendable, Equatable {
     case podExists(String)
     /// A pod record the registry refuses, with the reason.
     case invalidPod(String)
+    /// An edge record the registry refuses, with the reason.
+    case invalidEdge(String)
+    /// No edge with this id.
+    case unknownEdge(String)
+    /// A hostname another edge already serves.
+    case hostnameTaken(hostname: String, edge: String)
 }
