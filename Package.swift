@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "RegistryStore", dependencies: ["RouteResolver", "CSQLite", "CLibpq"]),
         .target(
             name: "ProxyEngine",
-            dependencies: ["CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"],
+            dependencies: ["CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "EdgeTunnel"],
             swiftSettings: hotPath
         ),
         // The admin listener: registry API, heartbeats, explain, metrics. Off the hot path, so

@@ -27,7 +27,9 @@ ALLOWED = {
     # The ClientHello peek and (later) the reverse tunnels; DESIGN.md puts it above ProxyEngine's
     # layers, so it may use IOCore and the codecs. Foundation stays out: it is on the TLS path.
     "EdgeTunnel": {"IOCore", "HTTP1Codec", "RouteResolver"},
-    "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"},
+    # EdgeTunnel's protocol parts (the ClientHello parser) run inside the workers' loops: the
+    # cluster side of a tunnel is a connection of a worker like any other (docs/edge-tunnel.md).
+    "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "EdgeTunnel"},
     "AdminPlane": {"Foundation", "IOCore", "HTTP1Codec", "RouteResolver"},   # never ProxyEngine
     "switchyard": None,                                   # the executable wires everything
 }
@@ -47,7 +49,7 @@ SYS_FILES = re.compile(r"^Sources/IOCore/Sys(\+\w+)?\.swift$")
 CLOSE = re.compile(r"\b(?:Sys|Glibc|SwiftGlibc)\.close\s*\(")
 # ProxyEngine files that may close descriptors, and what they close.
 CLOSE_FILES = {"Pollable.swift": "the owned socket of a registration", "Worker.swift": "epoll fd and listeners",
-               "TunnelLeg.swift": "pipes"}
+               "TunnelLeg.swift": "pipes", "Worker+Edge.swift": "a socket handed to another worker that no worker took"}
 
 
 def swift_files(module):

@@ -130,6 +130,9 @@ extension AdminAPI {
             case .portLookup(let node):
                 answer["upstream"] = "container port unknown: asked from \(node.apiBaseURL) on the first request"
             case .podLocal, .podCenter: break
+            case .edgeTunnel(let edge):
+                answer["edge"] = edge.id
+                answer["upstream"] = "through edge \(edge.id)'s tunnel (503 when none is attached here)"
             }
             answer["outcome"] = "forwarded"
         case .redirect: break

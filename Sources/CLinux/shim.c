@@ -26,6 +26,11 @@ int cl_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) {
     return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
 }
 
+int cl_epoll_del(int epfd, int fd) {
+    struct epoll_event ev = { 0 };
+    return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, &ev);
+}
+
 int cl_epoll_wait(int epfd, cl_event *out, int max, int timeout_ms) {
     // struct epoll_event is packed on x86_64 (12 bytes); copy into the Swift-friendly layout.
     struct epoll_event evs[256];

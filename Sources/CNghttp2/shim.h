@@ -23,6 +23,18 @@ static inline int csh2_submit_response(nghttp2_session *s, int32_t stream_id, co
     return nghttp2_submit_response(s, stream_id, nva, nvlen, &dp);
 }
 
+/// Submits a request (a tunnel's extended CONNECT) whose body is read from `source` by `read_cb`;
+/// returns the stream id or a negative error.
+static inline int32_t csh2_submit_request(nghttp2_session *s, const nghttp2_nv *nva, size_t nvlen, void *source,
+                                          nghttp2_data_source_read_callback read_cb, void *stream_user_data) {
+    nghttp2_data_provider dp;
+    dp.source.ptr = source;
+    dp.read_callback = read_cb;
+    return nghttp2_submit_request(s, NULL, nva, nvlen, &dp, stream_user_data);
+}
+
+static inline uint8_t csh2_settings_ack(const nghttp2_frame *f) { return f->hd.flags & NGHTTP2_FLAG_ACK; }
+
 static inline void *csh2_source_ptr(nghttp2_data_source *source) { return source->ptr; }
 
 #endif

@@ -235,11 +235,18 @@ final class WorkerLog {
     }
 
     /// A rare, non-request error (accept or connect failures) with a free-form detail.
-    func error(_ event: StaticString, _ detail: String) {
+    func error(_ event: StaticString, _ detail: String) { line("error", event, detail) }
+
+    /// A rare event worth a line that is not an error (an edge tunnel attached or detached).
+    func info(_ event: StaticString, _ detail: String) { line("info", event, detail) }
+
+    private func line(_ level: StaticString, _ event: StaticString, _ detail: String) {
         guard sinks.error != nil else { return }
         if errors.count > Self.flushAt { hand(&errors, to: sinks.error) }
         timestamp(into: &errors)
-        errors.append(" level=error event=\"")
+        errors.append(" level=")
+        errors.append(level)
+        errors.append(" event=\"")
         errors.append(event)
         errors.append("\" detail=\"")
         var d = detail

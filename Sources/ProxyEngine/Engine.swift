@@ -10,6 +10,8 @@ public final class Engine {
     public let config: EngineConfig
     /// Open tunnels per route and node, and the door to close a user's tunnels.
     public let tunnels = TunnelDirectory()
+    /// Edge tunnels attached to this process, per edge, and the passthrough counters.
+    public let edges: EdgeTunnelDirectory
     /// Counters for the metrics, one set per worker.
     public let stats: EngineStats
     /// The TLS listeners' certificates (loaded by the caller, so a bad file stops start-up).
@@ -20,6 +22,7 @@ public final class Engine {
     public init(config: EngineConfig, certificates: ListenerCertificates? = nil) {
         self.config = config
         self.certificates = certificates
+        edges = EdgeTunnelDirectory(registry: config.registry, center: config.cluster?.nodeID ?? "local")
         stats = EngineStats(workers: config.workers, routeNames: config.routes.routes.map(\.name))
         router = Router(table: config.routes, registry: config.registry,
                         redirectPorts: config.listeners.map { $0.redirectHTTPSPort ?? 0 }, cluster: config.cluster)
@@ -51,9 +54,10 @@ public final class Engine {
             let control = try WorkerControl()
             controls.append(control)
             tunnels.register(control)
+            edges.register(control)
             // Listeners are bound here, on the calling thread, so a bind error stops start-up.
             workers.append(Transfer(try Worker(id: i, config: config, router: router, control: control, sinks: sinks, directory: tunnels,
-                                                stats: stats.workers[i], certificates: certificates)))
+                                                edgeDirectory: edges, stats: stats.workers[i], certificates: certificates)))
         }
         var threads: [pthread_t] = []
         for w in workers {

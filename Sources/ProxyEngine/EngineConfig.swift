@@ -32,6 +32,8 @@ public struct EngineConfig: Sendable {
         /// A cluster listener: where other centers forward pod requests. Only here is a hop
         /// header trusted, and only with the cluster secret.
         public var cluster = false
+        /// Edge agents attach their tunnels here (`/.edge/attach`, docs/edge-tunnel.md). TLS only.
+        public var edgeTunnel = false
         public init(name: String, address: SocketAddress, backlog: Int32 = 4096) {
             self.name = name
             self.address = address

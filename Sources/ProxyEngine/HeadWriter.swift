@@ -158,6 +158,21 @@ enum HeadWriter {
         return true
     }
 
+    /// A direct-mode edge node's 307: `Location` is its public address plus the request's path
+    /// and query (the seed's EdgeNodeRedirectHttpHandler). 307 keeps the method and body.
+    static func edgeRedirect(into b: inout IOBuffer, base: [UInt8], path: UnsafePointer<UInt8>, pathLength: Int, close: Bool,
+                             requestID: UnsafePointer<UInt8>, requestIDLength: Int) -> Bool {
+        guard base.count + pathLength + requestIDLength + 200 <= b.writableCount else { return false }
+        b.append("HTTP/1.1 307 Temporary Redirect\r\nLocation: ")
+        b.append(base)
+        if pathLength == 0 || path[0] != 0x2F { b.append(byte: 0x2F) }
+        b.append(path, pathLength)
+        b.append("\r\nContent-Length: 0\r\nX-Request-Id: ")
+        b.append(requestID, requestIDLength)
+        b.append(close ? "\r\nConnection: close\r\n\r\n" : "\r\n\r\n")
+        return true
+    }
+
     /// The gateway's own error: a short JSON body naming the reason and the request id.
     /// `body: false` (a HEAD request): the same head, Content-Length included, and no body
     /// (RFC 9110 §9.3.2).

@@ -49,6 +49,8 @@ enum SlotOwner {
     case session(Session)
     case upstream(UpstreamConnection)
     case h2(H2Connection)
+    case edgeTunnel(EdgeTunnelConnection)
+    case edgeLink(EdgeLink)
 
     /// The same owner without the references counted, for dispatch (see `SlotTarget`).
     var target: SlotTarget {
@@ -59,6 +61,8 @@ enum SlotOwner {
         case .session(let s): return .session(Unmanaged.passUnretained(s))
         case .upstream(let u): return .upstream(Unmanaged.passUnretained(u))
         case .h2(let c): return .h2(Unmanaged.passUnretained(c))
+        case .edgeTunnel(let c): return .edgeTunnel(Unmanaged.passUnretained(c))
+        case .edgeLink(let l): return .edgeLink(Unmanaged.passUnretained(l))
         }
     }
 }
@@ -73,6 +77,8 @@ enum SlotTarget {
     case session(Unmanaged<Session>)
     case upstream(Unmanaged<UpstreamConnection>)
     case h2(Unmanaged<H2Connection>)
+    case edgeTunnel(Unmanaged<EdgeTunnelConnection>)
+    case edgeLink(Unmanaged<EdgeLink>)
 }
 
 /// Readiness of one socket, tracked for edge-triggered epoll: a flag stays set until a call

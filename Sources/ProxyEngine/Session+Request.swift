@@ -112,6 +112,10 @@ extension Session {
         let answerContinue = exchange.begin(framing: req.framing, expectContinue: req.expectContinue,
                                             closes: req.close || worker.draining, headRequest: req.method == .head)
 
+        if worker.edgeTunnelListeners[listenerIndex] && isEdgeAttachPath(base) {
+            answerAttach(base)
+            return
+        }
         // One decision (RouteResolver's), acted on here and never re-derived.
         let lookupNode: RegistryNode?
         switch router.decide(req, headers: headers, base: base, listener: listenerIndex, now: worker.wallMs) {
@@ -121,9 +125,15 @@ extension Session {
             case .ready: lookupNode = nil
             case .lookup(let node): lookupNode = node
             case .answered: return
+            case .edge(let edge):
+                if !carryRequestToEdge(edge, headStart: start, host: hostString(base)) {
+                    retryAfterSeconds = 1
+                    respondError(503, "edge tunnel not ready", reusable: true)
+                }
+                return
             }
         case .redirect(let r):
-            respondRedirect(base, port: r.port)
+            respondRedirect(base, r)
             return
         case .reject(let r):
             routeIndex = r.route
@@ -167,17 +177,23 @@ extension Session {
 
     /// A plain listener that only sends clients to HTTPS: 308 (method and body kept, RFC 9110
     /// §15.4.9) to the same host and target on the HTTPS port.
-    private func respondRedirect(_ base: UnsafePointer<UInt8>, port: UInt16) {
-        guard req.hostStart >= 0, req.hostNameLength > 0 else {
+    private func respondRedirect(_ base: UnsafePointer<UInt8>, _ r: Redirect) {
+        guard r.base != nil || (req.hostStart >= 0 && req.hostNameLength > 0) else {
             respondError(400, "no host to redirect to", reusable: true)
             return
         }
-        record.status = 308
+        record.status = r.status
         if !exchange.requestAllSeen { exchange.closeAfterwards() }
         var b = buffers.take()
-        let fits = HeadWriter.redirect(into: &b, host: base + req.hostStart, hostLength: req.hostNameLength,
-                                       port: port, path: base + req.pathStart, pathLength: req.pathLength,
+        let fits: Bool
+        if let location = r.base {
+            fits = HeadWriter.edgeRedirect(into: &b, base: location, path: base + req.pathStart, pathLength: req.pathLength,
+                                           close: exchange.closeAfter, requestID: record.requestID, requestIDLength: record.requestIDLength)
+        } else {
+            fits = HeadWriter.redirect(into: &b, host: base + req.hostStart, hostLength: req.hostNameLength,
+                                       port: r.port, path: base + req.pathStart, pathLength: req.pathLength,
                                        close: exchange.closeAfter, requestID: record.requestID, requestIDLength: record.requestIDLength)
+        }
         guard fits else {
             buffers.give(b)
             respondError(414, "target too long to redirect", reusable: true)

@@ -12,6 +12,8 @@ extension Session {
         case lookup(RegistryNode)
         /// The request was answered instead (a node address the gateway cannot use: 502).
         case answered
+        /// A proxy-mode edge's host: the connection goes to its tunnel as it is.
+        case edge(EdgeRoute)
     }
 
     @inline(__always)
@@ -57,6 +59,8 @@ extension Session {
             adoptPod(f, owner: center, base)
             sticky.pod = .center(trusted: f.trustedHops)
             return .ready
+        case .edgeTunnel(let edge):
+            return .edge(edge)
         }
     }
 

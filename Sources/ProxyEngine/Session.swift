@@ -1,4 +1,5 @@
 import CLinux
+import EdgeTunnel
 import Glibc
 import HTTP1Codec
 import IOCore
@@ -16,7 +17,7 @@ import TLSTerminator
 /// both sides can take them: a reader stops when the buffer it fills is full and the writer
 /// behind it is blocked.
 final class Session: Pollable {
-    enum Phase { case handshake, head, exchange, responding, lingering, tunnel, closed }
+    enum Phase { case peek, handshake, head, exchange, responding, lingering, tunnel, closed }
     enum TimerKind { case header, idle, body, connect, firstByte, upstreamRead, send, linger, lookup, tunnelIdle }
 
     /// Strong, for the same reason as the parts below: every `worker.now` or `worker.arm` through
@@ -104,6 +105,8 @@ final class Session: Pollable {
     var retryAfterSeconds = 0
     /// The owning center named in a pod's 503 or 508 body.
     var errorOwner: String?
+    /// The ClientHello seen so far (TLS listeners, before OpenSSL gets the connection).
+    var helloParser = ClientHelloParser()
 
     init(worker: Worker) {
         self.worker = worker
@@ -139,10 +142,11 @@ final class Session: Pollable {
         secure = false
         if worker.config.listeners[listener].tls != nil {
             secure = true
-            // No context (OpenSSL refused every certificate set so far): never serve plain here
-            // (the handshake step closes a TLS listener's connection that has no TLS session).
-            if let t = worker.tls.contexts[listener]?.makeConnection(fd: fd) { transport = .tls(fd, t) }
-            phase = .handshake
+            // The ClientHello is read first (Session+Edge.swift): an edge's connection is not
+            // ours to terminate. Without a context (OpenSSL refused every certificate set so
+            // far) the peek closes it: a TLS listener never serves plain.
+            helloParser = ClientHelloParser()
+            phase = .peek
         }
     }
 
@@ -165,6 +169,7 @@ final class Session: Pollable {
         while true {
             let progress: Bool
             switch phase {
+            case .peek: progress = stepPeek()
             case .handshake: progress = stepHandshake()
             case .head: progress = stepHead()
             case .exchange: progress = stepExchange()
@@ -187,7 +192,7 @@ final class Session: Pollable {
         let t = timeouts
         let clientBlocked = (clientOut != nil || responseBodyReady > 0) && !io.writable
         switch phase {
-        case .handshake:
+        case .peek, .handshake:
             timerKind = .header
             worker.arm(self, deadline: headStartMs + t.clientHeader)
         case .head:
@@ -420,7 +425,7 @@ final class Session: Pollable {
         switch phase {
         case .head where !scanner.started && inBuf == nil:
             close()
-        case .handshake:
+        case .peek, .handshake:
             close()
         case .head, .exchange, .responding:
             exchange.closeAfterwards()

@@ -36,12 +36,17 @@ final class Worker {
     private(set) var tunnels: [Session] = []
     let routeTunnelIdle: [UInt64]
     private let routeNames: [String]
+    /// Per listener: edge agents may attach here.
+    let edgeTunnelListeners: [Bool]
     let directory: TunnelDirectory
     let stats: WorkerStats
     /// Per listener: TLS contexts (refreshed with the certificates), HSTS lines, the record scratch.
     private(set) var tls: ListenerTLS
     /// HTTP/2 connections' setup, scratch, end-of-turn flush list and caches (Worker+H2.swift).
     var h2: H2Resources
+    /// Edge tunnels held here, their flush list and caches (Worker+Edge.swift).
+    var edges = EdgeResources()
+    let edgeDirectory: EdgeTunnelDirectory
     var requestIDs: RequestIDGenerator
 
     private var owners: [SlotOwner] = []
@@ -60,20 +65,23 @@ final class Worker {
     private let events: UnsafeMutablePointer<cl_event>
     private static let maxEvents = 256
 
-    private(set) var sessionCount = 0
+    var sessionCount = 0
     private(set) var draining = false
     private var drainDeadline: UInt64 = 0
     private var running = true
     private let acceptAddress = UnsafeMutablePointer<sockaddr_storage>.allocate(capacity: 1)
 
     init(id: Int, config: EngineConfig, router: Router, control: WorkerControl, sinks: LogSinks,
-         directory: TunnelDirectory, stats: WorkerStats, certificates: ListenerCertificates?) throws(SysError) {
+         directory: TunnelDirectory, edgeDirectory: EdgeTunnelDirectory, stats: WorkerStats,
+         certificates: ListenerCertificates?) throws(SysError) {
         self.id = id
+        self.edgeDirectory = edgeDirectory
         self.stats = stats
         self.directory = directory
         routeTunnelIdle = config.routeTunnelIdle
         h2 = H2Resources(config)
         routeNames = config.routes.routes.map(\.name)
+        edgeTunnelListeners = config.listeners.map(\.edgeTunnel)
         self.config = config
         self.control = control
         wakeFD = control.wakeFD
@@ -189,6 +197,8 @@ final class Worker {
             case .session(let s): s._withUnsafeGuaranteedRef { s in timerEntryDue(s, tick) { s.timeout() } }
             case .upstream(let u): u._withUnsafeGuaranteedRef { u in timerEntryDue(u, tick) { u.timeout() } }
             case .h2(let c): c._withUnsafeGuaranteedRef { c in timerEntryDue(c, tick) { c.timeout() } }
+            case .edgeTunnel(let c): c._withUnsafeGuaranteedRef { c in timerEntryDue(c, tick) { c.timeout() } }
+            case .edgeLink(let l): l._withUnsafeGuaranteedRef { l in timerEntryDue(l, tick) { l.timeout() } }
             default: continue
             }
         }
@@ -213,7 +223,7 @@ final class Worker {
         while running {
             var timeout = timers.timeoutMs(now: now)
             // Pending log lines go out within 100 ms; a draining worker checks its deadline often.
-            let cap: Int32 = !h2.dirty.isEmpty ? 0 : draining ? 50 : log.pendingFlush ? 100 : -1
+            let cap: Int32 = !h2.dirty.isEmpty || !edges.dirty.isEmpty ? 0 : draining ? 50 : log.pendingFlush ? 100 : -1
             if cap >= 0 && (timeout < 0 || timeout > cap) { timeout = cap }
             let n = cl_epoll_wait(epfd, events, Int32(Self.maxEvents), timeout)
             let t = cl_monotonic_ms()
@@ -239,6 +249,7 @@ final class Worker {
                 log.tick(now: now)
             }
             if !h2.dirty.isEmpty { flushH2() }
+            if !edges.dirty.isEmpty { flushEdge() }
             if !retired.isEmpty { retired.removeAll(keepingCapacity: true) }
             if draining { checkDrained() }
         }
@@ -253,6 +264,7 @@ final class Worker {
         sessionCache.removeAll()
         upstreamCache.removeAll()
         h2.removeAll()
+        edges.removeAll()
         upstreams.removeAll()
     }
 
@@ -264,6 +276,8 @@ final class Worker {
         case .session(let s): s._withUnsafeGuaranteedRef { $0.handle(ev.events) }
         case .upstream(let u): u._withUnsafeGuaranteedRef { $0.handle(ev.events) }
         case .h2(let c): c._withUnsafeGuaranteedRef { $0.handle(ev.events) }
+        case .edgeTunnel(let c): c._withUnsafeGuaranteedRef { $0.handle(ev.events) }
+        case .edgeLink(let l): l._withUnsafeGuaranteedRef { $0.handle(ev.events) }
         case .listener(let i): listenerReadable[i] = true; acceptLoop(i)
         case .wake: handleWake()
         case .free: return
@@ -345,6 +359,7 @@ final class Worker {
         _ = Sys.drainEventFD(wakeFD)
         let moved = control.takePosted()
         if !moved.isEmpty { closeTunnels(of: moved) }
+        takeEdgeHandoffs()
         if control.drainRequested.load(ordering: .acquiring) && !draining { beginDrain() }
     }
 
@@ -391,6 +406,7 @@ final class Worker {
         }
         forEachSession { $0.drainIfIdle() }
         forEachH2 { $0.drain() }
+        for case .edgeTunnel(let c) in owners { c.drain() }
         // WebSocket clients are told the gateway is going away (1001) and reconnect elsewhere;
         // other tunnels run until they end or the drain timeout does.
         for s in tunnels where s.tunnel.webSocket { s.closeTunnel(code: 1001) }
@@ -403,6 +419,8 @@ final class Worker {
         if now >= drainDeadline {
             forEachSession { $0.abort(reason: "drain_timeout") }
             forEachH2 { $0.close() }
+            for case .edgeLink(let l) in owners { l.close(abort: true, reason: "drain_timeout") }
+            for case .edgeTunnel(let c) in owners { c.close(reason: "draining") }
             running = false
         }
     }

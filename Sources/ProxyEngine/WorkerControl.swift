@@ -11,6 +11,8 @@ final class WorkerControl: Sendable {
     let drainRequested = Atomic<Bool>(false)
     /// Users whose tunnels must close (their placements moved).
     private let posted = Mutex<[TunnelKey]>([])
+    /// Client connections for edge tunnels this worker holds (EdgeTunnelDirectory).
+    private let handoffs = Mutex<[EdgeHandoff]>([])
 
     init() throws(SysError) {
         wakeFD = try Sys.eventFD()
@@ -23,6 +25,18 @@ final class WorkerControl: Sendable {
 
     func takePosted() -> [TunnelKey] {
         posted.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+    }
+
+    func postHandoff(_ h: EdgeHandoff) {
+        handoffs.withLock { $0.append(h) }
+        wake()
+    }
+
+    func takeHandoffs() -> [EdgeHandoff] {
+        handoffs.withLock { list in
             defer { list.removeAll() }
             return list
         }

@@ -136,6 +136,8 @@ enum ConfigSummary {
             switch r.target {
             case .upstreams:
                 target = c.routeUpstreams[i].map { c.upstreamAddresses[$0].text }.joined(separator: ", ")
+            case .edges:
+                target = "edge nodes by host (307 direct, tunnel proxy)"
             case .pods(let p):
                 let source = p.baseDomain.map { "host under \($0)" } ?? "first path segment"
                 target = "pods by \(source), local \(p.upstreams.joined(separator: ", "))"

@@ -18,6 +18,8 @@ int cl_epoll_create(void);
 /// Registers fd with the given interest and 64-bit user data (EPOLL_CTL_ADD).
 int cl_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
 /// Waits for events; fills `out` (an array of cl_event of length max). Returns the count or -1.
+/// Removes `fd` from the epoll set (a socket handed to another worker's loop).
+int cl_epoll_del(int epfd, int fd);
 int cl_epoll_wait(int epfd, cl_event *out, int max, int timeout_ms);
 
 /// recv(2), send(2) and sendmsg(2) (the last two with MSG_NOSIGNAL) as plain system calls:

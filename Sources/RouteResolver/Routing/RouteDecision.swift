@@ -32,6 +32,9 @@ public struct Forward: Sendable {
         /// The owning center's internal address: the request goes on with the hop header and the
         /// cluster secret.
         case podCenter(RegistryNode)
+        /// A proxy-mode edge node's host: the connection goes through the node's tunnel to its
+        /// HTTP entrypoint, unchanged.
+        case edgeTunnel(EdgeRoute)
     }
 
     /// The index of the matched route.
@@ -61,7 +64,7 @@ public struct Forward: Sendable {
     /// The node a keyed destination names (for pods: the owning center).
     public var node: RegistryNode? {
         switch destination {
-        case .routeUpstreams: return nil
+        case .routeUpstreams, .edgeTunnel: return nil
         case .node(let n), .container(let n, _), .portLookup(let n), .podCenter(let n): return n
         case .podLocal(let owner): return owner
         }
@@ -74,11 +77,15 @@ public struct Redirect: Sendable, Equatable {
     public let status: Int
     /// The HTTPS port the client is sent to.
     public let port: UInt16
+    /// A direct-mode edge node's public address (`https://host[:port]`): `Location` is this plus
+    /// the request's path and query, instead of the request's host and `port`.
+    public let base: [UInt8]?
 
     @inlinable
-    public init(status: Int, port: UInt16) {
+    public init(status: Int, port: UInt16, base: [UInt8]? = nil) {
         self.status = status
         self.port = port
+        self.base = base
     }
 }
 

@@ -37,6 +37,9 @@ public enum RouteTarget: Sendable, Equatable {
     /// Data pods: the request's pod id names the center that owns it; this center's pods (and
     /// the reserved paths) go to the route's upstreams, the others to their owner.
     case pods(PodTarget)
+    /// Edge nodes by the request's host (docs/edge-tunnel.md): a direct-mode node's host gets a
+    /// 307 to its public address, a proxy-mode node's goes through its tunnel.
+    case edges
 }
 
 /// A pod route: where the pod id comes from, which paths are never pods, and the local pod

@@ -46,6 +46,7 @@ public final class Router: Sendable {
             case .upstreams: return 0
             case .keyed: return 1
             case .pods: return 2
+            case .edges: return 3
             }
         }
     }
@@ -67,6 +68,7 @@ public final class Router: Sendable {
         switch routeKinds[route] {
         case 0: return .forward(Forward(route: route, destination: .routeUpstreams, keyStart: 0, keyCount: 0, placed: false))
         case 2: return decidePod(route, head, headers: headers, base: base, listener: listener, now: now, mode: mode)
+        case 3: return decideEdge(route, host: host)
         default: break
         }
         return decideKeyed(route, head, headers: headers, base: base, now: now, mode: mode)
