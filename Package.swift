@@ -53,7 +53,7 @@ let package = Package(
         ),
         // The admin listener: registry API, heartbeats, explain, metrics. Off the hot path, so
         // Foundation is fine here.
-        .target(name: "AdminPlane", dependencies: ["IOCore", "HTTP1Codec", "RouteResolver"]),
+        .target(name: "AdminPlane", dependencies: ["IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"]),
         // Issue 15's edge tunnels; for now the ClientHello peek (SNI and ALPN before OpenSSL).
         // Pure: bytes in, a decision out. On every TLS connection's path, hence hotPath.
         .target(name: "EdgeTunnel", swiftSettings: hotPath),
