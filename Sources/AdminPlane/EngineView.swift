@@ -8,6 +8,22 @@ public protocol EngineView: Sendable {
     func traffic() -> TrafficSnapshot
     /// Tunnels (upgraded connections) open now.
     func tunnelCounts() -> TunnelCounts
+    /// Edge passthrough: ClientHello refusals, carried connections, attached tunnels.
+    func edgeCounters() -> EdgeCounters
+}
+
+/// The edge side's counters at one moment (docs/edge-tunnel.md).
+public struct EdgeCounters: Sendable {
+    public var helloMalformed = 0, helloTooLarge = 0, notTLS = 0
+    /// Connections for an edge with no tunnel here (refused with unrecognized_name, or 503).
+    public var noTunnel = 0
+    /// Client connections carried into a tunnel, since start; open now.
+    public var carried = 0, open = 0
+    public var attachRefused = 0
+    /// Edge id → tunnels attached here now.
+    public var tunnels: [String: Int] = [:]
+
+    public init() {}
 }
 
 /// The engine's counters at one moment.

@@ -38,7 +38,31 @@ extension AdminAPI {
         family("switchyard_open_tunnels", "gauge", "Upgraded connections (WebSocket) open now, in all and by route.")
         line("switchyard_open_tunnels", [], "\(tunnels.total)")
         for (route, n) in tunnels.byRoute.sorted(by: { $0.key < $1.key }) { line("switchyard_open_tunnels", [("route", route)], "\(n)") }
+        let edge = engine.edgeCounters()
+        family("switchyard_edge_hello_refused_total", "counter", "TLS connections closed at the ClientHello peek, by reason.")
+        for (reason, n) in [("malformed", edge.helloMalformed), ("too_large", edge.helloTooLarge), ("not_tls", edge.notTLS)] {
+            line("switchyard_edge_hello_refused_total", [("reason", reason)], "\(n)")
+        }
+        family("switchyard_edge_no_tunnel_total", "counter", "Connections for an edge without a tunnel here, refused at once.")
+        line("switchyard_edge_no_tunnel_total", [], "\(edge.noTunnel)")
+        family("switchyard_edge_connections_total", "counter", "Client connections carried into an edge tunnel.")
+        line("switchyard_edge_connections_total", [], "\(edge.carried)")
+        family("switchyard_edge_open_connections", "gauge", "Client connections in an edge tunnel now.")
+        line("switchyard_edge_open_connections", [], "\(edge.open)")
+        family("switchyard_edge_attach_refused_total", "counter", "Edge agents' attach requests refused (token, claims, unknown edge).")
+        line("switchyard_edge_attach_refused_total", [], "\(edge.attachRefused)")
+        family("switchyard_edge_tunnels", "gauge", "Tunnels attached here now, per edge.")
+        for (id, n) in edge.tunnels.sorted(by: { $0.key < $1.key }) { line("switchyard_edge_tunnels", [("edge", id)], "\(n)") }
         guard let registry else { return out }
+        let edges = registry.edges()
+        if !edges.isEmpty {
+            family("switchyard_edges", "gauge", "Edge nodes in the registry, by mode.")
+            for mode in ["direct", "proxy"] { line("switchyard_edges", [("mode", mode)], "\(edges.filter { $0.mode.rawValue == mode }.count)") }
+            let flips = registry.edgeModeFlips
+            family("switchyard_edge_mode_flips_total", "counter", "Edge mode changes by the signal rules, by the mode flipped to.")
+            line("switchyard_edge_mode_flips_total", [("to", "direct")], "\(flips.toDirect)")
+            line("switchyard_edge_mode_flips_total", [("to", "proxy")], "\(flips.toProxy)")
+        }
         if let h = registry.storeHealth {
             family("switchyard_registry_connected", "gauge", "1 while the registry's database answers (writer and change feed), 0 during an outage.")
             line("switchyard_registry_connected", [("engine", h.engine)], h.connected ? "1" : "0")

@@ -21,10 +21,12 @@ struct GatewayConfig: Sendable {
 struct EngineAdapter: EngineView {
     let stats: EngineStats
     let tunnels: TunnelDirectory
+    let edges: EdgeTunnelDirectory
 
     init(_ engine: Engine) {
         stats = engine.stats
         tunnels = engine.tunnels
+        edges = engine.edges
     }
 
     var routeNames: [String] { stats.routeNames }
@@ -38,5 +40,18 @@ struct EngineAdapter: EngineView {
     func tunnelCounts() -> TunnelCounts {
         let t = tunnels.snapshot()
         return TunnelCounts(total: t.total, byRoute: t.byRoute, byNode: t.byNode)
+    }
+
+    func edgeCounters() -> EdgeCounters {
+        var c = EdgeCounters()
+        c.helloMalformed = edges.helloMalformed.load(ordering: .relaxed)
+        c.helloTooLarge = edges.helloTooLarge.load(ordering: .relaxed)
+        c.notTLS = edges.notTLS.load(ordering: .relaxed)
+        c.noTunnel = edges.noTunnel.load(ordering: .relaxed)
+        c.carried = edges.passthrough.load(ordering: .relaxed)
+        c.open = edges.openStreams.load(ordering: .relaxed)
+        c.attachRefused = edges.attachRefused.load(ordering: .relaxed)
+        c.tunnels = edges.tunnelCounts()
+        return c
     }
 }

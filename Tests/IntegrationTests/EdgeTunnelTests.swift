@@ -114,6 +114,10 @@ struct EdgeTunnelTests {
         #expect(row?["type"].string == "edge" && row?["mode"].string == "proxy" && row?["mode_reason"].string != nil, "\(nodes)")
         let flips = w.gateway.child.stderr.split(separator: "\n").filter { $0.contains("edge_mode edge=node1") }
         #expect(flips.count == 2, "\(flips)")
+        let metrics = try PromText.parse(try w.admin().get("/metrics").text)
+        #expect(metrics.sum("switchyard_edge_mode_flips_total", ["to": "direct"]) == 1)
+        #expect(metrics.sum("switchyard_edge_mode_flips_total", ["to": "proxy"]) == 1)
+        #expect(metrics.sum("switchyard_edges", ["mode": "proxy"]) == 2 && metrics.sum("switchyard_edges", ["mode": "direct"]) == 1)
     }
 
     @Test("admin API: create an edge (token shown once), refuse a taken hostname, rotate a token without touching other tunnels, delete")

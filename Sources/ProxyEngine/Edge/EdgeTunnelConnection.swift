@@ -147,6 +147,7 @@ final class EdgeTunnelConnection: Pollable {
         s.index = streams.count
         streams.append(s)
         streamsOpened += 1
+        worker.edgeDirectory.openStreams.add(1, ordering: .relaxed)
         needsFlush()
         return s
     }
@@ -225,6 +226,7 @@ final class EdgeTunnelConnection: Pollable {
     func removeStream(_ s: EdgeStream) {
         let i = s.index
         guard i >= 0, i < streams.count, streams[i] === s else { return }
+        worker.edgeDirectory.openStreams.subtract(1, ordering: .relaxed)
         let last = streams.removeLast()
         if i < streams.count {
             streams[i] = last

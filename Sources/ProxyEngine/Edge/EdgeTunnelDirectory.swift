@@ -35,6 +35,8 @@ public final class EdgeTunnelDirectory: Sendable {
     public let noTunnel = Atomic<Int>(0)
     public let passthrough = Atomic<Int>(0)
     public let attachRefused = Atomic<Int>(0)
+    /// Tunnel streams (client connections) open now, over every worker.
+    public let openStreams = Atomic<Int>(0)
 
     public init(registry: Registry?, center: String) {
         self.registry = registry
