@@ -61,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "ProxyEngine", "RouteResolver", "RegistryStore", "AdminPlane",
+                "ProxyEngine", "RouteResolver", "RegistryStore", "AdminPlane", "EdgeTunnel", "CLinux", "IOCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

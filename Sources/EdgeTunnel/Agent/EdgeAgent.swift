@@ -83,6 +83,15 @@ public final class EdgeAgent {
         Sys.signalEventFD(wakeFD)
     }
 
+    /// What another thread (a signal waiter) holds to call `stop()`: the eventfd alone, so the
+    /// agent itself never crosses threads. Valid while the agent lives.
+    public struct Stopper: Sendable {
+        let fd: Int32
+        public func stop() { Sys.signalEventFD(fd) }
+    }
+
+    public var stopper: Stopper { Stopper(fd: wakeFD) }
+
     /// The loop; returns after `stop()`.
     public func run() {
         let maxEvents = 128
