@@ -53,7 +53,7 @@ let package = Package(
         ),
         // The admin listener: registry API, heartbeats, explain, metrics. Off the hot path, so
         // Foundation is fine here.
-        .target(name: "AdminPlane", dependencies: ["IOCore", "HTTP1Codec", "RouteResolver"]),
+        .target(name: "AdminPlane", dependencies: ["IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"]),
         // Issue 15's edge tunnels: the ClientHello peek (SNI and ALPN before OpenSSL; pure, on
         // every TLS connection's path, hence hotPath) and the edge agent (`Agent/`: the node's
         // side of the reverse tunnels, its own epoll loop, nghttp2 server sessions, TLS client).

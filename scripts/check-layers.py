@@ -32,7 +32,8 @@ ALLOWED = {
     # EdgeTunnel's protocol parts (the ClientHello parser) run inside the workers' loops: the
     # cluster side of a tunnel is a connection of a worker like any other (docs/edge-tunnel.md).
     "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "EdgeTunnel"},
-    "AdminPlane": {"Foundation", "IOCore", "HTTP1Codec", "RouteResolver"},   # never ProxyEngine
+    # never ProxyEngine; TLSTerminator for its Digest (edge tokens are kept hashed)
+    "AdminPlane": {"Foundation", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"},
     "switchyard": None,                                   # the executable wires everything
 }
 

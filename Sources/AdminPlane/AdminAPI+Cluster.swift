@@ -12,6 +12,8 @@ extension AdminAPI {
     func cluster(_ r: AdminRequest, _ s: [String]) throws(BadInput) -> AdminResponse {
         let registry = try requireRegistry()
         guard let identity = router.cluster else {
+            // A gateway that is not a center still lists the edges it routes.
+            if r.method == "GET" && s == ["nodes"] { return .json(200, ["nodes": edgeRows(registry), "unregistered_owners": [], "self": NSNull()]) }
             throw BadInput("this gateway is not a center: the configuration has no cluster section", status: 409)
         }
         switch (r.method, s.count, s.first ?? "") {
@@ -146,7 +148,17 @@ extension AdminAPI {
         // Pods may name centers that never registered (imported before they start).
         let registered = Set(nodes.compactMap { $0["node_id"] as? String })
         let unregistered = counts.filter { !registered.contains($0.key) }.map { ["node_id": $0.key, "pods": $0.value] }
-        return .json(200, ["nodes": nodes, "unregistered_owners": unregistered, "self": identity.nodeID])
+        return .json(200, ["nodes": nodes + edgeRows(registry), "unregistered_owners": unregistered, "self": identity.nodeID])
+    }
+
+    /// Edges as `/.cluster/nodes` rows: mode with its reason, and whether a tunnel is attached.
+    private func edgeRows(_ registry: Registry) -> [[String: Any]] {
+        registry.edges().map { e in
+            ["node_id": e.id, "type": "edge", "mode": e.mode.rawValue, "mode_reason": e.modeReason, "mode_changed_at": e.modeChangedAt,
+             "public_address": e.publicAddress, "hostnames": e.hostnames,
+             "status": !e.enabled ? "disabled" : (e.tunnelCenter.isEmpty ? (e.mode == .direct ? "direct" : "offline") : "online"),
+             "tunnel_center": e.tunnelCenter.isEmpty ? NSNull() : e.tunnelCenter, "self": false]
+        }
     }
 
     private func ownerState(_ registry: Registry, _ identity: ClusterIdentity, _ name: String) -> [String: Any] {

@@ -11,6 +11,7 @@ import Synchronization
 /// | `/admin/...` | `X-Admin-Token` |
 /// | `/.cluster/...` (pods, centers) | `X-Admin-Token` |
 /// | `/internal/...` | `X-Node-Token` of the pool |
+/// | `/api/signal` | `Authorization: Bearer` with the edge's own token |
 /// | `/api/fun-ai/workspace/internal/gateway/node` | none (what the API server answered before) |
 final class AdminAPI: Sendable {
     let config: AdminConfig
@@ -62,6 +63,8 @@ final class AdminAPI: Sendable {
         case (_, ".cluster"):
             try authorizeAdmin(r)
             return try cluster(r, Array(s.dropFirst()))
+        case ("POST", "api") where s == ["api", "signal"]:
+            return try signal(r)
         case ("GET", "api") where config.compatNodeEndpoint
             && s == ["api", "fun-ai", "workspace", "internal", "gateway", "node"]:
             return try compatNode(r)
@@ -99,6 +102,8 @@ final class AdminAPI: Sendable {
             return try nodes(r, Array(s.dropFirst()))
         case (_, _, "placements"):
             return try placements(r, Array(s.dropFirst()))
+        case (_, _, "edges"):
+            return try edges(r, Array(s.dropFirst()))
         case ("GET", 2, "routes") where s[1] == "explain":
             return try explain(r)
         default:

@@ -102,6 +102,28 @@ struct JSONBody {
         return out
     }
 
+    /// A list of at most `max` strings, each checked like `string`.
+    func strings(_ key: String, max: Int, maxLength: Int = 253) throws(BadInput) -> [String]? {
+        guard let value = present(key) else { return nil }
+        guard case .array(let a) = value, a.count <= max else { throw BadInput("must be a list of at most \(max) strings", field: path + key) }
+        var out: [String] = []
+        for (i, item) in a.enumerated() {
+            guard case .string(let s) = item, s.utf8.count <= maxLength,
+                  !s.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw BadInput("must be a string of at most \(maxLength) bytes", field: "\(path)\(key)[\(i)]")
+            }
+            out.append(s)
+        }
+        return out
+    }
+
+    /// A nested object, checked against `allowed`.
+    func object(_ key: String, allowed: Set<String>) throws(BadInput) -> JSONBody? {
+        guard let value = present(key) else { return nil }
+        guard case .object(let o) = value else { throw BadInput("must be an object", field: path + key) }
+        return try JSONBody(object: o, allowed: allowed, path: "\(path)\(key).")
+    }
+
     /// A list of objects, each checked against `allowed`.
     func objects(_ key: String, max: Int, allowed: Set<String>) throws(BadInput) -> [JSONBody]? {
         guard let value = present(key) else { return nil }

@@ -86,6 +86,8 @@ public struct EngineConfig: Sendable {
         public var pools: [String: PoolSettings] = [:]
         public var portLookups: [String: PortLookup] = [:]
         public var nodes: [NodeRecord] = []
+        /// Edge nodes declared in configuration (their tunnels attach at `edge_tunnel` listeners).
+        public var edges: [EdgeRecord] = []
         public init() {}
     }
 

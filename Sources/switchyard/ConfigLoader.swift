@@ -33,7 +33,7 @@ enum ConfigLoader {
         }
         guard let root, root.mapping != nil else { throw ConfigError(key: "", reason: "the file must be a YAML mapping") }
         let m = try Mapping(root, path: "", allowed: ["workers", "listeners", "limits", "timeouts", "upstream_pool", "logging", "routes",
-                                                                "registry", "pools", "nodes", "tunnels", "admin", "http2", "cluster"])
+                                                                "registry", "pools", "nodes", "tunnels", "admin", "http2", "cluster", "edges"])
 
         let workers = try parseWorkers(m.value("workers"))
         let listeners = try parseListeners(m.value("listeners"))
@@ -52,6 +52,7 @@ enum ConfigLoader {
         try parseAdmin(m.value("admin"), into: &config.admin, listeners: config.listeners)
         try parseHTTP2(m.value("http2"), into: &config.engine)
         try parseCluster(m.value("cluster"), into: &config)
+        try parseEdges(m.value("edges"), into: &config.engine)
         for (i, r) in config.routes.routes.enumerated() {
             if case .keyed(let t) = r.target, !config.sticky.nodes.contains(where: { $0.pool == t.pool }),
                config.sticky.pools[t.pool] == nil {
@@ -128,7 +129,7 @@ enum ConfigLoader {
         var result: [EngineConfig.Listener] = []
         for (i, item) in seq.enumerated() {
             let path = "listeners[\(i)]"
-            let l = try Mapping(item, path: path, allowed: ["name", "address", "backlog", "tls", "redirect_https", "http2", "cluster"])
+            let l = try Mapping(item, path: path, allowed: ["name", "address", "backlog", "tls", "redirect_https", "http2", "cluster", "edge_tunnel"])
             guard let text = try l.string("address") else { throw ConfigError(key: "\(path).address", reason: "is required") }
             guard let address = SocketAddress(text) else {
                 throw ConfigError(key: "\(path).address", reason: "\"\(text)\" is not a numeric host:port (e.g. 127.0.0.1:8080 or [::1]:8080)")
@@ -141,6 +142,10 @@ enum ConfigLoader {
             listener.tls = try parseTLS(l.value("tls"), path: "\(path).tls")
             listener.http2 = try l.bool("http2") ?? true
             listener.cluster = try l.bool("cluster") ?? false
+            listener.edgeTunnel = try l.bool("edge_tunnel") ?? false
+            if listener.edgeTunnel && listener.tls == nil {
+                throw ConfigError(key: "\(path).edge_tunnel", reason: "edge agents attach over TLS: the listener needs tls")
+            }
             if let port = try l.int("redirect_https", range: 1...65535) {
                 guard listener.tls == nil else {
                     throw ConfigError(key: "\(path).redirect_https", reason: "a TLS listener cannot redirect to HTTPS")
@@ -160,7 +165,7 @@ enum ConfigLoader {
         for (i, item) in seq.enumerated() {
             let path = "routes[\(i)]"
             let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams", "key", "pool", "target", "set_cookie",
-                                                             "tunnel_idle_timeout", "pods"])
+                                                             "tunnel_idle_timeout", "pods", "edges"])
             let name = try r.string("name") ?? "route\(i)"
             tunnelIdle.append(try r.optionalDuration("tunnel_idle_timeout") ?? 0)
             var host: HostPattern? = nil
@@ -173,6 +178,14 @@ enum ConfigLoader {
             let prefix = try r.string("path_prefix") ?? "/"
             guard prefix.hasPrefix("/"), prefix.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
                 throw ConfigError(key: "\(path).path_prefix", reason: "must start with \"/\" and contain no spaces or control characters")
+            }
+            if try r.bool("edges") == true {
+                guard r.value("upstreams") == nil, r.value("pods") == nil, r.value("pool") == nil else {
+                    throw ConfigError(key: "\(path).edges", reason: "an edges route takes no upstreams, pool or pods: the host names the edge")
+                }
+                routeUpstreams.append([])
+                routes.append(Route(name: name, host: host, pathPrefix: prefix, target: .edges))
+                continue
             }
             if let keyed = try parseKeyedTarget(r, path: path) {
                 routeUpstreams.append([])

@@ -12,7 +12,7 @@ enum StickySetup {
     }
 
     static func needed(_ config: EngineConfig) -> Bool {
-        !config.sticky.nodes.isEmpty || config.cluster != nil
+        !config.sticky.nodes.isEmpty || !config.sticky.edges.isEmpty || config.cluster != nil
             || config.routes.routes.contains { if case .upstreams = $0.target { false } else { true } }
     }
 
@@ -78,9 +78,15 @@ enum StickySetup {
                 node.updatedAt = now
                 try registry.upsertNode(node)
             }
+            for var edge in config.sticky.edges {
+                edge.createdAt = now
+                edge.updatedAt = now
+                edge.modeChangedAt = now
+                try registry.upsertEdge(edge)
+            }
             config.registry = registry
             FileHandle.standardError.write(Data(
-                "switchyard: registry \(PostgresURL.redacted(path)): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s), \(registry.podCount) pod(s)\n".utf8))
+                "switchyard: registry \(PostgresURL.redacted(path)): \(nodes.count) stored node(s), \(config.sticky.nodes.count) from config, \(placements.count) placement(s), \(registry.podCount) pod(s), \(registry.edgeCount) edge(s)\n".utf8))
             if registry.podsSkippedAtLoad > 0 {
                 FileHandle.standardError.write(Data("switchyard: registry: \(registry.podsSkippedAtLoad) stored pod(s) break the record rules and were not loaded\n".utf8))
             }

@@ -45,6 +45,8 @@ final class ListenerPKI: Sendable {
         ("wild", false, ["*.apps.test"]),
         ("site-ecdsa", false, ["site.test", "www.site.test"]),
         ("site-rsa", true, ["site.test", "www.site.test"]),
+        // An edge node's own certificate (the origin behind an edge agent terminates with it).
+        ("edge-origin", false, ["node1.edge.test", "*.node1.edge.test"]),
     ]
 
     private init() throws {

@@ -122,6 +122,9 @@ public final class EdgeRoute: Sendable {
 struct EdgeDirectory: Sendable {
     var byID: [String: EdgeRoute] = [:]
     var byHostname: [String: EdgeRoute] = [:]
+    /// Mode flips since start, to direct and to proxy (metrics).
+    var flipsToDirect = 0
+    var flipsToProxy = 0
 
     init(_ records: [EdgeRecord]) {
         for r in records { insert(EdgeRoute(r)) }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """HTTP/1.1 upstream peer for Switchyard's end-to-end tests (stdlib only).
 
-Usage: upstream.py [--ready-file PATH] [--parent PID] PORT [PORT ...]
+Usage: upstream.py [--ready-file PATH] [--parent PID] [--tls-cert PEM --tls-key PEM] PORT [PORT ...]
 
 Each PORT (0 picks a free one) is an independent "upstream" with its own
 connection counters. Once every socket listens, the actual ports are written,
@@ -37,6 +37,7 @@ import json
 import socket
 import socketserver
 import sys
+import ssl
 import threading
 import time
 import urllib.parse
@@ -120,6 +121,12 @@ class Request:
 class Handler(socketserver.BaseRequestHandler):
     def setup(self):
         self.sock = self.request
+        if self.server.tls is not None:
+            # An origin that terminates TLS itself (edge passthrough tests): the handshake runs
+            # on this connection's thread, never on the accepting one.
+            self.sock.settimeout(10)
+            self.sock = self.server.tls.wrap_socket(self.sock, server_side=True)
+            self.sock.settimeout(None)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.rfile = self.sock.makefile("rb", buffering=BLOCK)
         self.port = self.server.server_address[1]
@@ -376,9 +383,10 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self, port):
+    def __init__(self, port, tls=None):
         super().__init__(("127.0.0.1", port), Handler)
         self.stats = PortStats()
+        self.tls = tls
 
     def handle_error(self, request, client_address):
         pass  # connection resets are expected in these tests; stay quiet
@@ -387,10 +395,17 @@ class Server(socketserver.ThreadingTCPServer):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("ports", nargs="+", type=int)
+    ap.add_argument("--tls-cert", help="serve TLS with this certificate chain (PEM)")
+    ap.add_argument("--tls-key", help="the key of --tls-cert")
     peerproc.add_arguments(ap)
     args = ap.parse_args()
 
-    servers = [Server(p) for p in args.ports]
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(args.tls_cert, args.tls_key)
+        tls.set_alpn_protocols(["http/1.1"])
+    servers = [Server(p, tls) for p in args.ports]
     for s in servers:
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     peerproc.announce(args.ready_file, " ".join(str(s.server_address[1]) for s in servers))
