@@ -257,6 +257,10 @@ final class AgentTunnel {
     /// written is written, then the tunnel closes.
     func goodbye() {
         if phase == .running, let h2 {
+            if !detachLogged {
+                detachLogged = true
+                agentLog("detach \(label) reason=agent stopping after=\((agent.now - attachedAtMs) / 1000)s streams=\(streamsOpened)")
+            }
             _ = nghttp2_submit_goaway(h2, UInt8(NGHTTP2_FLAG_NONE.rawValue), nghttp2_session_get_last_proc_stream_id(h2),
                                       NGHTTP2_NO_ERROR.rawValue, nil, 0)
             flush()
