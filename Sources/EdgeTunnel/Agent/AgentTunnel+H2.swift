@@ -51,6 +51,8 @@ extension AgentTunnel {
                 }
                 runReady()
                 if phase != .running { return }
+                // GOAWAY is often followed at once by the close: note it before reading on.
+                if goingAway && !detachLogged { noteGoaway() }
             case .wantRead:
                 io.readable = false
             case .wantWrite:
@@ -65,14 +67,16 @@ extension AgentTunnel {
                 return
             }
         }
-        if goingAway && !detachLogged {
-            detachLogged = true
-            let seconds = (agent.now - attachedAtMs) / 1000
-            agentLog("detach \(label) reason=goaway after=\(seconds)s streams=\(streamsOpened)")
-            agent.tunnelGoingAway(self)
-        }
         runReady()
         flush()
+    }
+
+    /// The cluster said GOAWAY: detached (no new streams come here); a replacement dials now.
+    private func noteGoaway() {
+        detachLogged = true
+        let seconds = (agent.now - attachedAtMs) / 1000
+        agentLog("detach \(label) reason=goaway after=\(seconds)s streams=\(streamsOpened)")
+        agent.tunnelGoingAway(self)
     }
 
     // MARK: streams
