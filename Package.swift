@@ -54,13 +54,14 @@ let package = Package(
         // The admin listener: registry API, heartbeats, explain, metrics. Off the hot path, so
         // Foundation is fine here.
         .target(name: "AdminPlane", dependencies: ["IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"]),
-        // Issue 15's edge tunnels; for now the ClientHello peek (SNI and ALPN before OpenSSL).
-        // Pure: bytes in, a decision out. On every TLS connection's path, hence hotPath.
-        .target(name: "EdgeTunnel", swiftSettings: hotPath),
+        // Issue 15's edge tunnels: the ClientHello peek (SNI and ALPN before OpenSSL; pure, on
+        // every TLS connection's path, hence hotPath) and the edge agent (`Agent/`: the node's
+        // side of the reverse tunnels, its own epoll loop, nghttp2 server sessions, TLS client).
+        .target(name: "EdgeTunnel", dependencies: ["CLinux", "CNghttp2", "IOCore", "TLSTerminator"], swiftSettings: hotPath),
         .executableTarget(
             name: "switchyard",
             dependencies: [
-                "ProxyEngine", "RouteResolver", "RegistryStore", "AdminPlane",
+                "ProxyEngine", "RouteResolver", "RegistryStore", "AdminPlane", "EdgeTunnel", "CLinux", "IOCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Yams", package: "Yams"),
             ]

@@ -26,7 +26,9 @@ ALLOWED = {
     "TLSTerminator": {"COpenSSL", "IOCore"},                # TLS bytes pass through Sys
     # The ClientHello peek and (later) the reverse tunnels; DESIGN.md puts it above ProxyEngine's
     # layers, so it may use IOCore and the codecs. Foundation stays out: it is on the TLS path.
-    "EdgeTunnel": {"IOCore", "HTTP1Codec", "RouteResolver"},
+    # The edge agent (Agent/) runs its own epoll loop with nghttp2 and a TLS client; sockets
+    # still go through IOCore's Sys.
+    "EdgeTunnel": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"},
     # EdgeTunnel's protocol parts (the ClientHello parser) run inside the workers' loops: the
     # cluster side of a tunnel is a connection of a worker like any other (docs/edge-tunnel.md).
     "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "EdgeTunnel"},

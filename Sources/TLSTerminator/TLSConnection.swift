@@ -27,9 +27,10 @@ public enum TLSIO: Equatable, Sendable {
     case failed(String)
 }
 
-/// A server-side TLS connection: owns its SSL (freed in deinit), not the socket. Made by
-/// `TLSContext.makeConnection(fd:received:)`; keeps that context alive. One thread only. Its
-/// bytes move through `SocketBIO`, so through `Sys`.
+/// A TLS connection: owns its SSL (freed in deinit), not the socket. A server connection is made
+/// by `TLSContext.makeConnection(fd:received:)`, a client one (the edge agent's) by
+/// `TLSClientContext.makeConnection(fd:serverName:)`; either keeps its context alive. One thread
+/// only. Its bytes move through `SocketBIO`, so through `Sys`.
 ///
 /// Calls map 1:1 onto SSL_do_handshake / SSL_read_ex / SSL_write_ex, with the thread's error
 /// queue cleared first (SSL_get_error needs it empty). No Swift allocation on the read/write
@@ -37,8 +38,17 @@ public enum TLSIO: Equatable, Sendable {
 /// record buffers whenever they drain and takes them again from malloc on the next record.
 public final class TLSConnection {
     let ssl: OpaquePointer
-    /// The context this connection was made from (kept alive while the connection lives).
-    public let context: TLSContext
+    /// The server context this connection was made from (kept alive while the connection
+    /// lives); nil on a client connection.
+    let serverContext: TLSContext?
+    /// The client context of a client connection (kept alive likewise); nil on a server one.
+    let clientContext: TLSClientContext?
+    /// The server context. Only server-side code asks (SNI, ALPN and ticket callbacks, which are
+    /// installed on server contexts only), so a client connection here is our bug.
+    public var context: TLSContext {
+        guard let serverContext else { fatalError("a client TLS connection has no server context") }
+        return serverContext
+    }
     /// Set by the SNI callback; the default certificate until then.
     var certificateIndex: Int
     /// A fatal error happened: OpenSSL forbids SSL_shutdown afterwards.
@@ -54,7 +64,8 @@ public final class TLSConnection {
     init(ssl: OpaquePointer, bio: OpaquePointer, fd: Int32, context: TLSContext, received: UnsafeRawBufferPointer?) {
         self.ssl = ssl
         self.fd = fd
-        self.context = context
+        self.serverContext = context
+        self.clientContext = nil
         self.certificateIndex = context.defaultIndex
         if let received, received.count > 0 {
             let copy = UnsafeMutableRawPointer.allocate(byteCount: received.count, alignment: 1)
@@ -62,6 +73,17 @@ public final class TLSConnection {
             prefix = copy
             prefixCount = received.count
         }
+        SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
+        BIO_set_data(bio, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// A client connection (`SSL_set_connect_state` already called by the context).
+    init(ssl: OpaquePointer, bio: OpaquePointer, fd: Int32, client: TLSClientContext) {
+        self.ssl = ssl
+        self.fd = fd
+        self.serverContext = nil
+        self.clientContext = client
+        self.certificateIndex = 0
         SSL_set_ex_data(ssl, 0, Unmanaged.passUnretained(self).toOpaque())
         BIO_set_data(bio, Unmanaged.passUnretained(self).toOpaque())
     }
@@ -97,7 +119,14 @@ public final class TLSConnection {
             failed = true
             return .failed("handshake: peer closed the connection")
         case let e:
-            return .failed(failure("handshake", e))
+            var text = failure("handshake", e)
+            // A client's verification failure: say which check failed (the error queue only says
+            // "certificate verify failed").
+            if clientContext != nil {
+                let v = SSL_get_verify_result(ssl)
+                if v != X509_V_OK { text += " (\(String(cString: X509_verify_cert_error_string(v))))" }
+            }
+            return .failed(text)
         }
     }
 

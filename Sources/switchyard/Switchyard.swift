@@ -11,7 +11,7 @@ struct Switchyard: ParsableCommand {
         commandName: "switchyard",
         abstract: "A Layer-7 gateway: sticky routing, HTTP/1.1, WebSocket and TLS in one process.",
         subcommands: [Serve.self, Check.self, BenchPlacement.self, NodesCommand.self, PlacementsCommand.self, RouteCommand.self,
-                      RegistryCommand.self, PodsCommand.self],
+                      RegistryCommand.self, PodsCommand.self, EdgeAgentCommand.self],
         defaultSubcommand: Serve.self
     )
 }
