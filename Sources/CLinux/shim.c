@@ -74,6 +74,11 @@ int cl_set_nodelay(int fd) {
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+int cl_set_linger_zero(int fd) {
+    struct linger l = {1, 0};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+}
+
 int cl_set_keepalive(int fd, int idle_s, int interval_s, int count) {
     int one = 1;
     if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) != 0) return -1;

@@ -174,6 +174,13 @@ public enum Sys {
         _ = cl_set_nodelay(fd)
     }
 
+    /// The next close(2) of `fd` resets the connection (RST) rather than ending it (FIN): for a
+    /// connection aborted mid-stream, so the peer learns at once, not after reading what its
+    /// receive buffer still holds.
+    public static func resetOnClose(_ fd: Int32) {
+        _ = cl_set_linger_zero(fd)
+    }
+
     /// TCP keepalive probes after `idle` seconds of silence, every `interval`, `count` times.
     public static func setKeepAlive(_ fd: Int32, idle: Int32, interval: Int32, count: Int32) {
         _ = cl_set_keepalive(fd, idle, interval, count)

@@ -171,13 +171,16 @@ extension Session {
     /// Hands the client connection, from this request's head on, to the edge's tunnel (kind
     /// `switchyard-http`): the agent connects it to the node's HTTP entrypoint. False when no
     /// tunnel is attached here (the caller answers 503).
-    func carryRequestToEdge(_ edge: EdgeRoute, headStart: Int, host: String) -> Bool {
+    func carryRequestToEdge(_ edge: EdgeRoute, headStart: Int, headEnd: Int, host: String) -> Bool {
         guard stream == nil, var b = inBuf else { return false }
-        let saved = b.start
-        b.start = headStart  // the head's bytes are still in the buffer: they go first, unchanged
+        let saved = (b.start, b.end)
+        // The head's bytes are still where they were (consuming only moved offsets, and rewound
+        // them to 0 when it emptied the buffer): they go first, unchanged, then what followed.
+        if b.isEmpty { b.end = headEnd }
+        b.start = headStart
         inBuf = nil
         if worker.carryToEdge(self, edge: edge, kind: .http, authority: host, first: b) { return true }
-        b.start = saved
+        (b.start, b.end) = saved
         inBuf = b
         return false
     }

@@ -126,7 +126,7 @@ extension Session {
             case .lookup(let node): lookupNode = node
             case .answered: return
             case .edge(let edge):
-                if !carryRequestToEdge(edge, headStart: start, host: hostString(base)) {
+                if !carryRequestToEdge(edge, headStart: start, headEnd: end, host: hostString(base)) {
                     retryAfterSeconds = 1
                     respondError(503, "edge tunnel not ready", reusable: true)
                 }

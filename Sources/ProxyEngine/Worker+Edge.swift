@@ -71,8 +71,7 @@ extension Worker {
             l.slot = slot
             l.generation = generation
             replaceOwner(slot: slot, with: .edgeLink(l))
-            s.resetExchange()
-            cacheSession(s)
+            retire(s)
             edgeDirectory.passthrough.add(1, ordering: .relaxed)
             if l.open(fd: fd, transport: transport, io: io, kind: kind, authority: authority, client: client, first: first, through: t) {
                 l.pump()
@@ -88,13 +87,22 @@ extension Worker {
         let (fd, _) = s.handOverSocket()
         unregister(slot: s.slot)
         connectionClosed()
-        s.resetExchange()
-        cacheSession(s)
+        retire(s)
         edgeDirectory.passthrough.add(1, ordering: .relaxed)
         if !edgeDirectory.handOff(EdgeHandoff(fd: fd, first: bytes, edgeID: edge.id, kind: kind, authority: authority, client: client), to: other) {
             Sys.close(fd)
         }
         return true
+    }
+
+    /// A session whose socket went to an edge link: back to the cache, and closed, so that the
+    /// loop that called us (it may be in the middle of `drive`) stops stepping it and arms no
+    /// timer for it.
+    private func retire(_ s: Session) {
+        s.resetExchange()
+        s.phase = .closed
+        s.deadline = 0
+        cacheSession(s)
     }
 
     /// Connections other workers posted for tunnels held here.

@@ -33,6 +33,8 @@ int cl_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 int cl_socket_stream(int family);
 int cl_set_reuseport(int fd);
 int cl_set_nodelay(int fd);
+/* SO_LINGER {1, 0}: close(2) then sends RST instead of FIN (an aborted connection). */
+int cl_set_linger_zero(int fd);
 int cl_so_error(int fd);
 /// TCP keepalive on: first probe after `idle_s` seconds of silence, then every `interval_s`,
 /// the connection dropped after `count` unanswered probes.

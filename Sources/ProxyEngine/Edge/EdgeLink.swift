@@ -202,7 +202,17 @@ final class EdgeLink: Pollable {
             s.tunnel?.linkDone(s, abort: abort)
         }
         if let reason { worker.log.error(reason, "edge \(edgeID) client \(client) in=\(bytesIn) out=\(bytesOut)") }
-        if case .tls(_, let t) = transport { t.shutdown() }
+        if abort {
+            // Passthrough bytes were cut mid-stream: a reset tells the client at once (a FIN
+            // would look like a clean end of what was sent, after its buffer drains).
+            switch transport {
+            case .socket(let fd) where fd >= 0: Sys.resetOnClose(fd)
+            case .tls(let fd, _): Sys.resetOnClose(fd)
+            default: break
+            }
+        } else if case .tls(_, let t) = transport {
+            _ = t.shutdown()
+        }
         transport = .socket(-1)
         closeSocket()
         deadline = 0
