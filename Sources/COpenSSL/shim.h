@@ -34,6 +34,14 @@ static inline void cossl_ctx_set_server_modes(SSL_CTX *ctx) {
                               | SSL_MODE_RELEASE_BUFFERS);
 }
 
+/// A bulk connection (an edge tunnel): OpenSSL reads ahead into a 64 KiB buffer it keeps (one
+/// recv for several records instead of two per record) and never releases its record buffers.
+static inline void cossl_set_bulk(SSL *ssl) {
+    SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS);
+    SSL_set_default_read_buffer_len(ssl, 65536);
+    SSL_set_read_ahead(ssl, 1);
+}
+
 /// Server option bits: no renegotiation (a CPU-cost lever for clients), no compression (CRIME),
 /// EOF without close_notify reported as a clean close (SSL_ERROR_ZERO_RETURN) rather than a
 /// protocol error, and SSL_OP_NO_TICKET when tickets are off.

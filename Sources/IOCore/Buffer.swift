@@ -170,6 +170,18 @@ public final class BufferPool {
         return true
     }
 
+    /// Makes `b` (holding bytes, or empty) able to take `room` more bytes: compacts it, or moves
+    /// its bytes into a buffer of `capacity` bytes (at least `b.count + room`), which `give`
+    /// frees rather than pools. For a stream whose window is larger than a large buffer.
+    public func grow(_ b: inout IOBuffer, room: Int, capacity: Int) {
+        if b.writableCount >= room { return }
+        if b.writableCount + b.start >= room { b.compact(); return }
+        var bigger = IOBuffer(capacity: max(capacity, b.count + room))
+        bigger.append(b.readPointer, b.count)
+        give(b)
+        b = bigger
+    }
+
     @inlinable @inline(__always) public func give(_ b: IOBuffer) {
         var b = b
         b.clear()
@@ -179,12 +191,12 @@ public final class BufferPool {
                 standardCount += 1
                 return
             }
-        } else if largeCount < keepLarge {
+        } else if b.capacity == BufferPool.largeSize && largeCount < keepLarge {
             (large + largeCount).initialize(to: b)
             largeCount += 1
             return
         }
-        b.base.deallocate()
+        b.base.deallocate()  // pool full, or a buffer of another size (`grow`)
     }
 
     deinit {

@@ -156,6 +156,12 @@ public final class TLSConnection {
     /// socket, since epoll will not report it.
     public var pending: Int { Int(SSL_pending(ssl)) }
 
+    /// For a long-lived bulk connection (an edge tunnel): read ahead (one recv for several
+    /// records) and keep the record buffers (no malloc/free per record when the connection idles
+    /// between records). Read with `read` until `.wantRead`, as always: bytes read ahead are
+    /// served before the socket is asked again.
+    public func enableBulk() { cossl_set_bulk(ssl) }
+
     /// Sends close_notify (RFC 8446 §6.1), best effort: `.done` when it is written (or nothing
     /// can be said: handshake unfinished or a fatal error), `.wantWrite` when the socket is full —
     /// retry or just close. Does not wait for the peer's close_notify.

@@ -188,7 +188,7 @@ final class AgentStream {
         if let b = fromOrigin, b.isEmpty { buffers.give(b); fromOrigin = nil }
         if closed && (resetCode != 0 || toOrigin == nil) {
             // Reset by the cluster, or both sides ended and the origin has every byte.
-            closeOrigin()
+            closeOrigin(reset: resetCode != 0)
         }
     }
 
@@ -204,7 +204,7 @@ final class AgentStream {
 
     /// An error on the origin's side: RST_STREAM (CANCEL), and the origin is closed.
     func abort() {
-        closeOrigin()
+        closeOrigin(reset: true)
         phase = .answered
         guard let t = tunnel, !closed else { return }
         _ = nghttp2_submit_rst_stream(t.h2, UInt8(NGHTTP2_FLAG_NONE.rawValue), id, NGHTTP2_CANCEL.rawValue)
@@ -217,13 +217,18 @@ final class AgentStream {
     }
 
     /// Closes the origin's socket (the one place it is closed) and gives its buffers back.
-    func closeOrigin() {
+    /// `reset`: the connection was aborted, so the origin gets a reset rather than a clean end.
+    func closeOrigin(reset: Bool = false) {
         if fd >= 0 {
+            if reset { Sys.resetOnClose(fd) }
             tunnel?.agent.unregister(slot)
             Sys.close(fd)
             fd = -1
         }
         if let t = tunnel {
+            // Cluster bytes the origin will never take: their credit goes back to the
+            // connection's window, or refused and aborted streams would shrink it to nothing.
+            if let b = toOrigin, b.count > 0, id > 0, let h2 = t.h2 { _ = nghttp2_session_consume(h2, id, b.count) }
             if let b = toOrigin { t.agent.buffers.give(b); toOrigin = nil }
             if let b = fromOrigin { t.agent.buffers.give(b); fromOrigin = nil }
         }

@@ -23,7 +23,6 @@ extension AgentTunnel {
         phase = .running
         attachedAtMs = agent.now
         lastReceiveMs = agent.now
-        agent.attached(self)
         agentLog("attach \(label)")
         if n > 0 {
             if nghttp2_session_mem_recv(s, p, n) < 0 { close(reason: "protocol error"); return }
@@ -151,7 +150,8 @@ extension AgentTunnel {
 
     /// The origin took `n` queued bytes of `s`: give them back to the stream's window.
     func consume(_ s: AgentStream, _ n: Int) {
-        guard n > 0, let h2, !s.closed else { return }
+        // Also once the stream closed: the connection-level window needs the credit back.
+        guard n > 0, let h2, s.id > 0 else { return }
         _ = nghttp2_session_consume(h2, s.id, n)
         needsFlush()
     }
@@ -215,6 +215,13 @@ extension AgentTunnel {
                 runReady()
                 if phase != .running { return }
             }
+        }
+        if !readyStreams.isEmpty && io.writable {
+            // Streams that got room during the rounds above: run them, and flush again next turn
+            // (edge-triggered epoll will not report their sockets again).
+            runReady()
+            if phase != .running { return }
+            needsFlush()
         }
         if let b = out, b.isEmpty, spillLength == 0 { agent.buffers.give(b); out = nil }
         if nghttp2_session_want_read(h2) == 0 && nghttp2_session_want_write(h2) == 0 && out == nil {

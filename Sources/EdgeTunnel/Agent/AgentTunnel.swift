@@ -115,6 +115,7 @@ final class AgentTunnel {
                 fail("TLS: cannot set up a client connection for \(agent.settings.serverName)")
                 return
             }
+            t.enableBulk()
             tls = t
             phase = .handshaking
             step()

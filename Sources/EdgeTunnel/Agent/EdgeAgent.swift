@@ -169,10 +169,12 @@ public final class EdgeAgent {
         }
     }
 
-    /// A tunnel's attach succeeded: its dialer's next failure starts over at 0.2 s.
-    func attached(_ t: AgentTunnel) {
-        guard t.index < dialers.count, dialers[t.index].tunnel === t else { return }
-        dialers[t.index].backoff.reset()
+    /// How long a tunnel must have been attached for its end to restart the backoff at 0.2 s: a
+    /// cluster that accepts and drops at once (or says GOAWAY at once) gets no reconnect storm.
+    static let healthyAfterMs: UInt64 = 10_000
+
+    private func wasHealthy(_ t: AgentTunnel) -> Bool {
+        t.attachedAtMs > 0 && now - t.attachedAtMs >= Self.healthyAfterMs
     }
 
     /// A tunnel failed to attach or closed: its dialer dials again after the backoff.
@@ -182,17 +184,24 @@ public final class EdgeAgent {
         let d = dialers[t.index]
         guard d.tunnel === t else { return }
         d.tunnel = nil
+        if wasHealthy(t) { d.backoff.reset() }
         d.dialAt = now + d.backoff.next()
     }
 
     /// The cluster sent GOAWAY on `t`: it goes on carrying its streams; a new tunnel replaces it
-    /// at once (the cluster is draining: the new one lands elsewhere).
+    /// at once after a healthy tunnel (the cluster is draining: the new one lands elsewhere),
+    /// after the backoff otherwise.
     func tunnelGoingAway(_ t: AgentTunnel) {
         guard t.index < dialers.count else { return }
         let d = dialers[t.index]
         guard d.tunnel === t else { return }
         d.tunnel = nil
-        d.dialAt = now
+        if wasHealthy(t) {
+            d.backoff.reset()
+            d.dialAt = now
+        } else {
+            d.dialAt = now + d.backoff.next()
+        }
         draining.append(t)
     }
 

@@ -58,6 +58,7 @@ final class EdgeTunnelConnection: Pollable {
     func open(fd: Int32, transport: Transport, io: Readiness, edge: EdgeRoute, tunnelIndex: Int, peer: String) {
         adoptSocket(fd)
         self.transport = transport
+        if case .tls(_, let t) = transport { t.enableBulk() }
         self.io = io
         self.edge = edge
         self.tunnelIndex = tunnelIndex
@@ -184,18 +185,23 @@ final class EdgeTunnelConnection: Pollable {
         if taken > 0 { _ = nghttp2_session_consume(h2, s.id, taken) }
         if taken < n {
             if s.inbound == nil { s.inbound = buffers.takeLarge() }
-            if s.inbound!.writableCount < n - taken { s.inbound!.compact() }
-            // The stream window (EdgeSetup.streamWindow) never lets more than a large buffer in.
+            // The stream window (EdgeSetup.streamWindow) bounds what can be waiting here.
+            buffers.grow(&s.inbound!, room: n - taken, capacity: min(Int(EdgeSetup.streamWindow), 2 * s.inbound!.capacity))
             let k = min(n - taken, s.inbound!.writableCount)
             s.inbound!.append(UnsafeRawPointer(p + taken), k)
-            if k < n - taken { _ = nghttp2_session_consume(h2, s.id, n - taken - k) }  // cannot happen; never stall
+            if k < n - taken {
+                // More than the window allows: the agent broke flow control; drop the stream, not bytes.
+                _ = nghttp2_session_consume(h2, s.id, n - taken - k)
+                _ = nghttp2_submit_rst_stream(h2, UInt8(NGHTTP2_FLAG_NONE.rawValue), s.id, NGHTTP2_FLOW_CONTROL_ERROR.rawValue)
+            }
             markReady(s)
         }
     }
 
     /// The link wrote `n` queued bytes to its client: give them back to the stream's window.
     func consumed(_ s: EdgeStream, _ n: Int) {
-        guard n > 0, let h2, !s.closed else { return }
+        // Also once the stream closed: the connection-level window needs the credit back.
+        guard n > 0, let h2, s.id > 0 else { return }
         _ = nghttp2_session_consume(h2, s.id, n)
         needsFlush()
     }
@@ -232,6 +238,9 @@ final class EdgeTunnelConnection: Pollable {
             streams[i] = last
             last.index = i
         }
+        // Agent bytes no client will read: their credit goes back to the connection's window,
+        // or aborted downloads would shrink it until no stream can move.
+        if let b = s.inbound, b.count > 0, let h2, s.id > 0 { _ = nghttp2_session_consume(h2, s.id, b.count) }
         s.release(buffers)
         s.tunnel = nil
         s.link = nil
@@ -266,6 +275,13 @@ final class EdgeTunnelConnection: Pollable {
                 runReady()
                 if closed { return }
             }
+        }
+        if !readyStreams.isEmpty && io.writable {
+            // Streams that got room during the rounds above: run them, and flush again next turn
+            // (edge-triggered epoll will not report their sockets again).
+            runReady()
+            if closed { return }
+            needsFlush()
         }
         if let b = out, b.isEmpty, spillLength == 0 { buffers.give(b); out = nil }
         if nghttp2_session_want_read(h2) == 0 && nghttp2_session_want_write(h2) == 0 && out == nil {
@@ -340,7 +356,7 @@ final class EdgeTunnelConnection: Pollable {
         guard !closed else { return }
         closed = true
         dirty = false
-        if !goingAway { worker.edgeTunnelDetached(self, reason: reason) }
+        worker.edgeTunnelDetached(self, reason: reason)  // a no-op when already off the lists
         while let s = streams.last {
             let link = s.link
             s.link = nil

@@ -116,7 +116,7 @@ struct EdgeResources {
     /// The ready tunnel of `edge` carrying the fewest streams.
     func tunnel(for edge: String) -> EdgeTunnelConnection? {
         var best: EdgeTunnelConnection?
-        for t in local[edge] ?? [] where t.ready && !t.goingAway && !t.closed {
+        for t in local[edge] ?? [] where t.ready && !t.goingAway && !t.closed && t.edge?.id == edge {
             if best == nil || t.streams.count < best!.streams.count { best = t }
         }
         return best
