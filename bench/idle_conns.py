@@ -7,19 +7,35 @@ read its response, then hold all of them open and idle.
 Writes "ok=<n> failed=<n>" to READY_FILE once every connection has either
 completed its request or failed, then sleeps HOLD_SECONDS (default 120) or
 until killed. Used by bench/rss.sh to measure memory per idle connection.
+With TLS_NAME (and TLS_CAFILE) in the environment the connections are TLS with
+that SNI, verified against TLS_CAFILE (bench/edge.sh).
 """
 import asyncio
 import os
+import ssl
 import sys
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench.local\r\nUser-Agent: switchyard-idle\r\n\r\n"
+
+
+def tls_context():
+    name = os.environ.get("TLS_NAME")
+    if not name:
+        return None, None
+    ctx = ssl.create_default_context(cafile=os.environ.get("TLS_CAFILE"))
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx, name
+
+
+TLS, TLS_NAME = tls_context()
 
 
 async def one(port, sem, held):
     async with sem:
         for attempt in range(5):
             try:
-                reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 10)
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                    "127.0.0.1", port, ssl=TLS, server_hostname=TLS_NAME), 10)
                 writer.write(REQUEST)
                 await writer.drain()
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
