@@ -22,7 +22,7 @@ public final class Engine {
     public init(config: EngineConfig, certificates: ListenerCertificates? = nil) {
         self.config = config
         self.certificates = certificates
-        edges = EdgeTunnelDirectory(registry: config.registry, center: config.cluster?.nodeID ?? "local")
+        edges = EdgeTunnelDirectory(registry: config.registry, center: config.cluster?.nodeID ?? EngineConfig.localCenter)
         stats = EngineStats(workers: config.workers, routeNames: config.routes.routes.map(\.name))
         router = Router(table: config.routes, registry: config.registry,
                         redirectPorts: config.listeners.map { $0.redirectHTTPSPort ?? 0 }, cluster: config.cluster)

@@ -5,6 +5,9 @@ import RouteResolver
 /// Everything the engine needs, already validated and resolved (addresses parsed, durations in
 /// milliseconds). Built by the executable from YAML; immutable and shared by all workers.
 public struct EngineConfig: Sendable {
+    /// The name a gateway that is not a center holds edge tunnels under in the registry.
+    public static let localCenter = "local"
+
     public struct Listener: Sendable {
         /// TLS on this listener: certificates from a directory of PEM pairs, picked by SNI.
         public struct TLS: Sendable, Equatable {

@@ -27,6 +27,7 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
     private let selectPlacement: SQLiteStatement
     private let selectPod: SQLiteStatement
     private let selectAllPods: SQLiteStatement
+    private let edges: SQLiteEdgeStatements
     private let selectLabels: SQLiteStatement
     private let writerID: String
     private let selectAllNodes: SQLiteStatement
@@ -76,6 +77,7 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
             "SELECT pool, key, node, host_port, last_active, created_at, updated_at FROM placements",
             operation: "reload placements")
         selectLastSeq = try connection.prepare(StoreStatements.lastSeqSQL, operation: "read change log end")
+        edges = try SQLiteEdgeStatements(connection)
         self.writerID = writerID
         self.cursor = cursor
         self.handler = handler
@@ -205,9 +207,10 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
             defer { selectAllPods.reset() }
             while try selectAllPods.step() { pods.append(StoreStatements.pod(selectAllPods)) }
         }
+        let allEdges = try edges.readAll()
         defer { selectLastSeq.reset() }
         let last = try selectLastSeq.step() ? selectLastSeq.int64(0) : cursor
-        return (StoreContents(nodes: nodes, placements: placements, pods: pods), last)
+        return (StoreContents(nodes: nodes, placements: placements, pods: pods, edges: allEdges), last)
     }
 
     /// The row named by a log entry as it is now.
@@ -233,6 +236,9 @@ final class SQLiteFollower: FeedFollower, @unchecked Sendable {
             s.bind(1, name)
             guard try s.step() else { return .deletePod(id: name) }
             return .upsertPod(StoreStatements.pod(s))
+        case .edge:
+            guard let e = try edges.read(name) else { return .deleteEdge(id: name) }
+            return .upsertEdge(e)
         }
     }
 

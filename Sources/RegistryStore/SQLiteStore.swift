@@ -71,6 +71,11 @@ public final class SQLiteStore: RegistryStore, StatisticsReporting, @unchecked S
         try core.readSnapshot { statements throws(StoreError) in try statements.loadPods() }
     }
 
+    /// Every edge, by id (a read of its own after `loadAll`, as `loadPods`).
+    public func loadEdges() throws(StoreError) -> [EdgeRecord] {
+        try core.readSnapshot { statements throws(StoreError) in try statements.loadEdges() }
+    }
+
     /// Queues `change` for the writer thread and returns at once (see the type's notes for
     /// what happens when the queue is full).
     @discardableResult

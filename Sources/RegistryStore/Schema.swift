@@ -110,6 +110,44 @@ enum Schema {
             ALTER TABLE change_log_v3 RENAME TO change_log;
             CREATE INDEX change_log_by_time ON change_log (at);
             """),
+        SchemaMigration(version: 4, name: "edges", sql: """
+            -- Edge nodes (issue 15), one row each: hostnames (comma-separated), the SHA-256 of
+            -- the token, the mode and why, and the center holding its tunnel ('' for none), so
+            -- every center knows where each edge's tunnel is.
+            CREATE TABLE edges (
+                edge_id         TEXT NOT NULL PRIMARY KEY,
+                hostnames       TEXT NOT NULL,
+                token_hash      TEXT NOT NULL DEFAULT '',
+                mode            TEXT NOT NULL CHECK (mode IN ('direct', 'proxy')),
+                mode_reason     TEXT NOT NULL DEFAULT '',
+                mode_changed_at INTEGER NOT NULL DEFAULT 0,
+                public_address  TEXT NOT NULL DEFAULT '',
+                failed_probes   INTEGER NOT NULL DEFAULT 0,
+                tunnel_center   TEXT NOT NULL DEFAULT '',
+                tunnel_seen_at  INTEGER NOT NULL DEFAULT 0,
+                enabled         INTEGER NOT NULL DEFAULT 1,
+                created_at      INTEGER NOT NULL,
+                updated_at      INTEGER NOT NULL
+            ) STRICT, WITHOUT ROWID;
+
+            -- The change log must admit kind 'edge': rebuilt as in version 3.
+            CREATE TABLE change_log_v4 (
+                seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+                writer TEXT NOT NULL,
+                kind   TEXT NOT NULL CHECK (kind IN ('node', 'placement', 'pod', 'edge')),
+                pool   TEXT NOT NULL DEFAULT '',
+                name   TEXT NOT NULL,
+                at     INTEGER NOT NULL
+            ) STRICT;
+            INSERT INTO change_log_v4 (seq, writer, kind, pool, name, at)
+                SELECT seq, writer, kind, pool, name, at FROM change_log ORDER BY seq;
+            DELETE FROM sqlite_sequence WHERE name = 'change_log_v4';
+            INSERT INTO sqlite_sequence (name, seq)
+                SELECT 'change_log_v4', seq FROM sqlite_sequence WHERE name = 'change_log';
+            DROP TABLE change_log;
+            ALTER TABLE change_log_v4 RENAME TO change_log;
+            CREATE INDEX change_log_by_time ON change_log (at);
+            """),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

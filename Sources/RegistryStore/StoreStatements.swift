@@ -29,6 +29,7 @@ final class StoreStatements: StoreEngine {
     private let logChange: SQLiteStatement
     private let pruneLog: SQLiteStatement
     private let selectLastSeq: SQLiteStatement
+    private let edges: SQLiteEdgeStatements
     /// This store instance's id in `change_log.writer`.
     let writerID: String
 
@@ -113,6 +114,7 @@ final class StoreStatements: StoreEngine {
                                    operation: "log change")
         pruneLog = try db.prepare("DELETE FROM change_log WHERE at < ?1", operation: "prune change log")
         selectLastSeq = try db.prepare(Self.lastSeqSQL, operation: "read change log end")
+        edges = try SQLiteEdgeStatements(db)
     }
 
     // MARK: Transactions
@@ -160,6 +162,8 @@ final class StoreStatements: StoreEngine {
         case .heartbeat(let name, _): log.bind(2, "node"); log.bind(3, ""); log.bind(4, name)
         case .upsertPod(let pod): log.bind(2, "pod"); log.bind(3, ""); log.bind(4, pod.id)
         case .deletePod(let id): log.bind(2, "pod"); log.bind(3, ""); log.bind(4, id)
+        case .upsertEdge(let e): log.bind(2, "edge"); log.bind(3, ""); log.bind(4, e.id)
+        case .deleteEdge(let id): log.bind(2, "edge"); log.bind(3, ""); log.bind(4, id)
         }
         log.bind(5, now)
         try log.run()
@@ -235,6 +239,10 @@ final class StoreStatements: StoreEngine {
         case .deletePod(let id):
             deletePod.bind(1, id)
             try deletePod.run()
+        case .upsertEdge(let e):
+            try edges.write(e)
+        case .deleteEdge(let id):
+            try edges.remove(id)
         }
     }
 
@@ -293,6 +301,9 @@ final class StoreStatements: StoreEngine {
             migrationTargetNode: s.optionalText(5), migrationProgress: Int(s.int64(6)),
             createdAt: s.int64(7), updatedAt: s.int64(8))
     }
+
+    /// Every edge, by id.
+    func loadEdges() throws(StoreError) -> [EdgeRecord] { try edges.readAll() }
 
     /// Every pod, by id.
     func loadPods() throws(StoreError) -> [PodRecord] {

@@ -102,6 +102,19 @@ struct RegistryMigrate: ParsableCommand {
             podCounts.differing += 1
             if overwrite { podCounts.replaced += 1; changes.append(.upsertPod(p)) }
         }
+        var edgeCounts = Counts()
+        let edges = try source.loadEdges()
+        let storedEdges = Dictionary(try destination.loadEdges().map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        for e in edges {
+            guard let current = storedEdges[e.id] else {
+                edgeCounts.new += 1
+                changes.append(.upsertEdge(e))
+                continue
+            }
+            if current == e { edgeCounts.same += 1; continue }
+            edgeCounts.differing += 1
+            if overwrite { edgeCounts.replaced += 1; changes.append(.upsertEdge(e)) }
+        }
         for c in changes { destination.enqueue(c) }
         destination.flush()
         let s = destination.statistics
@@ -133,6 +146,7 @@ struct RegistryMigrate: ParsableCommand {
               \(line("node(s)", nodes.count, nodeCounts))
               \(line("placement(s)", placements.count, placementCounts))
               \(line("pod(s)", pods.count, podCounts))
+              \(line("edge(s)", edges.count, edgeCounts))
               destination now holds \(afterNodes.count) node(s), \(afterPlacements.count) placement(s), \(afterPods.count) pod(s)
             """
     }

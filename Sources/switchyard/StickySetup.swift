@@ -78,10 +78,26 @@ enum StickySetup {
                 node.updatedAt = now
                 try registry.upsertNode(node)
             }
+            // Stored edges first (created through the admin API, or by another center); a
+            // declared one then wins for what the configuration says, keeping the stored
+            // runtime state: who holds its tunnel, and its mode's reason while the mode is the same.
+            let storedEdges = try store.loadEdges()
+            let center = config.cluster?.nodeID ?? EngineConfig.localCenter
+            registry.loadEdges(storedEdges, center: center, now: now)
             for var edge in config.sticky.edges {
-                edge.createdAt = now
+                let stored = storedEdges.first { $0.id == edge.id }
+                edge.createdAt = stored?.createdAt ?? now
                 edge.updatedAt = now
-                edge.modeChangedAt = now
+                if let stored, stored.mode == edge.mode {
+                    edge.modeReason = stored.modeReason
+                    edge.modeChangedAt = stored.modeChangedAt
+                } else {
+                    edge.modeChangedAt = now
+                }
+                if let stored, stored.tunnelCenter != center {
+                    edge.tunnelCenter = stored.tunnelCenter
+                    edge.tunnelSeenAt = stored.tunnelSeenAt
+                }
                 try registry.upsertEdge(edge)
             }
             config.registry = registry

@@ -112,6 +112,35 @@ struct EdgeAgentTests {
         #expect(back.status == 200 && Echo.decode(back.body)?.port == w.originPort, "\(back)")
     }
 
+    @Test("two centers on one registry: edges made through either reach both, both know which center holds a tunnel, and a restarted center still has them")
+    func sharedRegistry() throws {
+        let scope = try Scope("edge-centers")
+        defer { scope.close() }
+        let a = try scope.startEdgeWorld(center: "center-a", name: "gateway-a")
+        let b = try scope.startEdgeWorld(center: "center-b", sharing: a, name: "gateway-b")
+
+        let made = try a.admin().call("PUT", "/admin/edges/node3", "{\"hostnames\": [\"node3.edge.test\"]}")
+        #expect(made.status == 201, "\(made)")
+        #expect(try eventually(5) { try b.admin().get("/admin/edges/node3").status == 200 })
+
+        _ = try a.startAgent()
+        try a.waitTunnel("node1", attached: true)
+        #expect(try eventually(5) { try b.edge("node1")["tunnel_center"].string == "center-a" }, "\((try? b.edge("node1")) ?? AJSON(nil))")
+        let nodes = AJSON(data: Data(try b.admin().get("/.cluster/nodes").body))
+        let row = nodes["nodes"].array.first { $0["node_id"].string == "node1" }
+        #expect(row?["status"].string == "online" && row?["tunnel_center"].string == "center-a", "\(nodes)")
+        // Not relayed yet (docs/edge-tunnel.md, "Not yet"): b refuses at once rather than hang.
+        let atB = try scope.curl(try b.tlsCurl("node1.edge.test") + ["https://node1.edge.test:\(b.tlsPort)/"], maxTime: 5)
+        #expect(atB.exitCode != 0 && atB.timeTotal < 1, "\(atB)")
+
+        // a stops: its tunnels end, and b hears that no center holds node1's any more.
+        a.gateway.child.stop()
+        #expect(try eventually(5) { try b.edge("node1")["tunnel_center"].isNull }, "\((try? b.edge("node1")) ?? AJSON(nil))")
+        let again = try scope.startEdgeWorld(center: "center-a", sharing: b, name: "gateway-a2")
+        let node3 = try again.edge("node3")
+        #expect(node3["has_token"].bool == true && node3["hostnames"].array.map { $0.string } == ["node3.edge.test"], "\(node3)")
+    }
+
     @Test("an agent with a wrong token, or claiming another edge's names, is refused 403 and keeps retrying with backoff")
     func refusedAgents() throws {
         let scope = try Scope("edge-refused")

@@ -77,21 +77,48 @@ struct EdgeWorld {
 }
 
 extension Scope {
-    func startEdgeWorld(workers: Int = 2) throws -> EdgeWorld {
+    /// A cluster gateway with three edges (see `EdgeWorld`). `center`: it is that center node
+    /// (a cluster section and listener, the registry file shared with `sharing`, whose tokens,
+    /// origins and database it reuses).
+    func startEdgeWorld(workers: Int = 2, center: String? = nil, sharing other: EdgeWorld? = nil,
+                        name: String = "gateway") throws -> EdgeWorld {
         let pki = try ListenerPKI.shared()
         let certs = path("certs")
         try pki.install(["default"], into: certs)
         guard let python = Paths.which("python3") else { throw HarnessError("python3 not found on PATH") }
-        let origin = try startPeer("upstream.py", python: python,
-                                   ["--tls-cert", pki.pool + "/edge-origin.crt", "--tls-key", pki.pool + "/edge-origin.key", "0"],
-                                   name: "origin-tls") { portList($0, count: 1) }
-        let plain = try startPeer("upstream.py", python: python, ["0", "0"], name: "origin-plain") { portList($0, count: 2) }
         var tokens: [String: String] = [:], files: [String: String] = [:]
-        for id in ["node1", "node2", "direct1"] {
-            tokens[id] = "edge-token-\(id)-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-            files[id] = try write("\(id).token", tokens[id]! + "\n")
+        let originPort: Int, originHTTPPort: Int, workspacePort: Int
+        if let other {
+            (tokens, files) = (other.tokens, other.tokenFiles)
+            (originPort, originHTTPPort, workspacePort) = (other.originPort, other.originHTTPPort, other.workspacePort)
+        } else {
+            let origin = try startPeer("upstream.py", python: python,
+                                       ["--tls-cert", pki.pool + "/edge-origin.crt", "--tls-key", pki.pool + "/edge-origin.key", "0"],
+                                       name: "origin-tls") { portList($0, count: 1) }
+            let plain = try startPeer("upstream.py", python: python, ["0", "0"], name: "origin-plain") { portList($0, count: 2) }
+            for id in ["node1", "node2", "direct1"] {
+                tokens[id] = "edge-token-\(id)-" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+                files[id] = try write("\(id).token", tokens[id]! + "\n")
+            }
+            (originPort, originHTTPPort, workspacePort) = (origin.ready[0], plain.ready[0], plain.ready[1])
         }
         let tls = try Ports.free(), http = try Ports.free(), admin = try Ports.free()
+        var clusterYAML = "", clusterListener = ""
+        if let center {
+            let internalPort = try Ports.free()
+            let secret = try write("cluster.secret", "edge-test-cluster-secret-0123456789\n")
+            clusterListener = """
+              - name: internal
+                address: 127.0.0.1:\(internalPort)
+                cluster: true
+
+            """
+            clusterYAML = """
+            cluster: {node_id: \(center), internal_address: "127.0.0.1:\(internalPort)", public_address: "http://127.0.0.1:\(http)", secret_file: \(secret)}
+            pools: {center: {heartbeat_threshold: 3s}}
+
+            """
+        }
         let yaml = """
         workers: \(workers)
         listeners:
@@ -101,20 +128,20 @@ extension Scope {
             edge_tunnel: true
           - name: plain
             address: 127.0.0.1:\(http)
-        logging: {access: stdout, error: stderr}
+        \(clusterListener)logging: {access: stdout, error: stderr}
         admin: {address: 127.0.0.1:\(admin), token: "\(EdgeWorld.adminToken)"}
         registry: {database: "\(path("registry.db"))"}
-        edges:
+        \(clusterYAML)edges:
           - {id: node1, hostnames: [node1.edge.test, "*.node1.edge.test"], token_file: \(files["node1"]!)}
           - {id: node2, hostnames: [node2.edge.test], token_file: \(files["node2"]!)}
           - {id: direct1, hostnames: [direct1.edge.test], token_file: \(files["direct1"]!), mode: direct, public_address: "https://127.0.0.9:8443"}
         routes:
           - {name: edges, host: "*.edge.test", edges: true}
-          - {name: workspace, upstreams: ["127.0.0.1:\(plain.ready[1])"]}
+          - {name: workspace, upstreams: ["127.0.0.1:\(workspacePort)"]}
 
         """
-        let gw = try startGateway(yaml: yaml, ports: [tls, http, admin])
+        let gw = try startGateway(yaml: yaml, ports: [tls, http, admin], name: name)
         return EdgeWorld(scope: self, gateway: gw, tlsPort: tls, plainPort: http, adminPort: admin, tokens: tokens,
-                         tokenFiles: files, originPort: origin.ready[0], originHTTPPort: plain.ready[0], workspacePort: plain.ready[1])
+                         tokenFiles: files, originPort: originPort, originHTTPPort: originHTTPPort, workspacePort: workspacePort)
     }
 }

@@ -53,7 +53,7 @@ struct PodStoreTests {
         #expect(try RawDatabase(path: path).integer("SELECT seq FROM sqlite_sequence WHERE name = 'change_log'") == 5)
 
         let store = try SQLiteStore(path: path)
-        #expect(try store.schemaVersion() == 3)
+        #expect(try store.schemaVersion() == SQLiteStore.latestSchemaVersion)
         let loaded = try store.loadAll()
         #expect(loaded.nodes.map(\.name) == ["n1"] && loaded.placements.map(\.key) == ["alice"])
         let raw = try RawDatabase(path: path)
@@ -113,7 +113,7 @@ struct PodStoreTests {
 
         let store = try PostgresStore(url: server.url())
         defer { store.close() }
-        #expect(try store.schemaVersion() == 3)
+        #expect(try store.schemaVersion() == PostgresStore.latestSchemaVersion)
         let loaded = try store.loadAll()
         #expect(loaded.nodes.map(\.name) == ["n1"] && loaded.placements.map(\.key) == ["alice"])
         #expect(try db.query("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM switchyard.change_log", operation: "test").text(0, 0) == "1,2,3")

@@ -105,7 +105,7 @@ struct RegistryFeedTests {
         for key in keys { _ = registry.resolve(key) }
         let kept = Array(keys.prefix(50))
         let stored = kept.map { PlacementRecord(pool: "workspace", key: $0, node: "n2") }
-        let r = registry.resync(StoreContents(nodes: [testNode("n1"), testNode("n2")], placements: stored, pods: []))
+        let r = registry.resync(StoreContents(nodes: [testNode("n1"), testNode("n2")], placements: stored, pods: [], edges: []))
         #expect(registry.node(named: "gone") == nil)
         #expect(registry.placementCount == 50 && registry.count(on: "n2") == 50 && registry.count(on: "n1") == 0)
         for key in kept { #expect(registry.nodeName(key) == "n2") }
@@ -149,9 +149,9 @@ struct RegistryFeedTests {
         // A resync read before a placement this instance made since keeps that placement.
         let fresh = try #require(registry.nodeName("frank"))
         store.committedRows.withLock { $0[StoreRow(pool: "workspace", key: "frank")] = 20 }
-        registry.resync(StoreContents(nodes: nodes, placements: [PlacementRecord(pool: "workspace", key: "erin", node: other)], pods: []), through: 19)
+        registry.resync(StoreContents(nodes: nodes, placements: [PlacementRecord(pool: "workspace", key: "erin", node: other)], pods: [], edges: []), through: 19)
         #expect(registry.nodeName("frank") == fresh && registry.placementCount == 2)
-        registry.resync(StoreContents(nodes: nodes, placements: [PlacementRecord(pool: "workspace", key: "erin", node: other)], pods: []), through: 20)
+        registry.resync(StoreContents(nodes: nodes, placements: [PlacementRecord(pool: "workspace", key: "erin", node: other)], pods: [], edges: []), through: 20)
         #expect(registry.placement(pool: "workspace", key: "frank") == nil && registry.placementCount == 1)
     }
 

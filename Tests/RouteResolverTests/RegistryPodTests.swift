@@ -175,7 +175,7 @@ struct RegistryPodTests {
         let store = RecordingStore()
         let registry = try makePodRegistry([pod("alice", on: "c1"), pod("bob", on: "c1"), pod("mine", on: "c1")], store: store)
         store.pendingRows.withLock { $0 = [StoreRow(pod: "mine")] }
-        let r = registry.resync(StoreContents(nodes: centers, placements: [], pods: [pod("alice", on: "c2"), pod("dave", on: "c1")]))
+        let r = registry.resync(StoreContents(nodes: centers, placements: [], pods: [pod("alice", on: "c2"), pod("dave", on: "c1")], edges: []))
         #expect(Set(registry.pods(after: nil, limit: 10).map(\.id)) == ["alice", "dave", "mine"])
         #expect(registry.podCount == 3)
         #expect(r.moved == [MovedPlacement(pool: ".pods", key: "alice", from: "c1", to: "c2")])

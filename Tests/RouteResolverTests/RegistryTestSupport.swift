@@ -23,6 +23,7 @@ final class RecordingStore: RegistryStore {
 
     func loadAll() throws -> (nodes: [NodeRecord], placements: [PlacementRecord]) { ([], []) }
     func loadPods() throws -> [PodRecord] { [] }
+    func loadEdges() throws -> [EdgeRecord] { [] }
     /// Set by a test: the queue is full, every enqueue is refused.
     let refusing = Mutex<Bool>(false)
     func enqueue(_ change: StoreChange) -> Bool {

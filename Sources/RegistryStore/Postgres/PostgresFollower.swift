@@ -155,7 +155,8 @@ final class PostgresFollower: FeedFollower, @unchecked Sendable {
     }
 
     private func everything(_ reader: PostgresReader) throws(StoreError) -> (StoreContents, Int64) {
-        (StoreContents(nodes: try reader.nodes(), placements: try reader.placements(), pods: try reader.pods()),
+        (StoreContents(nodes: try reader.nodes(), placements: try reader.placements(), pods: try reader.pods(),
+                       edges: try reader.edges()),
          try reader.lastSeq())
     }
 
@@ -170,6 +171,9 @@ final class PostgresFollower: FeedFollower, @unchecked Sendable {
         case .pod:
             guard let p = try reader.pod(id: row.name) else { return .deletePod(id: row.name) }
             return .upsertPod(p)
+        case .edge:
+            guard let e = try reader.edge(id: row.name) else { return .deleteEdge(id: row.name) }
+            return .upsertEdge(e)
         }
     }
 }

@@ -79,6 +79,27 @@ enum PostgresSchema {
             ALTER TABLE switchyard.change_log ADD CONSTRAINT change_log_kind_check
                 CHECK (kind IN ('node', 'placement', 'pod'));
             """),
+        SchemaMigration(version: 4, name: "edges", sql: """
+            -- Edge nodes (issue 15), as in the SQLite schema's version 4.
+            CREATE TABLE switchyard.edges (
+                edge_id         TEXT NOT NULL PRIMARY KEY,
+                hostnames       TEXT NOT NULL,
+                token_hash      TEXT NOT NULL DEFAULT '',
+                mode            TEXT NOT NULL CHECK (mode IN ('direct', 'proxy')),
+                mode_reason     TEXT NOT NULL DEFAULT '',
+                mode_changed_at BIGINT NOT NULL DEFAULT 0,
+                public_address  TEXT NOT NULL DEFAULT '',
+                failed_probes   INTEGER NOT NULL DEFAULT 0,
+                tunnel_center   TEXT NOT NULL DEFAULT '',
+                tunnel_seen_at  BIGINT NOT NULL DEFAULT 0,
+                enabled         BOOLEAN NOT NULL DEFAULT TRUE,
+                created_at      BIGINT NOT NULL,
+                updated_at      BIGINT NOT NULL
+            );
+            ALTER TABLE switchyard.change_log DROP CONSTRAINT change_log_kind_check;
+            ALTER TABLE switchyard.change_log ADD CONSTRAINT change_log_kind_check
+                CHECK (kind IN ('node', 'placement', 'pod', 'edge'));
+            """),
     ]
 
     static var latestVersion: Int { migrations.last?.version ?? 0 }

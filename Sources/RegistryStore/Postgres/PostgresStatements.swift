@@ -194,6 +194,10 @@ final class PostgresStatements: StoreEngine {
                       String(p.migrationProgress), String(p.createdAt), String(p.updatedAt)], "pod", "", p.id)
         case .deletePod(let id):
             return ("DELETE FROM switchyard.pods WHERE pod_id = $1 RETURNING 1", [id], "pod", "", id)
+        case .upsertEdge(let e):
+            return PostgresEdgeSQL.upsert(e)
+        case .deleteEdge(let id):
+            return PostgresEdgeSQL.delete(id)
         }
     }
 

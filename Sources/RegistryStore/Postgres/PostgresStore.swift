@@ -60,6 +60,11 @@ public final class PostgresStore: RegistryStore, StatisticsReporting, @unchecked
         try core.readSnapshot { engine throws(StoreError) in try PostgresReader(db: engine.db).pods() }
     }
 
+    /// Every edge, by id (as `loadPods`).
+    public func loadEdges() throws(StoreError) -> [EdgeRecord] {
+        try core.readSnapshot { engine throws(StoreError) in try PostgresReader(db: engine.db).edges() }
+    }
+
     @discardableResult
     public func enqueue(_ change: StoreChange) -> Bool { core.enqueue(change) }
 

@@ -93,6 +93,9 @@ public enum StoreChange: Sendable, Equatable {
     /// A data pod's row, written whole (the registry's record is authoritative, like a node's).
     case upsertPod(PodRecord)
     case deletePod(id: String)
+    /// An edge node's row, written whole (mode, token hash, the center holding its tunnel).
+    case upsertEdge(EdgeRecord)
+    case deleteEdge(id: String)
 }
 
 /// What a store's change feed reports.
@@ -113,12 +116,14 @@ public struct StoreContents: Sendable, Equatable {
     public var nodes: [NodeRecord]
     public var placements: [PlacementRecord]
     public var pods: [PodRecord]
+    public var edges: [EdgeRecord]
 
     /// No defaults: a reload that forgot a kind would make `Registry.resync` drop all of it.
-    public init(nodes: [NodeRecord], placements: [PlacementRecord], pods: [PodRecord]) {
+    public init(nodes: [NodeRecord], placements: [PlacementRecord], pods: [PodRecord], edges: [EdgeRecord]) {
         self.nodes = nodes
         self.placements = placements
         self.pods = pods
+        self.edges = edges
     }
 }
 
@@ -131,6 +136,8 @@ public protocol RegistryStore: AnyObject, Sendable {
     /// so a pod changed in between comes again through the feed (harmless), while one read
     /// before `loadAll` could miss a change.
     func loadPods() throws -> [PodRecord]
+    /// Every edge node, for start-up (after `loadAll`, as `loadPods`).
+    func loadEdges() throws -> [EdgeRecord]
     /// Queues a change; returns at once. False when the queue refused it (full, or the store
     /// closed): the change is in memory only.
     @discardableResult
@@ -193,7 +200,7 @@ public struct StoreHealth: Sendable, Equatable {
 /// by id. `kind`'s raw values are the change log's `kind` column.
 public struct StoreRow: Hashable, Sendable {
     public enum Kind: String, Hashable, Sendable {
-        case node, placement, pod
+        case node, placement, pod, edge
     }
 
     public let kind: Kind
@@ -211,6 +218,8 @@ public struct StoreRow: Hashable, Sendable {
         case .deletePlacement(let pool, let key): self.init(pool: pool, key: key)
         case .upsertPod(let p): self.init(pod: p.id)
         case .deletePod(let id): self.init(pod: id)
+        case .upsertEdge(let e): self.init(edge: e.id)
+        case .deleteEdge(let id): self.init(edge: id)
         }
     }
 
@@ -225,4 +234,6 @@ public struct StoreRow: Hashable, Sendable {
     public init(pool: String, key: String) { self.init(kind: .placement, pool: pool, name: key) }
 
     public init(pod id: String) { self.init(kind: .pod, pool: "", name: id) }
+
+    public init(edge id: String) { self.init(kind: .edge, pool: "", name: id) }
 }

@@ -60,6 +60,7 @@ extension Registry {
                 }
             }
             r.updatedAt = now
+            store?.enqueue(.upsertEdge(r))
             d.insert(EdgeRoute(r))
             guard r.mode != before else { return EdgeSignalResult(record: r, flippedFrom: nil) }
             if r.mode == .direct { d.flipsToDirect += 1 } else { d.flipsToProxy += 1 }
@@ -81,6 +82,7 @@ extension Registry {
     public func deleteEdge(id: String) throws(RegistryError) {
         try edgeDirectory.withLock { (d: inout EdgeDirectory) throws(RegistryError) in
             guard d.byID[id] != nil else { throw .unknownEdge(id) }
+            do { try store?.applyNow([.deleteEdge(id: id)]) } catch { throw .storeFailed("\(error)") }
             d.remove(id: id)
         }
     }

@@ -48,14 +48,54 @@ extension Registry {
         return .accepted(route)
     }
 
-    /// Creates or replaces an edge (in memory). A hostname another edge serves is refused.
+    /// Creates or replaces an edge: checked against memory (a hostname another edge serves is
+    /// refused), written to the store (synchronously: the operator hears of a failure), then
+    /// applied in memory.
     public func upsertEdge(_ record: EdgeRecord) throws(RegistryError) {
         try EdgeRecord.validate(record)
         try edgeDirectory.withLock { (d: inout EdgeDirectory) throws(RegistryError) in
             for h in record.hostnames {
                 if let other = d.byHostname[h], other.id != record.id { throw .hostnameTaken(hostname: h, edge: other.id) }
             }
+            do { try store?.applyNow([.upsertEdge(record)]) } catch { throw .storeFailed("\(error)") }
             d.insert(EdgeRoute(record))
+        }
+    }
+
+    /// Puts an edge's row from the store (the feed, a resync, start-up) in memory, unless this
+    /// instance wrote it later than `position`. Nil: deferred; false: refused (invalid, or a
+    /// hostname another edge holds here).
+    func applyEdge(_ record: EdgeRecord, unlessNewerThan position: Int64) -> Bool? {
+        guard (try? EdgeRecord.validate(record)) != nil else { return false }
+        return edgeDirectory.withLock { (d: inout EdgeDirectory) -> Bool? in
+            if store?.hasNewerWrites(for: StoreRow(edge: record.id), than: position) == true { return nil }
+            for h in record.hostnames {
+                if let other = d.byHostname[h], other.id != record.id { return false }
+            }
+            if let current = d.byID[record.id]?.record, current == record { return true }  // our own write, read back
+            d.insert(EdgeRoute(record))
+            return true
+        }
+    }
+
+    func removeEdgeInMemory(_ id: String, unlessNewerThan position: Int64) -> Bool {
+        edgeDirectory.withLock { (d: inout EdgeDirectory) -> Bool in
+            if store?.hasNewerWrites(for: StoreRow(edge: id), than: position) == true { return false }
+            d.remove(id: id)
+            return true
+        }
+    }
+
+    /// Start-up: the stored edges in memory (the configuration's are upserted over them after).
+    /// A tunnel this process was holding when it stopped is gone: its `tunnel_center` is cleared.
+    public func loadEdges(_ records: [EdgeRecord], center: String, now: Int64) {
+        for var r in records {
+            if r.tunnelCenter == center {
+                r.tunnelCenter = ""
+                r.updatedAt = now
+                store?.enqueue(.upsertEdge(r))
+            }
+            _ = applyEdge(r, unlessNewerThan: .max)
         }
     }
 
@@ -73,6 +113,8 @@ extension Registry {
             }
             r.updatedAt = now
             d.insert(EdgeRoute(r))
+            // From a worker's loop: queued, never waited for. Every center learns who holds it.
+            store?.enqueue(.upsertEdge(r))
         }
     }
 

@@ -68,6 +68,14 @@ extension Registry {
                 }
             case .deletePod(let id):
                 if removePodInMemory(id, unlessNewerThan: position) { result.applied += 1 } else { result.deferred += 1 }
+            case .upsertEdge(let record):
+                switch applyEdge(record, unlessNewerThan: position) {
+                case true?: result.applied += 1
+                case false?: result.skipped += 1
+                case nil: result.deferred += 1
+                }
+            case .deleteEdge(let id):
+                if removeEdgeInMemory(id, unlessNewerThan: position) { result.applied += 1 } else { result.deferred += 1 }
             }
         }
         announce(result.moved)
@@ -214,6 +222,12 @@ extension Registry {
         result.skipped += pods.skipped
         result.deferred += pods.deferred
         result.moved += pods.moved
+        let storedEdges = Set(contents.edges.map(\.id))
+        let goneEdges = edges().map(\.id).filter { !storedEdges.contains($0) }
+        let edgeResult = applyExternal(goneEdges.map { .deleteEdge(id: $0) } + contents.edges.map { .upsertEdge($0) }, through: position)
+        result.applied += edgeResult.applied
+        result.skipped += edgeResult.skipped
+        result.deferred += edgeResult.deferred
         return result
     }
 }
