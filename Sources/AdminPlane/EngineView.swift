@@ -19,6 +19,8 @@ public struct EdgeCounters: Sendable {
     public var noTunnel = 0
     /// Client connections carried into a tunnel, since start; open now.
     public var carried = 0, open = 0
+    /// Client connections relayed to the center holding their edge's tunnel.
+    public var relayed = 0
     public var attachRefused = 0
     /// Edge id → tunnels attached here now.
     public var tunnels: [String: Int] = [:]

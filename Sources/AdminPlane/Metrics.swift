@@ -47,6 +47,8 @@ extension AdminAPI {
         line("switchyard_edge_no_tunnel_total", [], "\(edge.noTunnel)")
         family("switchyard_edge_connections_total", "counter", "Client connections carried into an edge tunnel.")
         line("switchyard_edge_connections_total", [], "\(edge.carried)")
+        family("switchyard_edge_relayed_total", "counter", "Client connections relayed to the center holding their edge's tunnel.")
+        line("switchyard_edge_relayed_total", [], "\(edge.relayed)")
         family("switchyard_edge_open_connections", "gauge", "Client connections in an edge tunnel now.")
         line("switchyard_edge_open_connections", [], "\(edge.open)")
         family("switchyard_edge_attach_refused_total", "counter", "Edge agents' attach requests refused (token, claims, unknown edge).")

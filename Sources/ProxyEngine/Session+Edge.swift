@@ -46,6 +46,68 @@ extension Session {
         }
     }
 
+    /// A connection on a center's cluster listener that starts with a TLS record: another center
+    /// relays an edge's connection here (docs/edge-tunnel.md, "Several centers"). Peeked like
+    /// any ClientHello; only an edge with a tunnel here is served, nothing is terminated.
+    func beginRelayedPeek() -> Bool {
+        guard let b = inBuf else { return false }
+        helloParser = ClientHelloParser()
+        phase = .peek
+        switch helloParser.feed(UnsafeRawBufferPointer(start: b.readPointer, count: b.count)) {
+        case .needMore: return true
+        case .hello(let info): return decideHello(info)
+        case .notTLS: refuseHello(.notTLS)
+        case .malformed: refuseHello(.malformed)
+        case .tooLarge: refuseHello(.tooLarge)
+        }
+        return false
+    }
+
+    /// This listener is a center's cluster listener (relayed connections arrive here).
+    var onClusterListener: Bool {
+        guard let c = router.cluster, listenerIndex >= 0, listenerIndex < c.clusterListeners.count else { return false }
+        return c.clusterListeners[listenerIndex]
+    }
+
+    /// No tunnel of `edge` in this process, but the registry says another center holds one:
+    /// the client's bytes (what it sent so far first, in `inBuf`) go unread to that center's
+    /// cluster listener, which carries them into its tunnel; the session becomes a byte tunnel.
+    /// One hop only: a connection that arrived on a cluster listener is never relayed on.
+    func relayToTunnelCenter(_ edge: EdgeRoute) -> Bool {
+        guard stream == nil, !onClusterListener, let registry = worker.registry else { return false }
+        let center = edge.record.tunnelCenter
+        guard !center.isEmpty, center != worker.edgeDirectory.center, let node = registry.node(named: center),
+              let index = worker.upstreams.centerIndex(for: node) else { return false }
+        let u = worker.makeUpstream()
+        do { try u.connect(to: index) } catch {
+            worker.recycleUnused(u)
+            log.error("edge_relay", "edge \(edge.id) to \(center): \(error.description)")
+            return false
+        }
+        leg.addressIndex = index
+        leg.connectStartMs = worker.now
+        u.session = self
+        upstream = u
+        edgeRelay = true
+        phase = .exchange
+        worker.edgeDirectory.relayed.add(1, ordering: .relaxed)
+        return true
+    }
+
+    /// The relay's connection to the holding center is up: bytes move both ways from here.
+    func startEdgeRelay(_ u: UpstreamConnection) {
+        record.status = 0
+        enterTunnel(u)
+    }
+
+    /// The holding center could not be reached: the client's connection closes at once.
+    func failEdgeRelay(_ why: String) {
+        log.error("edge_relay", why)
+        worker.edgeDirectory.noTunnel.add(1, ordering: .relaxed)
+        dropUpstream()
+        close()
+    }
+
     private func refuseHello(_ why: EdgeTunnelDirectory.HelloRefusal) {
         worker.edgeDirectory.refused(why)
         close()
@@ -60,6 +122,7 @@ extension Session {
             inBuf = nil
             if worker.carryToEdge(self, edge: edge, kind: .tls, authority: name, first: first) { return false }
             inBuf = first
+            if relayToTunnelCenter(edge) { return true }
             // No tunnel of this edge here: refuse at once (RFC 6066 §3: unrecognized_name), so no
             // client waits for a timeout.
             worker.edgeDirectory.noTunnel.add(1, ordering: .relaxed)
@@ -169,8 +232,8 @@ extension Session {
     // MARK: plain HTTP for a proxy-mode host
 
     /// Hands the client connection, from this request's head on, to the edge's tunnel (kind
-    /// `switchyard-http`): the agent connects it to the node's HTTP entrypoint. False when no
-    /// tunnel is attached here (the caller answers 503).
+    /// `switchyard-http`): the agent connects it to the node's HTTP entrypoint; or, when another
+    /// center holds the tunnel, relays it there. False when neither (the caller answers 503).
     func carryRequestToEdge(_ edge: EdgeRoute, headStart: Int, headEnd: Int, host: String) -> Bool {
         guard stream == nil, var b = inBuf else { return false }
         let saved = (b.start, b.end)
@@ -180,6 +243,8 @@ extension Session {
         b.start = headStart
         inBuf = nil
         if worker.carryToEdge(self, edge: edge, kind: .http, authority: host, first: b) { return true }
+        inBuf = b
+        if relayToTunnelCenter(edge) { return true }
         (b.start, b.end) = saved
         inBuf = b
         return false

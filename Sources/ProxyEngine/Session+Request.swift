@@ -8,6 +8,9 @@ import RouteResolver
 /// connection, and streaming the rewritten head and the body to it.
 extension Session {
     func stepHead() -> Bool {
+        if requestsServed == 0, stream == nil, let b = inBuf, b.count > 0, b.readPointer[0] == 0x16, onClusterListener {
+            return beginRelayedPeek()  // a TLS record: an edge connection another center relays
+        }
         if requestsServed == 0, let b = inBuf, b.count > 0, b.readPointer[0] == 0x50, worker.h2.cleartextListeners[listenerIndex], stream == nil {
             // "P": maybe the HTTP/2 connection preface (h2c with prior knowledge, RFC 9113 §3.3).
             switch H2Preface.match(b.readPointer, b.count) {
@@ -363,6 +366,7 @@ extension Session {
         exchange = Exchange()
         requestBodyReady = 0
         routeIndex = -1
+        edgeRelay = false
         tunnel.webSocket = false
         leg.addressIndex = -1
         responseExtraLength = 0

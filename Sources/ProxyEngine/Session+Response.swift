@@ -17,12 +17,21 @@ extension Session {
     private func stepExchange(_ u: UpstreamConnection) -> Bool {
         if !u.connected && u.io.writable {
             let err = u.finishConnect()
+            if err != 0 && edgeRelay {
+                failEdgeRelay(SysError("connect to the tunnel's center", err).description)
+                return false
+            }
             if err != 0 {
                 forgetContainerPortIfRefused(err)
                 log.error("upstream_connect", SysError("connect", err).description)
                 upstreamFailed(status: 502, "upstream connect failed", .connect, retryable: false)
                 return true
             }
+        }
+        if edgeRelay {
+            guard u.connected else { return false }
+            startEdgeRelay(u)
+            return true
         }
         let sent = pumpRequest(u)
         if phase != .exchange { return true }

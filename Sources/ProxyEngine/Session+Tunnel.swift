@@ -15,7 +15,8 @@ extension Session {
         // splice cannot see through TLS: a TLS client's tunnel moves bytes through buffers.
         // Nor an HTTP/2 stream (RFC 8441): its bytes are DATA frames.
         tunnel.begin(buffered: !settings.splice || !transport.isPlainSocket, fromClient: inBuf, fromUpstream: u.inBuf,
-                     idleLimit: worker.routeTunnelIdle[routeIndex], buffers: buffers)
+                     idleLimit: routeIndex >= 0 && routeIndex < worker.routeTunnelIdle.count ? worker.routeTunnelIdle[routeIndex] : 0,
+                     buffers: buffers)
         inBuf = nil
         u.inBuf = nil
         // A tunnel may be silent for hours: keepalive probes find peers that vanished without a FIN.

@@ -83,6 +83,9 @@ final class Session: Pollable {
     var listenerIndex = 0
     /// The route the current request matched; -1: none (yet).
     var routeIndex = -1
+    /// The exchange is an edge connection relayed to the center holding its tunnel: once the
+    /// upstream connects, a byte tunnel (no request head, no response).
+    var edgeRelay = false
 
     /// The tunnel, once the upstream has answered an upgrade with 101 (`exchange.response` is
     /// `.switching` while the 101 is on its way; the tunnel starts when it has been written).
@@ -260,6 +263,7 @@ final class Session: Pollable {
                 respondError(408, "request body timeout")
             }
         case .connect:
+            if edgeRelay { failEdgeRelay("connect to the tunnel's center timed out"); return }
             upstreamFailed(status: 502, "upstream connect timeout", .connect, retryable: false)
         case .firstByte, .upstreamRead:
             upstreamFailed(status: 504, "upstream timeout", .timeout, retryable: false)

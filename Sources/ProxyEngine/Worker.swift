@@ -365,10 +365,15 @@ final class Worker {
 
     // MARK: tunnels
 
+    /// A route's name; "-" for none (a relayed edge connection matched no route).
+    func routeName(_ index: Int) -> String {
+        index >= 0 && index < routeNames.count ? routeNames[index] : "-"
+    }
+
     func tunnelOpened(_ s: Session) {
         s.tunnel.index = tunnels.count
         tunnels.append(s)
-        directory.opened(route: routeNames[s.routeIndex], node: s.sticky.node?.name)
+        directory.opened(route: routeName(s.routeIndex), node: s.sticky.node?.name)
     }
 
     func tunnelClosed(_ s: Session) {
@@ -380,7 +385,7 @@ final class Worker {
             last.tunnel.index = i
         }
         s.tunnel.index = -1
-        directory.closed(route: routeNames[s.routeIndex], node: s.sticky.node?.name)
+        directory.closed(route: routeName(s.routeIndex), node: s.sticky.node?.name)
     }
 
     /// Closes the tunnels of users whose placement moved (one pass over this worker's tunnels,

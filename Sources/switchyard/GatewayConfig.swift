@@ -50,6 +50,7 @@ struct EngineAdapter: EngineView {
         c.noTunnel = edges.noTunnel.load(ordering: .relaxed)
         c.carried = edges.passthrough.load(ordering: .relaxed)
         c.open = edges.openStreams.load(ordering: .relaxed)
+        c.relayed = edges.relayed.load(ordering: .relaxed)
         c.attachRefused = edges.attachRefused.load(ordering: .relaxed)
         c.tunnels = edges.tunnelCounts()
         return c

@@ -112,7 +112,7 @@ struct EdgeAgentTests {
         #expect(back.status == 200 && Echo.decode(back.body)?.port == w.originPort, "\(back)")
     }
 
-    @Test("two centers on one registry: edges made through either reach both, both know which center holds a tunnel, and a restarted center still has them")
+    @Test("two centers on one registry: edges made through either reach both, both know which center holds a tunnel, the other relays its clients there, and a restarted center still has them")
     func sharedRegistry() throws {
         let scope = try Scope("edge-centers")
         defer { scope.close() }
@@ -129,9 +129,21 @@ struct EdgeAgentTests {
         let nodes = AJSON(data: Data(try b.admin().get("/.cluster/nodes").body))
         let row = nodes["nodes"].array.first { $0["node_id"].string == "node1" }
         #expect(row?["status"].string == "online" && row?["tunnel_center"].string == "center-a", "\(nodes)")
-        // Not relayed yet (docs/edge-tunnel.md, "Not yet"): b refuses at once rather than hang.
-        let atB = try scope.curl(try b.tlsCurl("node1.edge.test") + ["https://node1.edge.test:\(b.tlsPort)/"], maxTime: 5)
-        #expect(atB.exitCode != 0 && atB.timeTotal < 1, "\(atB)")
+        // b has no tunnel of node1: it relays to center-a, unread (the origin's certificate still
+        // verifies), TLS and plain HTTP alike, many connections at once intact.
+        let edge = try scope.sClient(port: b.tlsPort, serverName: "node1.edge.test", verify: "node1.edge.test")
+        #expect(edge.ou == "edge-origin" && edge.verified, "\(edge) \(b.gateway.child.stderr.suffix(1500))")
+        let atB = try scope.curl(try b.tlsCurl("node1.edge.test") + ["https://node1.edge.test:\(b.tlsPort)/echo"])
+        #expect(atB.status == 200 && Echo.decode(atB.body)?.port == a.originPort, "\(atB)")
+        let plainAtB = try scope.get("http://127.0.0.1:\(b.plainPort)/echo", headers: ["Host: node1.edge.test"])
+        #expect(plainAtB.status == 200 && Echo.decode(plainAtB.body)?.port == a.originHTTPPort, "\(plainAtB)")
+        let r = try load(b, sizes: Array(repeating: 1 << 20, count: 10) + Array(repeating: 1_000, count: 10))
+        #expect(r["ok"].int == 20, "\(r)")
+        let relayed = try PromText.parse(try b.admin().get("/metrics").text).sum("switchyard_edge_relayed_total")
+        #expect(relayed >= 23, "\(relayed)")
+        // node2 has no agent anywhere: refused at once.
+        let node2 = try scope.curl(try b.tlsCurl("node2.edge.test") + ["https://node2.edge.test:\(b.tlsPort)/"], maxTime: 5)
+        #expect(node2.exitCode != 0 && node2.timeTotal < 1, "\(node2)")
 
         // a stops: its tunnels end, and b hears that no center holds node1's any more.
         a.gateway.child.stop()

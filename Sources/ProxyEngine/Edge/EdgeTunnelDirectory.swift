@@ -35,6 +35,8 @@ public final class EdgeTunnelDirectory: Sendable {
     public let noTunnel = Atomic<Int>(0)
     public let passthrough = Atomic<Int>(0)
     public let attachRefused = Atomic<Int>(0)
+    /// Client connections relayed to the center that holds their edge's tunnel.
+    public let relayed = Atomic<Int>(0)
     /// Tunnel streams (client connections) open now, over every worker.
     public let openStreams = Atomic<Int>(0)
 
