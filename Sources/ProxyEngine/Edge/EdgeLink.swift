@@ -23,8 +23,6 @@ final class EdgeLink: Pollable {
     var clientEnded = false
     /// The agent's END_STREAM was passed on to the client (our side shut).
     var clientShut = false
-    /// A write to the client failed inside nghttp2's callback: close on the next run.
-    var failed = false
     var openedMs: UInt64 = 0
     var lastProgressMs: UInt64 = 0
     var bytesIn: UInt64 = 0
@@ -53,7 +51,6 @@ final class EdgeLink: Pollable {
         closed = false
         clientEnded = false
         clientShut = false
-        failed = false
         bytesIn = 0
         bytesOut = 0
         openedMs = worker.now
@@ -99,22 +96,8 @@ final class EdgeLink: Pollable {
     /// The stream has news (an answer, bytes, room, its end).
     func streamChanged() { pump() }
 
-    /// Agent bytes straight to the client, from nghttp2's DATA callback (nothing queued before
-    /// them). Never closes from here: a failure is noted and handled on the next run.
-    func writeThrough(_ p: UnsafePointer<UInt8>, _ n: Int) -> Int {
-        guard !closed, !failed, io.writable, !clientShut else { return 0 }
-        let r: IOResult
-        do { r = try transport.write(p, n) } catch { failed = true; return 0 }
-        guard case .bytes(let k) = r else { io.writable = false; return 0 }
-        if k < n && transport.isPlainSocket { io.writable = false }
-        bytesOut += UInt64(k)
-        lastProgressMs = worker.now
-        return k
-    }
-
     func pump() {
         guard !closed, let s = stream else { return }
-        if failed { close(abort: true, reason: "edge client write failed"); return }
         if s.status != 0 && s.status != 200 {
             close(abort: true, reason: s.status == 404 ? "edge agent has no such entrypoint" : "edge origin unreachable")
             return
