@@ -153,10 +153,11 @@ extension AdminAPI {
 
     /// Edges as `/.cluster/nodes` rows: mode with its reason, and whether a tunnel is attached.
     private func edgeRows(_ registry: Registry) -> [[String: Any]] {
-        registry.edges().map { e in
+        let now = Self.nowMs()
+        return registry.edges().map { e in
             ["node_id": e.id, "type": "edge", "mode": e.mode.rawValue, "mode_reason": e.modeReason, "mode_changed_at": e.modeChangedAt,
-             "public_address": e.publicAddress, "hostnames": e.hostnames,
-             "status": !e.enabled ? "disabled" : (e.tunnelCenter.isEmpty ? (e.mode == .direct ? "direct" : "offline") : "online"),
+             "public_address": e.publicAddress, "hostnames": e.hostnames, "tunnel_seen_at": e.tunnelSeenAt,
+             "status": !e.enabled ? "disabled" : (e.tunnelIsFresh(now: now) ? "online" : (e.tunnelCenter.isEmpty ? (e.mode == .direct ? "direct" : "offline") : "stale")),
              "tunnel_center": e.tunnelCenter.isEmpty ? NSNull() : e.tunnelCenter, "self": false]
         }
     }

@@ -76,7 +76,7 @@ extension Session {
     func relayToTunnelCenter(_ edge: EdgeRoute) -> Bool {
         guard stream == nil, !onClusterListener, let registry = worker.registry else { return false }
         let center = edge.record.tunnelCenter
-        guard !center.isEmpty, center != worker.edgeDirectory.center, let node = registry.node(named: center),
+        guard edge.record.tunnelIsFresh(now: worker.wallMs), center != worker.edgeDirectory.center, let node = registry.node(named: center),
               let index = worker.upstreams.centerIndex(for: node) else { return false }
         let u = worker.makeUpstream()
         do { try u.connect(to: index) } catch {

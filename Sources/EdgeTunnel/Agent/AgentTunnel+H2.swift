@@ -38,8 +38,10 @@ extension AgentTunnel {
         guard phase == .running, let tls else { return }
         let scratch = agent.scratch
         let size = EdgeAgent.scratchSize
-        // While frames wait for a full socket, reading on would only queue more (PINGs, windows).
-        reading: while io.readable && !(out.map { $0.count > 0 } ?? false && !io.writable) {
+        // Read on even while our frames wait for a full socket: if both ends stopped reading
+        // while their writes were blocked, two-way bulk traffic would deadlock (and PINGs would
+        // go unread). What reading adds to the output is small (window updates, PING acks).
+        reading: while io.readable {
             switch tls.read(scratch, size) {
             case .bytes(let n):
                 lastReceiveMs = agent.now

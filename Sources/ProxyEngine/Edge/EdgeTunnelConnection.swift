@@ -23,6 +23,8 @@ final class EdgeTunnelConnection: Pollable {
     var io = Readiness()
     /// The edge this tunnel serves, and the agent's index for it (X-Switchyard-Edge-Tunnel).
     var edge: EdgeRoute?
+    /// When this tunnel next offers the directory a `tunnel_seen_at` refresh (monotonic ms).
+    var nextRefreshMs: UInt64 = 0
     var tunnelIndex = 0
     var peer = ""
     var streams: [EdgeStream] = []
@@ -103,13 +105,19 @@ final class EdgeTunnelConnection: Pollable {
         let scratch = worker.h2.scratch
         let size = H2Resources.scratchSize
         var reads = 0
-        while io.readable && !(out.map { $0.count > 0 } ?? false && !io.writable) {
+        // Read on even while our frames wait for a full socket (see the agent's `service`): two
+        // ends that both stopped reading while blocked on writes would deadlock.
+        while io.readable {
             let r: IOResult
             do { r = try transport.read(scratch, size) } catch { close(reason: "tunnel read failed"); return }
             switch r {
             case .bytes(let n):
                 if n < size && !io.hangup && transport.isPlainSocket { io.readable = false }
                 lastReceiveMs = worker.now
+                if worker.now >= nextRefreshMs, let id = edge?.id {
+                    nextRefreshMs = worker.now + 1_000
+                    worker.edgeDirectory.stillAttached(edge: id, now: worker.wallMs)
+                }
                 pingSent = false
                 let rv = nghttp2_session_mem_recv(h2, scratch.assumingMemoryBound(to: UInt8.self), n)
                 if rv < 0 { close(reason: "tunnel protocol error"); return }
@@ -130,6 +138,13 @@ final class EdgeTunnelConnection: Pollable {
     }
 
     // MARK: streams
+
+    /// The agent's SETTINGS_MAX_CONCURRENT_STREAMS allows one more stream (beyond it nghttp2
+    /// would hold the CONNECT back until the connect budget ran out; another tunnel may have room).
+    var hasStreamRoom: Bool {
+        guard let h2 else { return false }
+        return UInt32(streams.count) < nghttp2_session_get_remote_settings(h2, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+    }
 
     /// Opens a stream for a client connection: `kind` is the CONNECT's `:protocol`. Nil when the
     /// tunnel cannot take one now (not ready yet, going away, nghttp2 refused).

@@ -64,6 +64,21 @@ public final class EdgeTunnelDirectory: Sendable {
         holders.withLock { $0.mapValues(\.count) }
     }
 
+    /// When this process last told the registry it still holds each edge's tunnel.
+    private let refreshed = Mutex<[String: Int64]>([:])
+
+    /// A tunnel of `edge` is still here: every `EdgeRecord.tunnelRefreshMs` the registry hears
+    /// it again (`tunnel_seen_at`), so other centers can tell a live claim from one a killed
+    /// center left behind. Cheap when not due (one lock, one compare).
+    func stillAttached(edge: String, now: Int64) {
+        let due = refreshed.withLock { r -> Bool in
+            if let t = r[edge], now - t < EdgeRecord.tunnelRefreshMs { return false }
+            r[edge] = now
+            return true
+        }
+        if due { registry?.edgeTunnel(id: edge, center: center, attached: true, now: now) }
+    }
+
     /// A tunnel of `edge` attached on `worker`; the first one in this process tells the registry.
     func attached(edge: String, worker: Int, now: Int64) {
         let first = holders.withLock { h -> Bool in
@@ -118,7 +133,7 @@ struct EdgeResources {
     /// The ready tunnel of `edge` carrying the fewest streams.
     func tunnel(for edge: String) -> EdgeTunnelConnection? {
         var best: EdgeTunnelConnection?
-        for t in local[edge] ?? [] where t.ready && !t.goingAway && !t.closed && t.edge?.id == edge {
+        for t in local[edge] ?? [] where t.ready && !t.goingAway && !t.closed && t.edge?.id == edge && t.hasStreamRoom {
             if best == nil || t.streams.count < best!.streams.count { best = t }
         }
         return best

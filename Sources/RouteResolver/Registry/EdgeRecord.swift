@@ -28,6 +28,16 @@ public struct EdgeRecord: Sendable, Equatable {
     public var tunnelSeenAt: Int64
     /// A disabled edge is neither routed nor allowed to attach.
     public var enabled: Bool
+
+    /// How often a center holding a tunnel refreshes `tunnelSeenAt`, and after how long without
+    /// a refresh other centers stop believing the claim (a center killed without detaching).
+    public static let tunnelRefreshMs: Int64 = 10_000
+    public static let tunnelStaleMs: Int64 = 35_000
+
+    /// Some center holds a tunnel of this edge, and said so recently.
+    public func tunnelIsFresh(now: Int64) -> Bool {
+        !tunnelCenter.isEmpty && now - tunnelSeenAt <= Self.tunnelStaleMs
+    }
     public var createdAt: Int64
     public var updatedAt: Int64
 
