@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "RegistryStore", dependencies: ["RouteResolver", "CSQLite", "CLibpq"]),
         .target(
             name: "ProxyEngine",
-            dependencies: ["CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "EdgeTunnel"],
+            dependencies: ["CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "EdgeTunnel", "H2Wire"],
             swiftSettings: hotPath
         ),
         // The admin listener: registry API, heartbeats, explain, metrics. Off the hot path, so
@@ -57,7 +57,9 @@ let package = Package(
         // Issue 15's edge tunnels: the ClientHello peek (SNI and ALPN before OpenSSL; pure, on
         // every TLS connection's path, hence hotPath) and the edge agent (`Agent/`: the node's
         // side of the reverse tunnels, its own epoll loop, nghttp2 server sessions, TLS client).
-        .target(name: "EdgeTunnel", dependencies: ["CLinux", "CNghttp2", "IOCore", "TLSTerminator"], swiftSettings: hotPath),
+        // nghttp2's outgoing frames into pooled buffers, for every nghttp2 session of the project.
+        .target(name: "H2Wire", dependencies: ["CNghttp2", "IOCore"], swiftSettings: hotPath),
+        .target(name: "EdgeTunnel", dependencies: ["CLinux", "CNghttp2", "IOCore", "TLSTerminator", "H2Wire"], swiftSettings: hotPath),
         .executableTarget(
             name: "switchyard",
             dependencies: [

@@ -24,14 +24,15 @@ ALLOWED = {
     "RouteResolver": {"HTTP1Codec"},                      # pure logic: no sockets, no database
     "RegistryStore": {"RouteResolver", "CSQLite", "CLibpq"},
     "TLSTerminator": {"COpenSSL", "IOCore"},                # TLS bytes pass through Sys
+    "H2Wire": {"CNghttp2", "IOCore"},                       # nghttp2's output into pooled buffers
     # The ClientHello peek and (later) the reverse tunnels; DESIGN.md puts it above ProxyEngine's
     # layers, so it may use IOCore and the codecs. Foundation stays out: it is on the TLS path.
     # The edge agent (Agent/) runs its own epoll loop with nghttp2 and a TLS client; sockets
     # still go through IOCore's Sys.
-    "EdgeTunnel": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"},
+    "EdgeTunnel": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "H2Wire"},
     # EdgeTunnel's protocol parts (the ClientHello parser) run inside the workers' loops: the
     # cluster side of a tunnel is a connection of a worker like any other (docs/edge-tunnel.md).
-    "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "EdgeTunnel"},
+    "ProxyEngine": {"CLinux", "CNghttp2", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator", "EdgeTunnel", "H2Wire"},
     # never ProxyEngine; TLSTerminator for its Digest (edge tokens are kept hashed)
     "AdminPlane": {"Foundation", "IOCore", "HTTP1Codec", "RouteResolver", "TLSTerminator"},
     "switchyard": None,                                   # the executable wires everything

@@ -81,28 +81,3 @@ enum SlotTarget {
     case edgeLink(Unmanaged<EdgeLink>)
 }
 
-/// Readiness of one socket, tracked for edge-triggered epoll: a flag stays set until a call
-/// reports would-block (or a short read/write), and epoll reports the next edge.
-struct Readiness {
-    var readable = false
-    var writable = false
-    /// The peer closed its sending side (EPOLLRDHUP) or the socket errored (EPOLLHUP/ERR).
-    var hangup = false
-
-    @inline(__always) mutating func apply(_ events: UInt32) {
-        // An error or hang-up makes both directions "ready", so the next call reports it.
-        if events & (Epoll.input | Epoll.readHangup | Epoll.error | Epoll.hangup) != 0 { readable = true }
-        if events & (Epoll.output | Epoll.error | Epoll.hangup) != 0 { writable = true }
-        if events & (Epoll.readHangup | Epoll.hangup) != 0 { hangup = true }
-    }
-}
-
-/// epoll event bits (<sys/epoll.h>), as Swift constants.
-enum Epoll {
-    static let input: UInt32 = 0x001
-    static let output: UInt32 = 0x004
-    static let error: UInt32 = 0x008
-    static let hangup: UInt32 = 0x010
-    static let readHangup: UInt32 = 0x2000
-    static let edgeTriggered: UInt32 = 0x8000_0000
-}

@@ -32,7 +32,7 @@ final class AgentStream {
     private(set) var fd: Int32 = -1
     var slot: UInt32 = 0
     var generation: UInt32 = 0
-    var io = AgentReadiness()
+    var io = Readiness()
     var connectDeadline: UInt64 = 0
 
     /// Cluster → origin bytes the origin's socket has not taken yet.
@@ -64,7 +64,7 @@ final class AgentStream {
         isConnect = false
         kind = .unknown
         headersDone = false
-        io = AgentReadiness()
+        io = Readiness()
         inboundEnded = false
         originShut = false
         originEnded = false

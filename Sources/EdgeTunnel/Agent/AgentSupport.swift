@@ -2,31 +2,11 @@ import CLinux
 import Glibc
 import IOCore
 
-/// epoll event bits (<sys/epoll.h>), as Swift constants.
+/// Every socket of the agent: edge-triggered, fixed interest for its whole life, as the
+/// gateway's workers do. "Not polling EPOLLIN" while a buffer is full is "not reading": the
+/// kernel's receive buffer fills and TCP's window closes on the peer.
 enum AgentEpoll {
-    static let input: UInt32 = 0x001
-    static let output: UInt32 = 0x004
-    static let error: UInt32 = 0x008
-    static let hangup: UInt32 = 0x010
-    static let readHangup: UInt32 = 0x2000
-    static let edgeTriggered: UInt32 = 0x8000_0000
-    /// Every socket of the agent: edge-triggered, fixed interest for its whole life, as the
-    /// gateway's workers do. "Not polling EPOLLIN" while a buffer is full is "not reading": the
-    /// kernel's receive buffer fills and TCP's window closes on the peer.
-    static let socket = input | output | readHangup | edgeTriggered
-}
-
-/// What the last epoll events said about a socket; reset by a read or write that would block.
-struct AgentReadiness {
-    var readable = false
-    var writable = false
-    var hangup = false
-
-    @inline(__always) mutating func apply(_ events: UInt32) {
-        if events & (AgentEpoll.input | AgentEpoll.readHangup | AgentEpoll.error | AgentEpoll.hangup) != 0 { readable = true }
-        if events & (AgentEpoll.output | AgentEpoll.error | AgentEpoll.hangup) != 0 { writable = true }
-        if events & (AgentEpoll.readHangup | AgentEpoll.hangup) != 0 { hangup = true }
-    }
+    static let socket = Epoll.input | Epoll.output | Epoll.readHangup | Epoll.edgeTriggered
 }
 
 /// Reconnect delays (docs/edge-tunnel.md §6): 0.2 s doubling to 10 s, each drawn ±50% around

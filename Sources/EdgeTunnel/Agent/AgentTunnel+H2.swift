@@ -1,5 +1,6 @@
 import CNghttp2
 import Glibc
+import H2Wire
 import IOCore
 
 /// The running tunnel: an HTTP/2 server session in memory mode. Bytes read from TLS go to
@@ -195,7 +196,7 @@ extension AgentTunnel {
         guard phase == .running, let h2, let tls else { return }
         var rounds = 0
         while true {
-            if !produce(h2) { close(reason: "protocol error"); return }
+            if !output.produce(h2, into: &out, buffers: agent.buffers) { close(reason: "protocol error"); return }
             guard let b = out, b.count > 0 else { break }
             guard io.writable else { break }
             switch tls.write(b.readPointer, b.count) {
@@ -225,7 +226,7 @@ extension AgentTunnel {
             if phase != .running { return }
             needsFlush()
         }
-        if let b = out, b.isEmpty, spillLength == 0 { agent.buffers.give(b); out = nil }
+        if let b = out, b.isEmpty, output.isEmpty { agent.buffers.give(b); out = nil }
         if nghttp2_session_want_read(h2) == 0 && nghttp2_session_want_write(h2) == 0 && out == nil {
             close(reason: goingAway ? "goaway" : "session ended")
             return
@@ -237,35 +238,6 @@ extension AgentTunnel {
         updateTimer()
     }
 
-    /// Moves frames nghttp2 has ready into `out`; what does not fit waits in `spill` (nghttp2's
-    /// memory, valid until the next mem_send).
-    private func produce(_ h2: OpaquePointer) -> Bool {
-        if out == nil { out = agent.buffers.takeLarge() }
-        if spillLength > 0 {
-            if out!.writableCount < spillLength { out!.compact() }
-            let k = min(spillLength, out!.writableCount)
-            out!.append(spill!, k)
-            spill = spill! + k
-            spillLength -= k
-            if spillLength > 0 { return true }
-            spill = nil
-        }
-        if out!.writableCount < 4096 { out!.compact() }
-        while out!.writableCount > 0 {
-            var data: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(h2, &data)
-            if n < 0 { return false }
-            if n == 0 { break }
-            let k = min(n, out!.writableCount)
-            out!.append(data!, k)
-            if k < n {
-                spill = data! + k
-                spillLength = n - k
-                break
-            }
-        }
-        return true
-    }
 
     // MARK: timers
 

@@ -1,5 +1,6 @@
 import CNghttp2
 import Glibc
+import H2Wire
 import IOCore
 import TLSTerminator
 
@@ -20,7 +21,7 @@ final class AgentTunnel {
     private(set) var fd: Int32 = -1
     var slot: UInt32 = 0
     var generation: UInt32 = 0
-    var io = AgentReadiness()
+    var io = Readiness()
     var tls: TLSConnection?
     /// The next timer: the attach budget, then PING / death.
     var deadline = UInt64.max
@@ -31,8 +32,8 @@ final class AgentTunnel {
     var h2: OpaquePointer?
     /// TLS output not yet written: the attach request, then frames.
     var out: IOBuffer?
-    var spill: UnsafePointer<UInt8>?
-    var spillLength = 0
+    /// Frames nghttp2 made that `out` had no room for yet.
+    var output = H2Output()
     /// The cluster's answer to the attach, until its head (and a refusal's body) is complete.
     var answer: IOBuffer?
     var streams: [AgentStream] = []
@@ -241,8 +242,7 @@ final class AgentTunnel {
         h2 = nil
         if let b = out { agent.buffers.give(b); out = nil }
         if let b = answer { agent.buffers.give(b); answer = nil }
-        spill = nil
-        spillLength = 0
+        output.reset()
         tls?.shutdown()
         tls = nil
         if fd >= 0 {

@@ -60,7 +60,7 @@ public final class EdgeAgent {
         epfd = cl_epoll_create()
         if epfd < 0 { throw SysError("epoll_create1", errno) }
         do { wakeFD = try Sys.eventFD() } catch { Sys.close(epfd); throw error }
-        if cl_epoll_add(epfd, wakeFD, AgentEpoll.input | AgentEpoll.edgeTriggered, 0) != 0 {
+        if cl_epoll_add(epfd, wakeFD, Epoll.input | Epoll.edgeTriggered, 0) != 0 {
             let e = errno
             Sys.close(wakeFD)
             Sys.close(epfd)

@@ -1,6 +1,7 @@
 import CLinux
 import CNghttp2
 import Glibc
+import H2Wire
 import IOCore
 import RouteResolver
 import TLSTerminator
@@ -30,8 +31,8 @@ final class EdgeTunnelConnection: Pollable {
     var streams: [EdgeStream] = []
     private var readyStreams: [EdgeStream] = []
     private var out: IOBuffer?
-    private var spill: UnsafePointer<UInt8>?
-    private var spillLength = 0
+    /// Frames nghttp2 made that `out` had no room for yet.
+    var output = H2Output()
     /// On the worker's end-of-turn flush list.
     var dirty = false
     var closed = true
@@ -283,7 +284,7 @@ final class EdgeTunnelConnection: Pollable {
         guard !closed, let h2 else { return }
         var rounds = 0
         while true {
-            if !produce(h2) { close(reason: "tunnel protocol error"); return }
+            if !output.produce(h2, into: &out, buffers: buffers) { close(reason: "tunnel protocol error"); return }
             guard let b = out, b.count > 0 else { break }
             if !io.writable { break }
             let r: IOResult
@@ -304,7 +305,7 @@ final class EdgeTunnelConnection: Pollable {
             if closed { return }
             needsFlush()
         }
-        if let b = out, b.isEmpty, spillLength == 0 { buffers.give(b); out = nil }
+        if let b = out, b.isEmpty, output.isEmpty { buffers.give(b); out = nil }
         if nghttp2_session_want_read(h2) == 0 && nghttp2_session_want_write(h2) == 0 && out == nil {
             close(reason: "tunnel ended")
             return
@@ -312,33 +313,6 @@ final class EdgeTunnelConnection: Pollable {
         updateTimer()
     }
 
-    private func produce(_ h2: OpaquePointer) -> Bool {
-        if out == nil { out = buffers.takeLarge() }
-        if spillLength > 0 {
-            if out!.writableCount == 0 { out!.compact() }
-            let k = min(spillLength, out!.writableCount)
-            out!.append(spill!, k)
-            spill = spill! + k
-            spillLength -= k
-            if spillLength > 0 { return true }
-            spill = nil
-        }
-        if out!.writableCount < 4096 { out!.compact() }
-        while out!.writableCount > 0 {
-            var data: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(h2, &data)
-            if n < 0 { return false }
-            if n == 0 { break }
-            let k = min(n, out!.writableCount)
-            out!.append(data!, k)
-            if k < n {
-                spill = data! + k
-                spillLength = n - k
-                break
-            }
-        }
-        return true
-    }
 
     // MARK: timers
 
@@ -387,8 +361,7 @@ final class EdgeTunnelConnection: Pollable {
         }
         readyStreams.removeAll(keepingCapacity: true)
         if let b = out { buffers.give(b); out = nil }
-        spill = nil
-        spillLength = 0
+        output.reset()
         if let h2 { nghttp2_session_del(h2) }
         h2 = nil
         if case .tls(_, let t) = transport { t.shutdown() }

@@ -2,6 +2,7 @@ import CLinux
 import CNghttp2
 import Glibc
 import HTTP1Codec
+import H2Wire
 import IOCore
 import TLSTerminator
 
@@ -40,8 +41,8 @@ final class H2Connection: Pollable {
     /// Frames to write, gathered from nghttp2.
     private var out: IOBuffer?
     /// nghttp2's last chunk that did not fit in `out` (valid until the next mem_send).
-    private var spill: UnsafePointer<UInt8>?
-    private var spillLength = 0
+    /// Frames nghttp2 made that `out` had no room for yet.
+    var output = H2Output()
     /// On the worker's list of connections to flush at the end of the turn.
     var dirty = false
     /// GOAWAY sent (draining): close once the last stream ends.
@@ -315,7 +316,7 @@ final class H2Connection: Pollable {
         if !heads.isEmpty { submitHeads() }
         var rounds = 0
         while true {
-            if !produce(h2) { close(); return }
+            if !output.produce(h2, into: &out, buffers: buffers) { close(); return }
             guard let b = out, b.count > 0 else { break }
             if !io.writable { break }
             let r: IOResult
@@ -340,43 +341,15 @@ final class H2Connection: Pollable {
                 if !heads.isEmpty { submitHeads() }
             }
         }
-        if let b = out, b.isEmpty, spillLength == 0 { buffers.give(b); out = nil }
+        if let b = out, b.isEmpty, output.isEmpty { buffers.give(b); out = nil }
         if finalWrite { return }
         if !readyStreams.isEmpty { needsFlush() }
-        let idle = out == nil && spillLength == 0
+        let idle = out == nil && output.isEmpty
         if idle && nghttp2_session_want_read(h2) == 0 && nghttp2_session_want_write(h2) == 0 { close(); return }
         if idle && goingAway && streams.isEmpty { close(); return }
         updateTimer()
     }
 
-    /// Moves frames from nghttp2 into `out` while it has room. False on a fatal nghttp2 error.
-    private func produce(_ h2: OpaquePointer) -> Bool {
-        if out == nil { out = buffers.takeLarge() }
-        if spillLength > 0 {
-            if out!.writableCount == 0 { out!.compact() }
-            let k = min(spillLength, out!.writableCount)
-            out!.append(spill!, k)
-            spill = spill! + k
-            spillLength -= k
-            if spillLength > 0 { return true }
-            spill = nil
-        }
-        if out!.writableCount < 4096 { out!.compact() }
-        while out!.writableCount > 0 {
-            var data: UnsafePointer<UInt8>?
-            let n = nghttp2_session_mem_send(h2, &data)
-            if n < 0 { return false }
-            if n == 0 { break }
-            let k = min(n, out!.writableCount)
-            out!.append(data!, k)
-            if k < n {
-                spill = data! + k
-                spillLength = n - k
-                break
-            }
-        }
-        return true
-    }
 
     // MARK: timers
 
@@ -434,8 +407,7 @@ final class H2Connection: Pollable {
         readyStreams.removeAll(keepingCapacity: true)
         heads.removeAll(keepingCapacity: true)
         if let b = out { buffers.give(b); out = nil }
-        spill = nil
-        spillLength = 0
+        output.reset()
         if let h2 { nghttp2_session_del(h2) }
         h2 = nil
         // close_notify (best effort), the SSL freed, then the socket: closed here and nowhere else.
