@@ -1,4 +1,5 @@
 import CNghttp2
+import H2Wire
 import Glibc
 import IOCore
 
@@ -22,25 +23,20 @@ final class AgentH2Setup {
     static let maxStreams: UInt32 = 1000
 
     init() {
-        var cb: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&cb) == 0, let cb else { fatalError("nghttp2: out of memory") }
+        let cb = H2Session.newCallbacks()
         callbacks = cb
         nghttp2_session_callbacks_set_on_begin_headers_callback(cb, AgentH2Setup.onBeginHeaders)
         nghttp2_session_callbacks_set_on_header_callback(cb, AgentH2Setup.onHeader)
         nghttp2_session_callbacks_set_on_frame_recv_callback(cb, AgentH2Setup.onFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, AgentH2Setup.onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(cb, AgentH2Setup.onStreamClose)
-        var opt: OpaquePointer?
-        guard nghttp2_option_new(&opt) == 0, let opt else { fatalError("nghttp2: out of memory") }
-        options = opt
         // Windows move only once the origin's socket took the bytes (per-stream backpressure).
-        nghttp2_option_set_no_auto_window_update(opt, 1)
-        nghttp2_option_set_no_closed_streams(opt, 1)
+        options = H2Session.manualWindowOptions()
         settings = [
             // RFC 8441 §3: the cluster may send extended CONNECT (`:protocol`).
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL.rawValue), value: 1),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(AgentH2Setup.streamWindow)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: AgentH2Setup.maxStreams),
+            H2Session.setting(NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1),
+            H2Session.setting(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UInt32(AgentH2Setup.streamWindow)),
+            H2Session.setting(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, AgentH2Setup.maxStreams),
         ]
     }
 

@@ -1,4 +1,5 @@
 import CNghttp2
+import H2Wire
 import Glibc
 import IOCore
 
@@ -20,23 +21,18 @@ final class EdgeSetup {
     static let connectionWindow: Int32 = 64 << 20
 
     init() {
-        var cb: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&cb) == 0, let cb else { fatalError("nghttp2: out of memory") }
+        let cb = H2Session.newCallbacks()
         callbacks = cb
         nghttp2_session_callbacks_set_on_header_callback(cb, EdgeSetup.onHeader)
         nghttp2_session_callbacks_set_on_frame_recv_callback(cb, EdgeSetup.onFrameRecv)
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, EdgeSetup.onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(cb, EdgeSetup.onStreamClose)
-        var opt: OpaquePointer?
-        guard nghttp2_option_new(&opt) == 0, let opt else { fatalError("nghttp2: out of memory") }
-        options = opt
         // Windows move as clients take the bytes (per-stream backpressure).
-        nghttp2_option_set_no_auto_window_update(opt, 1)
-        nghttp2_option_set_no_closed_streams(opt, 1)
+        options = H2Session.manualWindowOptions()
         settings = [
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_ENABLE_PUSH.rawValue), value: 0),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE.rawValue), value: UInt32(EdgeSetup.streamWindow)),
-            nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue), value: 0),
+            H2Session.setting(NGHTTP2_SETTINGS_ENABLE_PUSH, 0),
+            H2Session.setting(NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, UInt32(EdgeSetup.streamWindow)),
+            H2Session.setting(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0),
         ]
     }
 

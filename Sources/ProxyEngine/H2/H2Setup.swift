@@ -1,4 +1,5 @@
 import CNghttp2
+import H2Wire
 import Glibc
 import HTTP1Codec
 import IOCore
@@ -20,8 +21,7 @@ final class H2Setup {
         maxHeaderList = h.maxHeaderListSize > 0 ? Int(h.maxHeaderListSize) : config.limits.maxHeaderBytes
         nvaCapacity = config.limits.maxHeaders + 16
         nva = .allocate(capacity: nvaCapacity)
-        var cb: OpaquePointer?
-        guard nghttp2_session_callbacks_new(&cb) == 0, let cb else { fatalError("nghttp2: out of memory") }
+        let cb = H2Session.newCallbacks()
         callbacks = cb
         nghttp2_session_callbacks_set_on_begin_headers_callback(cb, H2Setup.onBeginHeaders)
         nghttp2_session_callbacks_set_on_header_callback(cb, H2Setup.onHeader)
@@ -29,13 +29,10 @@ final class H2Setup {
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, H2Setup.onDataChunk)
         nghttp2_session_callbacks_set_on_stream_close_callback(cb, H2Setup.onStreamClose)
         nghttp2_session_callbacks_set_on_frame_send_callback(cb, H2Setup.onFrameSend)
-        var opt: OpaquePointer?
-        guard nghttp2_option_new(&opt) == 0, let opt else { fatalError("nghttp2: out of memory") }
+        // Windows move as sessions read the body (flow control tied to the upstream's pace);
+        // closed streams are not kept for the (deprecated) RFC 7540 priority tree.
+        let opt = H2Session.manualWindowOptions()
         options = opt
-        // Windows move as sessions read the body (flow control tied to the upstream's pace).
-        nghttp2_option_set_no_auto_window_update(opt, 1)
-        // Closed streams are not kept for the (deprecated) RFC 7540 priority tree.
-        nghttp2_option_set_no_closed_streams(opt, 1)
         // Rapid reset (CVE-2023-44487) and CONTINUATION flood (CVE-2024-27316): set, not assumed.
         nghttp2_option_set_stream_reset_rate_limit(opt, h.resetBurst, h.resetRate)
         nghttp2_option_set_max_continuations(opt, h.maxContinuations)
