@@ -199,7 +199,9 @@ extension Session {
         let switching = exchange.response == .switching
         if switching { tunnel.webSocket = upgradeIsWebSocket(base) }
         if logged { record.upstreamUs = cl_monotonic_us() - record.upstreamStartUs }
-        record.status = resp.status
+        // Over HTTP/2 the client sees the switch as a 200 on its CONNECT stream (RFC 8441 §5):
+        // the access log says what the client got.
+        record.status = switching && stream != nil ? 200 : resp.status
         if let o = leg.requestHeadOut {
             buffers.give(o)
             leg.requestHeadOut = nil

@@ -93,7 +93,10 @@ extension Session {
             b.append(cookie)
             b.append(byte: 0x3D)
             b.append(key.baseAddress!, key.count)
-            b.append("; Path=/; HttpOnly; SameSite=Lax\r\n")
+            b.append("; Path=/; HttpOnly; SameSite=Lax")
+            // RFC 6265 §4.1.2.5: a cookie set over HTTPS is sent back over HTTPS only.
+            if secure { b.append("; Secure") }
+            b.append("\r\n")
         }
         responseExtraLength = b.count
     }

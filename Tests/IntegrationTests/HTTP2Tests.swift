@@ -538,5 +538,7 @@ struct HTTP2Tests {
                 "the connection after the WebSocket stream: \(r)")
         let line = gw.accessLine(containing: "GET \(path)")
         #expect(line?.hasSuffix(" proto=h2") == true, "access line: \(line ?? "none"); stdout: \(gw.child.stdout.suffix(1000))")
+        // The status the client saw (200 on its CONNECT stream), not the upstream's 101.
+        #expect(line?.contains("\" 200 ") == true, "access line: \(line ?? "none")")
     }
 }
