@@ -125,6 +125,8 @@ extension AdminAPI {
             switch f.destination {
             case .routeUpstreams: break
             case .node(let node): answer["upstream"] = node.previewBaseURL
+            case .nodeAPI(let node):
+                answer["upstream"] = node.apiBaseURL.isEmpty ? "none: the node has no api_base_url (502)" : node.apiBaseURL
             case .container(let node, let hostPort):
                 answer["upstream"] = SocketAddress(node.address)?.withPort(hostPort)?.text ?? "\(node.address) (unusable)"
             case .portLookup(let node):

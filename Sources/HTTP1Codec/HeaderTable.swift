@@ -9,6 +9,9 @@ public enum HeaderKind: UInt8, Sendable {
     /// cluster secret that proves a center sent it. Never forwarded as received (HeadWriter
     /// writes its own), so a client cannot forge either.
     case switchyardHop, switchyardCluster
+    /// `X-Switchyard-Timestamp`, `-Nonce`, `-Signature`: a node-API request's signature. Never
+    /// forwarded as received: a client cannot present its own.
+    case switchyardSigned
 
     /// Classifies a field name (case-insensitive) by length first, so most names cost one compare.
     @inlinable @inline(__always)
@@ -36,7 +39,11 @@ public enum HeaderKind: UInt8, Sendable {
         case 17:
             if ByteClass.equalsLower(p, n, "transfer-encoding") { return .transferEncoding }
             return ByteClass.equalsLower(p, n, "x-forwarded-proto") ? .xForwardedProto : .other
+        case 18: return ByteClass.equalsLower(p, n, "x-switchyard-nonce") ? .switchyardSigned : .other
         case 20: return ByteClass.equalsLower(p, n, "x-switchyard-cluster") ? .switchyardCluster : .other
+        case 22:
+            if ByteClass.equalsLower(p, n, "x-switchyard-signature") { return .switchyardSigned }
+            return ByteClass.equalsLower(p, n, "x-switchyard-timestamp") ? .switchyardSigned : .other
         default: return .other
         }
     }

@@ -151,6 +151,7 @@ extension Session {
         var need = (end - start) + max(req.hostLength, 0) + 2 * headers.count + HeadWriter.overhead
             + record.clientIPLength + record.requestIDLength
         if sticky.pod != .none, let cluster = router.cluster { need += cluster.nodeBytes.count + cluster.secret.count + 48 }
+        if signRoute >= 0 { need += APISigner.overhead }
         guard need <= BufferPool.largeSize else {
             respondError(431, HTTPError.headersTooLarge.code)
             return
@@ -159,6 +160,9 @@ extension Session {
         HeadWriter.request(into: &out, base, req, headers, clientIP: record.clientIP, clientIPLength: record.clientIPLength,
                            requestID: record.requestID, requestIDLength: record.requestIDLength, https: secure,
                            pod: sticky.pod, cluster: router.cluster)
+        if signRoute >= 0, let target = router.keyedTargets[signRoute] {
+            worker.apiSigner.sign(&out, secret: target.signingSecret, nowSeconds: worker.wallMs / 1000)
+        }
         if secure { appendHSTS() }
         leg.requestHeadOut = out
         leg.requestHeadSent = 0
@@ -367,6 +371,7 @@ extension Session {
         requestBodyReady = 0
         routeIndex = -1
         edgeRelay = false
+        signRoute = -1
         tunnel.webSocket = false
         leg.addressIndex = -1
         responseExtraLength = 0

@@ -31,6 +31,16 @@ extension Session {
             }
             leg.addressIndex = index
             return .ready
+        case .nodeAPI(let node):
+            adoptKey(f, node: node, base)
+            guard let index = worker.upstreams.apiIndex(for: node) else {
+                log.error("bad_node_address", "node \(node.name): api_base_url \(node.apiBaseURL)")
+                respondError(502, "node api address unusable", reusable: true)
+                return .answered
+            }
+            leg.addressIndex = index
+            if router.keyedTargets[f.route]?.signingSecret.isEmpty == false { signRoute = f.route }
+            return .ready
         case .container(let node, let hostPort):
             adoptKey(f, node: node, base)
             guard let index = worker.upstreams.containerIndex(node: node, port: hostPort) else {

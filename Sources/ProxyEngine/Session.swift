@@ -86,6 +86,8 @@ final class Session: Pollable {
     /// The exchange is an edge connection relayed to the center holding its tunnel: once the
     /// upstream connects, a byte tunnel (no request head, no response).
     var edgeRelay = false
+    /// The route whose secret signs this request to a node API (`target: api`); -1: unsigned.
+    var signRoute = -1
 
     /// The tunnel, once the upstream has answered an upgrade with 101 (`exchange.response` is
     /// `.switching` while the 101 is on its way; the tunnel starts when it has been written).

@@ -38,6 +38,8 @@ final class Worker {
     private let routeNames: [String]
     /// Per listener: edge agents may attach here.
     let edgeTunnelListeners: [Bool]
+    /// Signs requests to node APIs (`target: api` routes with a secret).
+    var apiSigner: APISigner
     let directory: TunnelDirectory
     let stats: WorkerStats
     /// Per listener: TLS contexts (refreshed with the certificates), HSTS lines, the record scratch.
@@ -82,6 +84,7 @@ final class Worker {
         h2 = H2Resources(config)
         routeNames = config.routes.routes.map(\.name)
         edgeTunnelListeners = config.listeners.map(\.edgeTunnel)
+        apiSigner = APISigner(maxRequestLine: config.limits.maxRequestLine)
         self.config = config
         self.control = control
         wakeFD = control.wakeFD

@@ -33,3 +33,22 @@ public enum Digest {
         return String(decoding: out, as: UTF8.self)
     }
 }
+
+extension Digest {
+    /// HMAC-SHA-256 of `message` under `key` into `mac` (32 bytes). No allocation: for the
+    /// request path (signing node-API requests, docs/node-api-signature.md).
+    public static func hmacSHA256(key: UnsafeRawBufferPointer, message: UnsafeRawBufferPointer, into mac: UnsafeMutablePointer<UInt8>) {
+        var length: UInt32 = 0
+        let r = HMAC(EVP_sha256(), key.baseAddress, Int32(key.count), message.baseAddress?.assumingMemoryBound(to: UInt8.self),
+                     message.count, mac, &length)
+        precondition(r != nil && length == 32, "HMAC(SHA-256) failed")
+    }
+
+    /// 8 random bytes from OpenSSL's CSPRNG (a nonce prefix).
+    public static func random64() -> UInt64 {
+        var v: UInt64 = 0
+        precondition(withUnsafeMutableBytes(of: &v) { RAND_bytes($0.baseAddress!.assumingMemoryBound(to: UInt8.self), 8) } == 1,
+                     "RAND_bytes failed")
+        return v
+    }
+}

@@ -176,13 +176,24 @@ extension ConfigLoader {
         switch try r.string("target") ?? "node" {
         case "node": kind = .node
         case "placement_port": kind = .placementPort
-        case let other: throw ConfigError(key: "\(path).target", reason: "\"\(other)\" is not node or placement_port")
+        case "api": kind = .api
+        case let other: throw ConfigError(key: "\(path).target", reason: "\"\(other)\" is not node, placement_port or api")
+        }
+        var secret: [UInt8] = []
+        if let file = try r.string("api_secret_file") {
+            guard kind == .api else { throw ConfigError(key: "\(path).api_secret_file", reason: "signs requests to a node API: only with target: api") }
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ConfigError(key: "\(path).api_secret_file", reason: "cannot read \(file)")
+            }
+            let text = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard text.utf8.count >= 16 else { throw ConfigError(key: "\(path).api_secret_file", reason: "\(file): a secret has at least 16 bytes") }
+            secret = Array(text.utf8)
         }
         let cookie = try r.string("set_cookie")
         if let cookie, cookie.isEmpty || cookie.utf8.count > 64 || !cookie.utf8.allSatisfy(isTokenByte) {
             throw ConfigError(key: "\(path).set_cookie", reason: "is not a cookie name (a token of at most 64 bytes)")
         }
-        return KeyedTarget(source: source, pool: pool, kind: kind, setCookie: cookie)
+        return KeyedTarget(source: source, pool: pool, kind: kind, setCookie: cookie, signingSecret: secret)
     }
 
     private static func stringMap(_ node: Node?, key: String) throws(ConfigError) -> [String: String] {

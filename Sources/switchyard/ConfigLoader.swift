@@ -165,7 +165,7 @@ enum ConfigLoader {
         for (i, item) in seq.enumerated() {
             let path = "routes[\(i)]"
             let r = try Mapping(item, path: path, allowed: ["name", "host", "path_prefix", "upstreams", "key", "pool", "target", "set_cookie",
-                                                             "tunnel_idle_timeout", "pods", "edges"])
+                                                             "tunnel_idle_timeout", "pods", "edges", "api_secret_file"])
             let name = try r.string("name") ?? "route\(i)"
             tunnelIdle.append(try r.optionalDuration("tunnel_idle_timeout") ?? 0)
             var host: HostPattern? = nil

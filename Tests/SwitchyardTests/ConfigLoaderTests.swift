@@ -113,6 +113,8 @@ struct ConfigLoaderTests {
         ("listeners: [{address: 127.0.0.1:1}]\nedges: [{id: a, hostnames: ['*.*.test']}]", "edges[0]"),
         ("listeners: [{address: 127.0.0.1:1}]\nedges: [{id: a, hostnames: [a.test]}, {id: b, hostnames: [a.test]}]", "edges[1].hostnames[0]"),
         ("listeners: [{address: 127.0.0.1:1}]\nedges: [{id: a, hostnames: [a.test], token_file: /nonexistent/token}]", "edges[0].token_file"),
+        ("listeners: [{address: 127.0.0.1:1}]\nroutes: [{key: {query: userId}, pool: w, api_secret_file: /etc/passwd}]", "routes[0].api_secret_file"),
+        ("listeners: [{address: 127.0.0.1:1}]\nroutes: [{key: {query: userId}, pool: w, target: api, api_secret_file: /nonexistent/s}]", "routes[0].api_secret_file"),
         ("- just a list", ""),
         ("listeners: [", ""),
     ])

@@ -25,6 +25,7 @@ final class UpstreamPools {
     private var containerPools: [ContainerKey: (node: RegistryNode, pool: Int)] = [:]
     /// Center node -> the pool of its internal address (pod forwarding).
     private var centerPools: [ObjectIdentifier: (node: RegistryNode, pool: Int)] = [:]
+    private var apiPools: [ObjectIdentifier: (node: RegistryNode, pool: Int)] = [:]
     /// Idle connections kept per address, and for how long (ms).
     let idlePerAddress: Int
     let idleTimeout: UInt64
@@ -66,6 +67,11 @@ final class UpstreamPools {
     /// node's URL is not one the gateway can connect to.
     func index(for node: RegistryNode) -> Int? {
         cachedIndex(&nodePools, node) { UpstreamURL($0.previewBaseURL)?.address }
+    }
+
+    /// The pool of a registry node's API address (`api_base_url`), created on first use.
+    func apiIndex(for node: RegistryNode) -> Int? {
+        cachedIndex(&apiPools, node) { UpstreamURL($0.apiBaseURL)?.address }
     }
 
     /// The pool of a center's internal address (`address`, host:port), created on first use.
@@ -115,5 +121,6 @@ final class UpstreamPools {
         nodePools.removeAll()
         containerPools.removeAll()
         centerPools.removeAll()
+        apiPools.removeAll()
     }
 }

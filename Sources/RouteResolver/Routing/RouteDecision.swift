@@ -19,6 +19,8 @@ public struct Forward: Sendable {
         case routeUpstreams
         /// The node's own web entry (`preview_base_url`).
         case node(RegistryNode)
+        /// The node's API (`api_base_url`): an `api` target.
+        case nodeAPI(RegistryNode)
         /// The node's host at the container's host port (a `placement_port` target whose port
         /// is known).
         case container(RegistryNode, hostPort: UInt16)
@@ -65,7 +67,7 @@ public struct Forward: Sendable {
     public var node: RegistryNode? {
         switch destination {
         case .routeUpstreams, .edgeTunnel: return nil
-        case .node(let n), .container(let n, _), .portLookup(let n), .podCenter(let n): return n
+        case .node(let n), .nodeAPI(let n), .container(let n, _), .portLookup(let n), .podCenter(let n): return n
         case .podLocal(let owner): return owner
         }
     }

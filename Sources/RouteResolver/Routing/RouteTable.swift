@@ -90,6 +90,9 @@ public struct KeyedTarget: Sendable, Equatable {
         /// Straight to the user's container: the node's host and the placement's host port
         /// (asked from the node API when not known yet).
         case placementPort
+        /// The node's API (`api_base_url`, :7001), as the API server proxies the workspace API
+        /// today; each request signed with the route's secret when it has one.
+        case api
     }
 
     public let source: KeySource
@@ -99,12 +102,15 @@ public struct KeyedTarget: Sendable, Equatable {
     /// When set, responses carry `Set-Cookie: <name>=<key>; Path=/; HttpOnly; SameSite=Lax`, so
     /// root-path requests (Vite's /@vite/client, /src/...) can find their user by cookie.
     public let setCookie: [UInt8]?
+    /// An `api` target's signing secret (docs/node-api-signature.md); empty: requests go unsigned.
+    public let signingSecret: [UInt8]
 
-    public init(source: KeySource, pool: String, kind: Kind = .node, setCookie: String? = nil) {
+    public init(source: KeySource, pool: String, kind: Kind = .node, setCookie: String? = nil, signingSecret: [UInt8] = []) {
         self.source = source
         self.pool = pool
         self.kind = kind
         self.setCookie = setCookie.map { Array($0.utf8) }
+        self.signingSecret = signingSecret
     }
 }
 

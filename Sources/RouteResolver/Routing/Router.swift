@@ -90,6 +90,7 @@ public final class Router: Sendable {
             let destination: Forward.Destination
             switch target.kind {
             case .node: destination = .node(node)
+            case .api: destination = .nodeAPI(node)
             case .placementPort: destination = hostPort == 0 ? .portLookup(node) : .container(node, hostPort: hostPort)
             }
             return .forward(Forward(route: route, destination: destination, keyStart: start, keyCount: count, placed: created))
