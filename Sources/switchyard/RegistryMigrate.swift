@@ -8,7 +8,7 @@ struct RegistryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "registry",
         abstract: "Work on a registry database directly (no gateway needed).",
-        subcommands: [RegistryMigrate.self])
+        subcommands: [RegistryMigrate.self, RegistryImport.self])
 }
 
 /// `switchyard registry migrate --from sqlite:var/switchyard.db --to postgres://...`: copies every

@@ -155,3 +155,9 @@ extension Atomic where Value == Int64 {
         }
     }
 }
+
+extension NodeRecord {
+    /// Whether the registry would take this record (name, pool, addresses, weight, capacity):
+    /// for tools that build records outside it (`registry import`).
+    public func validate() throws(RegistryError) { try NodeDirectory.validate(self) }
+}
