@@ -1,7 +1,8 @@
 import Foundation
 import RouteResolver
 
-/// `/admin/placements`: list (by pool and node, paged), get one, reassign one.
+/// `/admin/placements`: list (by pool and node, paged), get one, pin one (create it for a key
+/// never seen), reassign one.
 extension AdminAPI {
     func placements(_ r: AdminRequest, _ s: [String]) throws(BadInput) -> AdminResponse {
         let registry = try requireRegistry()
@@ -19,6 +20,18 @@ extension AdminAPI {
                 throw BadInput("no placement for \(s[1]) in \(s[0])", status: 404)
             }
             return .json(200, describe(p))
+        case ("PUT", 2):
+            let body = try JSONBody(r.body, allowed: ["node"])
+            guard let target = try body.string("node", required: true), isName(target) else {
+                throw BadInput("node names are [A-Za-z0-9._-]{1,64}", field: "node")
+            }
+            let created: Bool
+            do { created = try registry.pin(pool: s[0], key: s[1], on: target, now: Self.nowMs()) } catch { throw refusal(error) }
+            let after = registry.placement(pool: s[0], key: s[1]).map(describe)
+            if created {
+                audit.record(who: who(r), client: r.peer, action: "placement.create", target: "\(s[0])/\(s[1])", before: nil, after: after)
+            }
+            return .json(created ? 201 : 200, after ?? [:])
         case ("POST", 3) where s[2] == "reassign":
             let body = try JSONBody(r.body, allowed: ["node"])
             guard let target = try body.string("node", required: true), isName(target) else {

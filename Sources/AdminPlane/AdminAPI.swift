@@ -127,6 +127,8 @@ final class AdminAPI: Sendable {
         case .invalidNode(let why): return BadInput(why)
         case .unknownNode(let name): return BadInput("no node named \(name)", status: 404)
         case .unknownPlacement(let pool, let key): return BadInput("no placement for \(key) in \(pool)", status: 404)
+        case .alreadyPlaced(let pool, let key, let node):
+            return BadInput("\(key) in \(pool) is placed on \(node): reassign moves it", field: "node", status: 409)
         case .invalidKey: return BadInput("keys are [A-Za-z0-9_-]{1,64}", field: "key")
         case .wrongPool(let node, let pool): return BadInput("node \(node) is not in pool \(pool)", field: targetField, status: 409)
         case .unusableTarget(let node): return BadInput("node \(node) is disabled or has no fresh heartbeat", field: targetField, status: 409)

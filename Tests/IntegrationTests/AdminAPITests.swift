@@ -199,6 +199,27 @@ struct AdminAPITests {
         #expect(try a.get("/admin/placements/workspace").status == 404)
     }
 
+    @Test("pin: PUT /admin/placements/{pool}/{key} places a key never seen, the first request goes there; again is a 200, elsewhere a 409")
+    func pin() throws {
+        let scope = try Scope("admin-pin")
+        defer { scope.close() }
+        let w = try scope.startAdminWorld()
+        defer { w.stopPeers() }
+        let a = w.admin
+        let made = try a.call("PUT", "/admin/placements/workspace/pinned-1", #"{"node": "ws-2"}"#)
+        #expect(made.status == 201 && made.json["node"].string == "ws-2", "\(made)")
+        #expect(try w.web.send("GET", "/ws/pinned-1/x").header("X-WS-Upstream") == "ws-2")
+        #expect(try a.call("PUT", "/admin/placements/workspace/pinned-1", #"{"node": "ws-2"}"#).status == 200)
+        let elsewhere = try a.call("PUT", "/admin/placements/workspace/pinned-1", #"{"node": "ws-1"}"#)
+        #expect(elsewhere.status == 409 && elsewhere.json["field"].string == "node", "\(elsewhere)")
+        #expect(try a.call("PUT", "/admin/placements/workspace/pinned-2", #"{"node": "rt-1"}"#).status == 409)
+        #expect(try a.call("PUT", "/admin/placements/workspace/pinned-2", #"{"node": "ghost"}"#).status == 404)
+        #expect(try a.call("PUT", "/admin/placements/workspace/bad%20key", #"{"node": "ws-1"}"#).status == 400)
+        #expect(try a.call("PUT", "/admin/placements/workspace/pinned-2", #"{"nodes": "ws-1"}"#).status == 400)
+        #expect(try a.call("PUT", "/admin/placements/workspace/pinned-2", #"{"node": "ws-1"}"#, auth: .none).status == 401)
+        #expect(w.gw.auditRecords().contains { $0["action"].string == "placement.create" })
+    }
+
     @Test("reassign: moves one user; wrong pool, disabled, full or holding node is a 409, unknown a 404, bad body a 400")
     func reassign() throws {
         let scope = try Scope("admin-reassign")

@@ -132,7 +132,8 @@ struct BrowserH2Tests {
         #expect(socketLines.count == 1, "access lines of the socket: \(socketLines); all: \(access); gateway stderr: \(gw.child.stderr.suffix(2000))")
         if let line = socketLines.first {
             #expect(line.hasSuffix(" proto=h2"), "the WebSocket did not come over HTTP/2: \(line)")
-            #expect(line.contains("\" 101 "), "the socket's tunnel was not logged with 101: \(line); gateway stderr: \(gw.child.stderr.suffix(2000))")
+            // Logged with the 200 the browser saw on its CONNECT stream (RFC 8441 §5), not the upstream's 101.
+            #expect(line.contains("\" 200 "), "the socket's tunnel was not logged with 200: \(line); gateway stderr: \(gw.child.stderr.suffix(2000))")
             #expect(line.contains(" upstream=127.0.0.1:\(socketPort) "), "\(line)")
         }
         let pageLines = access.filter { $0.contains("\"GET /ws/alice/\" ") }

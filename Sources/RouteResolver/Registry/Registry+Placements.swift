@@ -109,4 +109,29 @@ extension Registry {
         case .invalidKey: return .invalidKey
         }
     }
+
+    /// Creates the placement of a key that has none yet, on `node` (an operator or a script
+    /// pinning a user before their first request; `PUT /admin/placements/{pool}/{key}`). The
+    /// store first (insert-if-absent: another instance that placed the key meanwhile wins),
+    /// memory after. False when the key was already on `node` (nothing to do).
+    @discardableResult
+    public func pin(pool: String, key: String, on name: String, now: Int64) throws(RegistryError) -> Bool {
+        var keyText = key
+        guard keyText.withUTF8({ KeyExtractor.isValidKey(UnsafeRawBufferPointer($0)) }) else { throw .invalidKey(key) }
+        let node = control.withLock { $0.node(named: name) }
+        guard let node else { throw .unknownNode(name) }
+        guard node.pool == pool else { throw .wrongPool(node: name, pool: pool) }
+        if let current = placement(pool: pool, key: key) {
+            if current.node == name { return false }
+            throw .alreadyPlaced(pool: pool, key: key, node: current.node)
+        }
+        let record = PlacementRecord(pool: pool, key: key, node: name, hostPort: 0, lastActive: now, createdAt: now, updatedAt: now)
+        if let store {
+            let written: [Bool]
+            do { written = try store.applyNow([.insertPlacement(record)]) } catch { throw .storeFailed("\(error)") }
+            if written.first == false { throw .alreadyPlaced(pool: pool, key: key, node: "(placed by another instance)") }
+        }
+        _ = applyExternal([.insertPlacement(record)])
+        return true
+    }
 }

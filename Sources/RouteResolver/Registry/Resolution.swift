@@ -104,4 +104,6 @@ public enum RegistryError: Error, Sendable, Equatable {
     case unknownEdge(String)
     /// A hostname another edge already serves.
     case hostnameTaken(hostname: String, edge: String)
+    /// The key is placed already, on `node` (pinning does not move it: reassign does).
+    case alreadyPlaced(pool: String, key: String, node: String)
 }
