@@ -13,6 +13,8 @@ extension AdminAPI {
         switch (r.method, s.count, s.first ?? "") {
         case ("POST", 2, "nodes") where s[1] == "heartbeat":
             return try heartbeat(r, registry)
+        case ("POST", 2, "runtime-nodes") where s[1] == "heartbeat":
+            return try runtimeHeartbeat(r)
         case ("PUT", 3, "placements"):
             return try reportPort(r, registry, pool: s[1], key: s[2])
         default:

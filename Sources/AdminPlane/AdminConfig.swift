@@ -16,5 +16,7 @@ public struct AdminConfig: Sendable {
     public var compatNodeEndpoint = true
     /// The pool that endpoint looks users up in.
     public var compatPool = "workspace"
+    /// The pool the seed's runtime-node heartbeats (`/internal/runtime-nodes/heartbeat`) go to.
+    public var runtimePool = "runtime"
     public init() {}
 }

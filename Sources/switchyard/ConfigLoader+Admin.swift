@@ -8,7 +8,7 @@ extension ConfigLoader {
     static func parseAdmin(_ node: Node?, into admin: inout AdminConfig, listeners: [EngineConfig.Listener]) throws(ConfigError) {
         guard let node else { return }
         let a = try Mapping(node, path: "admin", allowed: ["address", "token", "token_file", "allow",
-                                                           "compat_node_endpoint", "compat_pool"])
+                                                           "compat_node_endpoint", "compat_pool", "runtime_pool"])
         if let text = try a.string("address") {
             if text == "off" {
                 admin.address = nil
@@ -42,6 +42,10 @@ extension ConfigLoader {
             }
         }
         admin.compatNodeEndpoint = try a.bool("compat_node_endpoint") ?? admin.compatNodeEndpoint
+        if let pool = try a.string("runtime_pool") {
+            guard isName(pool) else { throw ConfigError(key: "admin.runtime_pool", reason: "pool names are [A-Za-z0-9._-]{1,64}") }
+            admin.runtimePool = pool
+        }
         if let pool = try a.string("compat_pool") {
             guard isName(pool) else { throw ConfigError(key: "admin.compat_pool", reason: "pool names are [A-Za-z0-9._-]{1,64}") }
             admin.compatPool = pool
