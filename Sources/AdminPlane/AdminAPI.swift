@@ -104,6 +104,8 @@ final class AdminAPI: Sendable {
             return try placements(r, Array(s.dropFirst()))
         case (_, _, "edges"):
             return try edges(r, Array(s.dropFirst()))
+        case (_, _, "runtime-nodes"):
+            return try runtimeNodes(r, Array(s.dropFirst()))
         case ("GET", 2, "routes") where s[1] == "explain":
             return try explain(r)
         default:

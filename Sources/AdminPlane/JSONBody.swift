@@ -82,6 +82,16 @@ struct JSONBody {
         return i
     }
 
+    /// A string or an integer as text (the seeds send node ids as numbers, names as strings).
+    func scalarText(_ key: String) throws(BadInput) -> String? {
+        guard let value = present(key) else { return nil }
+        switch value {
+        case .int(let i): return String(i)
+        case .string: return try string(key, maxLength: 64)
+        default: throw BadInput("must be a node id or name", field: path + key)
+        }
+    }
+
     func bool(_ key: String) throws(BadInput) -> Bool? {
         guard let value = present(key) else { return nil }
         guard case .bool(let b) = value else { throw BadInput("must be true or false", field: path + key) }

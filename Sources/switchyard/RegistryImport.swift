@@ -171,7 +171,8 @@ struct RegistryImport: ParsableCommand {
         let enabled = !["0", "false", "f"].contains((row["enabled"] ?? "1").lowercased())
         let weight = Int(row["weight"] ?? "") ?? 100
         let record = NodeRecord(name: name, pool: pool, address: url, previewBaseURL: web, apiBaseURL: row[apiColumn] ?? "",
-                                enabled: enabled, weight: weight, isStatic: staticNodes, createdAt: now, updatedAt: now)
+                                enabled: enabled, weight: weight, labels: ["seed_id": id], isStatic: staticNodes,
+                                createdAt: now, updatedAt: now)
         do { try record.validate() } catch { return .failure(.init(description: "\(error)")) }
         return .success((id, record))
     }

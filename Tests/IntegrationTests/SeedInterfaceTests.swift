@@ -38,4 +38,42 @@ struct SeedInterfaceTests {
         #expect(try w.admin.call("POST", "/internal/runtime-nodes/heartbeat", #"{"nodeName":"rt-11","gatewayBaseUrl":"ftp://x"}"#,
                                  auth: .none, headers: ["X-RT-Node-Token: \(token)"]).status == 400)
     }
+
+    @Test("/admin/runtime-nodes/{list,upsert,set-enabled,placements,reassign,drain} with X-Admin-Token, each from the seed's request")
+    func runtimeAdmin() throws {
+        let scope = try Scope("seed-rt-admin")
+        defer { scope.close() }
+        let w = try scope.startAdminWorld()
+        defer { w.stopPeers() }
+        let a = w.admin
+        let made = try a.call("POST", "/admin/runtime-nodes/upsert",
+                              "{\"name\":\"rt-2\",\"agentBaseUrl\":\"http://127.0.0.1:7006\",\"gatewayBaseUrl\":\"\(w.url(2))\",\"enabled\":true,\"weight\":100}")
+        #expect(made.status == 200 && made.json["gatewayBaseUrl"].string == w.url(2), "\(made)")
+        // Fresh, so it may take users.
+        _ = try a.call("POST", "/internal/runtime-nodes/heartbeat", "{\"nodeName\":\"rt-2\"}", auth: .none,
+                       headers: ["X-RT-Node-Token: \(w.gw.config.runtimeNodeToken)"])
+        let list = try a.get("/admin/runtime-nodes/list")
+        #expect(list.status == 200 && list.json.array.compactMap { $0["name"].string } == ["rt-1", "rt-2"], "\(list)")
+        #expect(list.json.array.last?["healthy"].bool == true, "\(list)")
+
+        for app in ["app-1", "app-2"] {
+            #expect(try a.call("PUT", "/admin/placements/runtime/\(app)", #"{"node": "rt-1"}"#).status == 201)
+        }
+        let placed = try a.get("/admin/runtime-nodes/placements?nodeId=rt-1&offset=0&limit=10")
+        #expect(placed.status == 200 && placed.json["total"].int == 2 && placed.json["items"][0]["appId"].string == "app-1", "\(placed)")
+        let moved = try a.call("POST", "/admin/runtime-nodes/reassign", #"{"appId": "app-1", "targetNodeId": "rt-2"}"#)
+        #expect(moved.status == 200 && moved.json["toNode"].string == "rt-2", "\(moved)")
+        let drained = try a.call("POST", "/admin/runtime-nodes/drain", #"{"sourceNodeId": "rt-1", "targetNodeId": "rt-2", "limit": 10}"#)
+        #expect(drained.status == 200 && drained.json["moved"].int == 1, "\(drained)")
+        #expect(try a.get("/admin/runtime-nodes/placements?nodeId=rt-2").json["total"].int == 2)
+        let off = try a.call("POST", "/admin/runtime-nodes/set-enabled?name=rt-2&enabled=false")
+        #expect(off.status == 200 && off.json["enabled"].bool == false, "\(off)")
+
+        #expect(try a.call("GET", "/admin/runtime-nodes/list", auth: .none).status == 401)
+        #expect(try a.call("POST", "/admin/runtime-nodes/set-enabled?name=rt-2&enabled=maybe").status == 400)
+        #expect(try a.call("POST", "/admin/runtime-nodes/set-enabled?name=ws-1&enabled=true").status == 409)
+        #expect(try a.get("/admin/runtime-nodes/placements?nodeId=ghost").status == 404)
+        #expect(try a.call("POST", "/admin/runtime-nodes/reassign", #"{"appId": "nobody", "targetNodeId": "rt-1"}"#).status == 404)
+        #expect(try a.call("POST", "/admin/runtime-nodes/upsert", #"{"name": "rt-3", "colour": "red"}"#).status == 400)
+    }
 }
