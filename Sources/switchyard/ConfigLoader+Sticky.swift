@@ -35,7 +35,7 @@ extension ConfigLoader {
             }
             let path = "pools.\(name)"
             let p = try Mapping(v, path: path, allowed: ["policy", "labels", "heartbeat_threshold", "heartbeat_write_interval", "on_node_down", "retry_after", "port_lookup",
-                                                        "node_token"])
+                                                        "node_token", "require_api_base_url"])
             let labels = try stringMap(p.value("labels"), key: "\(path).labels")
             var settings = PoolSettings()
             if let policyName = try p.string("policy") {
@@ -63,6 +63,7 @@ extension ConfigLoader {
             case "replace": settings.onNodeDown = .replace
             case let other: throw ConfigError(key: "\(path).on_node_down", reason: "\"\(other)\" is not fail or replace")
             }
+            settings.requireAPIBaseURL = try p.bool("require_api_base_url") ?? false
             config.sticky.pools[name] = settings
             if let token = try p.string("node_token") {
                 guard token.utf8.count >= 16, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {

@@ -76,4 +76,18 @@ struct SeedInterfaceTests {
         #expect(try a.call("POST", "/admin/runtime-nodes/reassign", #"{"appId": "nobody", "targetNodeId": "rt-1"}"#).status == 404)
         #expect(try a.call("POST", "/admin/runtime-nodes/upsert", #"{"name": "rt-3", "colour": "red"}"#).status == 400)
     }
+
+    @Test("require_api_base_url: new keys go only to nodes with both URLs set (the seed's runtime pool rule)")
+    func requireBothURLs() throws {
+        let scope = try Scope("seed-both-urls")
+        defer { scope.close() }
+        let w = try scope.startAdminWorld(workspacePool: "require_api_base_url: true")
+        defer { w.stopPeers() }
+        // ws-1 and ws-2 are declared without an api_base_url: nothing to place on.
+        let none = try w.web.send("GET", "/ws/u1/x")
+        #expect(none.status == 503, "\(none)")
+        let hb = "{\"name\": \"ws-3\", \"pool\": \"workspace\", \"address\": \"\(w.upstream.addresses[0])\", \"preview_base_url\": \"\(w.url(0))\", \"api_base_url\": \"http://127.0.0.1:7001\"}"
+        #expect(try w.admin.call("POST", "/internal/nodes/heartbeat", hb, auth: .node(w.gw.config.nodeToken)).status == 200)
+        for u in 0..<10 { #expect(try w.visit("both-\(u)") == "ws-3") }
+    }
 }

@@ -32,7 +32,8 @@ extension PoolEntry {
         var anyHealthy = false
         var best: Ranked?
         for node in nodes {
-            guard node.id != excluding, node.enabled, node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs) else { continue }
+            guard node.id != excluding, node.enabled, node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs),
+                  !settings.requireAPIBaseURL || !node.apiBaseURL.isEmpty else { continue }
             anyHealthy = true
             let used = node.placementCount
             guard node.capacity == 0 || used < node.capacity else { continue }
@@ -54,7 +55,8 @@ extension PoolEntry {
         for step in 0..<nodes.count {
             let i = (start &+ step) % nodes.count
             let node = nodes[i]
-            guard node.id != excluding, node.enabled, node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs) else { continue }
+            guard node.id != excluding, node.enabled, node.isFresh(now: now, thresholdMs: settings.heartbeatThresholdMs),
+                  !settings.requireAPIBaseURL || !node.apiBaseURL.isEmpty else { continue }
             anyHealthy = true
             guard node.hasRoom() else { continue }
             if advancing { cursor.next.store((i + 1) % nodes.count, ordering: .relaxed) }

@@ -54,6 +54,9 @@ public struct PoolSettings: Sendable, Equatable {
     /// threshold.
     public var heartbeatWriteIntervalMs: Int64
     public var onNodeDown: OnNodeDown
+    /// New keys go only to nodes with an `api_base_url` too (the seed's runtime pool: a node is
+    /// selectable with both its URLs set). Existing placements stay where they are.
+    public var requireAPIBaseURL = false
 
     public init(policy: PlacementPolicy = .rendezvous, heartbeatThresholdMs: Int64 = 60_000,
                 heartbeatWriteIntervalMs: Int64? = nil, onNodeDown: OnNodeDown = .fail(retryAfterSeconds: 30)) {
