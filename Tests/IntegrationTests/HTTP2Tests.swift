@@ -510,6 +510,24 @@ struct HTTP2Tests {
         #expect(gw.child.isRunning, "the gateway died: \(gw.child.stderr.suffix(2000))")
     }
 
+    // MARK: - 11b. Request trailers
+
+    @Test("request trailers (RFC 9110 §6.5): forwarded in the last chunk when the body has no content-length; with one, dropped and logged")
+    func requestTrailers() throws {
+        let scope = try Scope("h2-trailers")
+        defer { scope.close() }
+        let up = try scope.startUpstreams(1)
+        let (gw, l, _) = try start(scope, upstream: up.addresses[0])
+        let chunked = try scope.h2client("trailers", port: l.plain, ["--path", "/echo", "--size", "0", "--header", "x-checksum:abc123"])
+        let echo = JSONValue(data: Data((chunked["body"].string ?? "").utf8))
+        #expect(chunked["status"].int == 200 && echo["body_length"].int == 1000, "\(chunked)")
+        #expect(echo["trailers"][0][0].string?.lowercased() == "x-checksum" && echo["trailers"][0][1].string == "abc123", "\(echo)")
+        let sized = try scope.h2client("trailers", port: l.plain, ["--path", "/echo", "--size", "1", "--header", "x-checksum:abc123"])
+        let echo2 = JSONValue(data: Data((sized["body"].string ?? "").utf8))
+        #expect(sized["status"].int == 200 && echo2["body_length"].int == 1000 && echo2["trailers"][0].isNull, "\(sized)")
+        #expect(eventually(3) { gw.child.stderr.contains("h2_trailer_dropped") }, "\(gw.child.stderr.suffix(1000))")
+    }
+
     // MARK: - 12. WebSocket over HTTP/2
 
     @Test("WebSocket over HTTP/2 (RFC 8441): extended CONNECT gets 200, a masked text frame echoes, close and END_STREAM end it cleanly",

@@ -11,6 +11,26 @@ import IOCore
 /// the fields (RFC 9113 §8.2: lowercase names, no connection-specific fields, valid pseudo-header
 /// set); the session's HTTP/1.1 parser checks everything again, as for any client.
 extension H2Connection {
+    /// A request trailer field. Forwarded in the last chunk when the body goes chunked (the
+    /// client sent no content-length); with a content-length HTTP/1.1 has no place for it, so
+    /// it is dropped and said in the log. Fields that frame, route or hop (RFC 9110 §6.5.1) never
+    /// go on; at most 4 KiB of trailers per request.
+    func trailer(_ s: H2Stream, _ name: UnsafePointer<UInt8>, _ nameLength: Int, _ value: UnsafePointer<UInt8>, _ valueLength: Int) {
+        guard s.refusal == nil, !s.tunnel, nameLength > 0, name[0] != 0x3A else { return }
+        guard s.chunked else {
+            worker.log.error("h2_trailer_dropped", "a request with content-length cannot carry trailers to an HTTP/1.1 upstream")
+            return
+        }
+        guard HeaderKind.classify(name, nameLength) == .other else { return }
+        if s.trailers == nil { s.trailers = buffers.take() }
+        let need = nameLength + valueLength + 4
+        guard s.trailers!.count + need <= 4096 else { return }
+        s.trailers!.append(name, nameLength)
+        s.trailers!.append(": ")
+        s.trailers!.append(value, valueLength)
+        s.trailers!.append("\r\n")
+    }
+
     func header(_ s: H2Stream, _ name: UnsafePointer<UInt8>, _ nameLength: Int, _ value: UnsafePointer<UInt8>, _ valueLength: Int) {
         s.headerListSize += nameLength + valueLength + 32
         if s.headerListSize > worker.h2.setup!.maxHeaderList { s.refuse(431, "request header fields too large") }

@@ -73,8 +73,13 @@ final class H2Setup {
 
     static let onHeader: nghttp2_on_header_callback = { session, frame, name, nameLength, value, valueLength, _, user in
         guard let frame, let name, let value, csh2_frame_type(frame) == UInt8(NGHTTP2_HEADERS.rawValue),
-              csh2_headers_category(frame) == Int32(NGHTTP2_HCAT_REQUEST.rawValue),
-              let s = H2Setup.stream(session, csh2_frame_stream(frame)) else { return 0 }  // trailers: dropped
+              let s = H2Setup.stream(session, csh2_frame_stream(frame)) else { return 0 }
+        if csh2_headers_category(frame) == Int32(NGHTTP2_HCAT_HEADERS.rawValue) {
+            // A trailer section after the request's DATA.
+            H2Setup.connection(user).trailer(s, name, nameLength, value, valueLength)
+            return 0
+        }
+        guard csh2_headers_category(frame) == Int32(NGHTTP2_HCAT_REQUEST.rawValue) else { return 0 }
         let c = H2Setup.connection(user)
         c.header(s, name, nameLength, value, valueLength)
         // Far over the limit (one dynamic-table entry referenced thousands of times): stop

@@ -38,6 +38,8 @@ final class H2Stream {
     var requestEnded = false
     /// `0\r\n\r\n` went to the session.
     var terminatorSent = false
+    /// Request trailer fields (RFC 9110 §6.5) as HTTP/1.1 lines, for the last chunk; nil: none.
+    var trailers: IOBuffer?
     /// DATA bytes received and not yet given back to the flow-control windows.
     var unconsumed = 0
     /// RFC 9113 §6.5.2 size of the header list so far.
@@ -85,6 +87,7 @@ final class H2Stream {
         sawContentLength = false
         requestEnded = false
         terminatorSent = false
+        trailers = nil
         unconsumed = 0
         headerListSize = 0
         tunnel = false
@@ -105,6 +108,7 @@ final class H2Stream {
     func release(_ buffers: BufferPool) {
         if let b = head { buffers.give(b); head = nil }
         if let b = body { buffers.give(b); body = nil }
+        if let b = trailers { buffers.give(b); trailers = nil }
         if let b = out { buffers.give(b); out = nil }
     }
 
@@ -157,6 +161,17 @@ final class H2Stream {
         }
         if requestEnded {
             if chunked && !terminatorSent {
+                if let t = trailers {
+                    // "0" CRLF, the trailer fields, CRLF (RFC 9112 §7.1.2).
+                    guard n >= 5 + t.count else { return .wouldBlock }
+                    p.copyMemory(from: H2Stream.lastChunk.utf8Start, byteCount: 3)
+                    (p + 3).copyMemory(from: t.readPointer, byteCount: t.count)
+                    (p + 3 + t.count).copyMemory(from: H2Stream.lastChunk.utf8Start + 3, byteCount: 2)
+                    terminatorSent = true
+                    connection.buffers.give(t)
+                    trailers = nil
+                    return .bytes(5 + t.count)
+                }
                 guard n >= 5 else { return .wouldBlock }
                 p.copyMemory(from: H2Stream.lastChunk.utf8Start, byteCount: 5)
                 terminatorSent = true

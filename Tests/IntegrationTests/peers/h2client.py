@@ -650,6 +650,25 @@ def scenario_requests(args):
     c.close()
 
 
+def scenario_trailers(args):
+    """POST --path with a body and then a trailer section (--header name:value, repeatable),
+    with or without content-length (--size 0: none); reports the response."""
+    c = Client(args)
+    sid = c.conn.get_next_available_stream_id()
+    c.stream(sid)
+    body = b"x" * 1000
+    headers = [(":method", "POST"), (":scheme", scheme(args)), (":path", args.path), (":authority", authority(args))]
+    if args.size:
+        headers.append(("content-length", str(len(body))))
+    c.conn.send_headers(sid, headers, end_stream=False)
+    c.conn.send_data(sid, body)
+    c.conn.send_headers(sid, [tuple(h.split(":", 1)) for h in args.header], end_stream=True)
+    c.flush()
+    c.wait(lambda: c.done(sid))
+    REPORT.update(c.result(sid))
+    c.close()
+
+
 def scenario_drain(args):
     # Raw frames: the h2 library treats a received GOAWAY as the end of the connection and
     # rejects the frames of streams still running, which is what this scenario is about.
@@ -791,6 +810,7 @@ SCENARIOS = {
     "early-response": scenario_early_response,
     "raw-requests": scenario_raw_requests,
     "made-you-reset": scenario_made_you_reset,
+    "trailers": scenario_trailers,
 }
 
 

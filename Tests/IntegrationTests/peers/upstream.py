@@ -184,10 +184,12 @@ class Handler(socketserver.BaseRequestHandler):
                     raise BadRequest("eof in chunk size")
                 size = int(size_line.split(b";")[0].strip(), 16)
                 if size == 0:
-                    while True:  # trailers
+                    while True:  # trailers (reported by /echo)
                         t = self.read_line()
                         if t is None or t == b"":
                             return
+                        name, _, value = t.decode("latin-1").partition(":")
+                        self.__dict__.setdefault("trailers", []).append([name, value.strip(" \t")])
                 left = size
                 while left > 0:
                     data = self.rfile.read(min(left, BLOCK))
@@ -267,11 +269,12 @@ class Handler(socketserver.BaseRequestHandler):
         """Answers one request; returns False when the connection must end."""
         path = req.path
         if path == "/echo" or path.startswith("/echo/"):
+            self.trailers = []
             size, digest = self.consume_body(req)
             self.send_json({
                 "method": req.method, "target": req.target, "version": req.version,
                 "headers": [[k, v] for k, v in req.headers],
-                "body_length": size, "body_sha256": digest, "port": self.port,
+                "body_length": size, "body_sha256": digest, "port": self.port, "trailers": self.trailers,
             }, close=close)
         elif path == "/upload":
             size, digest = self.consume_body(req)
