@@ -60,6 +60,37 @@ struct EdgeStoreTests {
         #expect(try store.loadEdges() == [Self.edges[0]])
     }
 
+    @Test("a center that starts clears the tunnel claims it left behind (killed while attached), in memory and in the store; other centers' claims stay")
+    func staleClaimsCleared() throws {
+        let dir = try StoreTestDirectory()
+        let a = try SQLiteStore(path: dir.databasePath)
+        var mine = Self.edges[0]
+        mine.tunnelCenter = "center-a"
+        var theirs = Self.edges[1]
+        theirs.tunnelCenter = "center-b"
+        try a.applyNow([.upsertEdge(mine), .upsertEdge(theirs)])
+        a.close()
+        let b = try SQLiteStore(path: dir.databasePath)
+        defer { b.close() }
+        let (nodes, placements) = try b.loadAll()
+        let registry = try Registry(nodes: nodes, placements: placements, pods: [], store: b)
+        registry.loadEdges(try b.loadEdges(), center: "center-a", now: 100)
+        #expect(registry.edge(id: "node1")?.record.tunnelCenter == "")
+        #expect(registry.edge(id: "node2")?.record.tunnelCenter == "center-b")
+        b.flush()
+        #expect(try b.loadEdges().map(\.tunnelCenter) == ["", "center-b"])
+    }
+
+    @Test("a tunnel claim is fresh for 35 s after its last refresh")
+    func claimFreshness() {
+        var e = Self.edges[0]
+        e.tunnelSeenAt = 1_000_000
+        #expect(e.tunnelIsFresh(now: 1_000_000 + EdgeRecord.tunnelStaleMs))
+        #expect(!e.tunnelIsFresh(now: 1_000_001 + EdgeRecord.tunnelStaleMs))
+        e.tunnelCenter = ""
+        #expect(!e.tunnelIsFresh(now: 1_000_000))
+    }
+
     @Test("PostgreSQL: edges round trip field for field; two registries on one database share an edge's writes; the schema is v4")
     func postgres() throws {
         let server = try PostgresServer()

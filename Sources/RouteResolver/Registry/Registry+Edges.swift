@@ -90,12 +90,14 @@ extension Registry {
     /// A tunnel this process was holding when it stopped is gone: its `tunnel_center` is cleared.
     public func loadEdges(_ records: [EdgeRecord], center: String, now: Int64) {
         for var r in records {
-            if r.tunnelCenter == center {
+            let stale = r.tunnelCenter == center
+            if stale {
                 r.tunnelCenter = ""
                 r.updatedAt = now
-                store?.enqueue(.upsertEdge(r))
             }
             _ = applyEdge(r, unlessNewerThan: .max)
+            // After the apply: a queued write counts as newer than any read, and would defer it.
+            if stale { store?.enqueue(.upsertEdge(r)) }
         }
     }
 
