@@ -17,10 +17,9 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
 
     /// Parses a numeric "a.b.c.d:port" or "[v6]:port"; hostnames are resolved by the caller at
     /// config load (never on the event loop).
-    public init?(_ text: String) {
-        self.text = text
-        storage = sockaddr_storage()
-        var host: Substring
+    /// Splits "host:port" or "[v6]:port" (decimal port, 0 allowed); nil when malformed.
+    public static func splitHostPort(_ text: String) -> (host: Substring, port: UInt16)? {
+        let host: Substring
         let portText: Substring
         if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]"),
@@ -35,6 +34,15 @@ public struct SocketAddress: Sendable, Equatable, CustomStringConvertible {
         }
         guard !portText.isEmpty, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
               let port = UInt16(portText) else { return nil }
+        return (host, port)
+    }
+
+    public init?(_ text: String) {
+        self.text = text
+        storage = sockaddr_storage()
+        guard let split = Self.splitHostPort(text) else { return nil }
+        var host = split.host
+        let port = split.port
         if host == "localhost" { host = "127.0.0.1" }
         var a4 = in_addr()
         var a6 = in6_addr()

@@ -8,16 +8,19 @@ import TLSTerminator
 /// is not covered (it streams). Per worker: a scratch for the message and a nonce counter;
 /// nothing is allocated per request.
 struct APISigner: ~Copyable {
+    /// One allocation for the worker's lifetime: the message, then fixed places for the nonce
+    /// (32 hex digits), the timestamp (up to 20 digits), the MAC (32 bytes) and its hex (64).
     private let scratch: UnsafeMutablePointer<UInt8>
-    private let capacity: Int
+    private let messageCapacity: Int
     private let noncePrefix: UInt64
     private var counter: UInt64 = 0
-    /// The fields' size: 3 names, a 10-digit timestamp, 32 + 64 hex digits, "v1=", CRLFs.
+    /// The fields' size: 3 names, a timestamp, 32 + 64 hex digits, "v1=", CRLFs.
     static let overhead = 200
+    private static let tail = 32 + 20 + 32 + 64
 
     init(maxRequestLine: Int) {
-        capacity = maxRequestLine + 64
-        scratch = .allocate(capacity: capacity)
+        messageCapacity = maxRequestLine + 64
+        scratch = .allocate(capacity: messageCapacity + Self.tail)
         noncePrefix = Digest.random64()
     }
 
@@ -35,62 +38,45 @@ struct APISigner: ~Copyable {
         while eol < n && p[eol] != 0x0D { eol += 1 }
         var sp2 = eol
         while sp2 > sp1 && p[sp2] != 0x20 { sp2 -= 1 }
-        guard sp1 < sp2, sp2 + 96 <= capacity else { return }
+        guard sp1 < sp2, sp2 + 96 <= messageCapacity else { return }
         counter &+= 1
-        var nonce: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                    UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
-            = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var ts: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                 UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var mac: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                  UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8)
-            = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        withUnsafeMutableBytes(of: &nonce) { nb in
-            withUnsafeMutableBytes(of: &ts) { tb in
-                withUnsafeMutableBytes(of: &mac) { mb in
-                    let nonceP = nb.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                    IOBuffer.storeHex8(UInt32(truncatingIfNeeded: noncePrefix >> 32), nonceP)
-                    IOBuffer.storeHex8(UInt32(truncatingIfNeeded: noncePrefix), nonceP + 8)
-                    IOBuffer.storeHex8(UInt32(truncatingIfNeeded: counter >> 32), nonceP + 16)
-                    IOBuffer.storeHex8(UInt32(truncatingIfNeeded: counter), nonceP + 24)
-                    let tsP = tb.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                    let tsCount = Self.decimal(max(0, nowSeconds), into: tsP)
-                    // The message: "v1\n" method "\n" target "\n" timestamp "\n" nonce.
-                    var m = 0
-                    func put(_ src: UnsafePointer<UInt8>, _ k: Int) {
-                        (scratch + m).update(from: src, count: k)
-                        m += k
-                    }
-                    func byte(_ b: UInt8) { scratch[m] = b; m += 1 }
-                    byte(0x76); byte(0x31); byte(0x0A)
-                    put(p, sp1); byte(0x0A)
-                    put(p + sp1 + 1, sp2 - sp1 - 1); byte(0x0A)
-                    put(tsP, tsCount); byte(0x0A)
-                    put(nonceP, 32)
-                    let macP = mb.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                    secret.withUnsafeBytes { key in
-                        Digest.hmacSHA256(key: key, message: UnsafeRawBufferPointer(start: scratch, count: m), into: macP)
-                    }
-                    // Before the head's final CRLF.
-                    head.end -= 2
-                    head.append("X-Switchyard-Timestamp: ")
-                    head.append(tsP, tsCount)
-                    head.append("\r\nX-Switchyard-Nonce: ")
-                    head.append(nonceP, 32)
-                    head.append("\r\nX-Switchyard-Signature: v1=")
-                    var hex: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-                    withUnsafeMutableBytes(of: &hex) { hb in
-                        let hp = hb.baseAddress!.assumingMemoryBound(to: UInt8.self)
-                        for i in 0..<8 {
-                            let w = UInt32(macP[4 * i]) << 24 | UInt32(macP[4 * i + 1]) << 16 | UInt32(macP[4 * i + 2]) << 8 | UInt32(macP[4 * i + 3])
-                            IOBuffer.storeHex8(w, hp + 8 * i)
-                        }
-                        head.append(hp, 64)
-                    }
-                    head.append("\r\n\r\n")
-                }
-            }
+        let nonce = scratch + messageCapacity
+        let ts = nonce + 32
+        let mac = ts + 20
+        let hex = mac + 32
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: noncePrefix >> 32), nonce)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: noncePrefix), nonce + 8)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: counter >> 32), nonce + 16)
+        IOBuffer.storeHex8(UInt32(truncatingIfNeeded: counter), nonce + 24)
+        let tsCount = Self.decimal(max(0, nowSeconds), into: ts)
+        // The message: "v1\n" method "\n" target "\n" timestamp "\n" nonce.
+        var m = 0
+        func put(_ src: UnsafePointer<UInt8>, _ k: Int) {
+            (scratch + m).update(from: src, count: k)
+            m += k
         }
+        func newline() { scratch[m] = 0x0A; m += 1 }
+        scratch[0] = 0x76; scratch[1] = 0x31; m = 2; newline()
+        put(p, sp1); newline()
+        put(p + sp1 + 1, sp2 - sp1 - 1); newline()
+        put(ts, tsCount); newline()
+        put(nonce, 32)
+        secret.withUnsafeBytes { key in
+            Digest.hmacSHA256(key: key, message: UnsafeRawBufferPointer(start: scratch, count: m), into: mac)
+        }
+        for i in 0..<8 {
+            let w = UInt32(mac[4 * i]) << 24 | UInt32(mac[4 * i + 1]) << 16 | UInt32(mac[4 * i + 2]) << 8 | UInt32(mac[4 * i + 3])
+            IOBuffer.storeHex8(w, hex + 8 * i)
+        }
+        // Before the head's final CRLF.
+        head.end -= 2
+        head.append("X-Switchyard-Timestamp: ")
+        head.append(ts, tsCount)
+        head.append("\r\nX-Switchyard-Nonce: ")
+        head.append(nonce, 32)
+        head.append("\r\nX-Switchyard-Signature: v1=")
+        head.append(hex, 64)
+        head.append("\r\n\r\n")
     }
 
     /// `v` in decimal at `p` (at most 20 digits); returns the digit count.

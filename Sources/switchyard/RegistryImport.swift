@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import IOCore
 import RegistryStore
 import RouteResolver
 
@@ -165,8 +166,8 @@ struct RegistryImport: ParsableCommand {
         guard let id = row["id"], !id.isEmpty else { return .failure(.init(description: "no id")) }
         guard let name = row["name"], !name.isEmpty else { return .failure(.init(description: "no name")) }
         let (webColumn, apiColumn) = table == .workspaceNode ? ("nginx_base_url", "api_base_url") : ("gateway_base_url", "agent_base_url")
-        guard let web = row[webColumn], let url = UpstreamURLText.parse(web) else {
-            return .failure(.init(description: "\(webColumn) \(row[webColumn] ?? "(none)") is not http://host[:port]"))
+        guard let web = row[webColumn], let url = UpstreamURL(web)?.address.text else {
+            return .failure(.init(description: "\(webColumn) \(row[webColumn] ?? "(none)") is not http://<numeric host>[:port]"))
         }
         let enabled = !["0", "false", "f"].contains((row["enabled"] ?? "1").lowercased())
         let weight = Int(row["weight"] ?? "") ?? 100
@@ -198,17 +199,6 @@ struct RegistryImport: ParsableCommand {
             }
             return row
         }
-    }
-}
-
-/// `http://host[:port]` as the registry's `address` (host:port, port 80 when absent).
-enum UpstreamURLText {
-    static func parse(_ text: String) -> String? {
-        guard text.hasPrefix("http://") else { return nil }
-        var rest = text.dropFirst(7)
-        if rest.hasSuffix("/") { rest = rest.dropLast() }
-        guard !rest.isEmpty, !rest.contains("/") else { return nil }
-        return rest.contains(":") ? String(rest) : rest + ":80"
     }
 }
 

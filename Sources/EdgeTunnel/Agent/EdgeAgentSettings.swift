@@ -42,24 +42,11 @@ public struct EdgeAgentSettings: Sendable {
         clusterHost.contains(":") ? "[\(clusterHost)]:\(clusterPort)" : "\(clusterHost):\(clusterPort)"
     }
 
-    /// Splits "host:port" or "[v6]:port" (host non-empty, port 1...65535); nil when malformed.
+    /// Splits "host:port" or "[v6]:port" (a host name allowed: resolved at each dial; port
+    /// 1...65535); nil when malformed.
     public static func splitHostPort(_ text: String) -> (host: String, port: UInt16)? {
-        let host: Substring
-        let portText: Substring
-        if text.hasPrefix("[") {
-            guard let close = text.firstIndex(of: "]"), text.index(after: close) < text.endIndex,
-                  text[text.index(after: close)] == ":" else { return nil }
-            host = text[text.index(after: text.startIndex)..<close]
-            portText = text[text.index(close, offsetBy: 2)...]
-        } else {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            host = text[..<colon]
-            portText = text[text.index(after: colon)...]
-            if host.contains(":") { return nil }
-        }
-        guard !host.isEmpty, !portText.isEmpty, portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }),
-              let port = UInt16(portText), port > 0 else { return nil }
-        if host.contains(where: { $0 == " " || $0 == "/" }) { return nil }
+        guard let (host, port) = SocketAddress.splitHostPort(text), !host.isEmpty, port > 0,
+              !host.contains(where: { $0 == " " || $0 == "/" }) else { return nil }
         return (String(host), port)
     }
 }

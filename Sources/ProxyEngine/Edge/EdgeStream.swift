@@ -63,32 +63,6 @@ final class EdgeStream {
 
     // MARK: the link's side
 
-    /// Agent bytes into `p` (at most `n`); `.eof` once the agent ended its side and all was read.
-    func read(_ p: UnsafeMutableRawPointer, _ n: Int) -> IOResult {
-        if let b = inbound, b.count > 0 {
-            let k = min(n, b.count)
-            p.copyMemory(from: b.readPointer, byteCount: k)
-            inbound!.consume(k)
-            if inbound!.isEmpty, let t = tunnel { t.buffers.give(inbound!); inbound = nil }
-            tunnel?.consumed(self, k)
-            return .bytes(k)
-        }
-        if inboundEnded || closed { return .eof }
-        return .wouldBlock
-    }
-
-    /// Client bytes towards the agent; `.wouldBlock` when `outbound` is full.
-    func write(_ p: UnsafeRawPointer, _ n: Int) -> IOResult {
-        guard let t = tunnel, !closed else { return .bytes(n) }  // reset: nothing more goes out
-        if outbound == nil { outbound = t.buffers.takeLarge() }
-        if outbound!.writableCount < n && outbound!.start > 0 { outbound!.compact() }
-        let k = min(n, outbound!.writableCount)
-        guard k > 0 else { return .wouldBlock }
-        outbound!.append(p, k)
-        t.resume(self)
-        return .bytes(k)
-    }
-
     /// The client's FIN: END_STREAM after what is queued.
     func finishOutput() {
         guard !outboundEnded else { return }
